@@ -4,6 +4,8 @@
 CLAB_VERSION ?= 0.69.3
 CLAB_MODULE := github.com/srl-labs/containerlab
 CLAB_BIN := $(CURDIR)/bin/containerlab
+# Every containerlab command otherwise sends a HEAD to github.com/srl-labs/containerlab/releases/latest.
+export CLAB_VERSION_CHECK := disable
 
 .PHONY: docker-up docker-down image containerlab
 

@@ -1,0 +1,44 @@
+# clabgen developer targets. `make test` works on a bare machine (it installs what it needs).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LAB ?= ipip
+RUNTIME ?= netns
+LABS := $(wildcard labs/*/intent.yml)
+ORACLES ?= ../shared/oracles
+# Debian packages the tests use (ping, captures, throughput, kernel-tunnel peer, docker).
+DEB_PKGS ?= iproute2 iputils-ping tcpdump iperf3 user-mode-linux debootstrap docker.io
+
+.PHONY: install deps test render check lint bench deploy verify destroy demo clean
+
+$(BIN)/clabgen: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/clabgen
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+test: install deps
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+render: install
+	@for f in $(LABS); do $(BIN)/clabgen render $$f || exit 1; done
+
+check: install
+	@for f in $(LABS); do $(BIN)/clabgen render $$f --check || exit 1; done
+	$(BIN)/python -m compileall -q src
+
+bench: install deps
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+-include mk/*.mk

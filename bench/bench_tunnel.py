@@ -1,0 +1,109 @@
+"""Userspace ipip tunnel vs plain kernel forwarding: bulk TCP and ping RTT, s1 -> s2.
+
+Same lab shape both times (s1 -- gw1 == underlay == gw2 -- s2, veths with MTU 9500, in
+namespaces this run creates and removes); only gw1/gw2's routes differ. Bounded 5 s iperf3 runs,
+traffic only between lab namespace addresses. `python bench/bench_tunnel.py` prints the JSON.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from clabgen import dataplane  # noqa: E402
+from clabgen.dataplane.nsenter import entered  # noqa: E402
+
+
+def _load_lab() -> Any:
+    spec = importlib.util.spec_from_file_location("clabgen_testlab", ROOT / "tests" / "dataplane" / "lab.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+L = _load_lab()
+SECONDS = 5
+
+
+def _tcp_counters(ns: str) -> dict[str, int]:
+    with entered(ns):
+        lines = [line.split() for line in Path("/proc/thread-self/net/snmp").read_text().splitlines()
+                 if line.startswith("Tcp:")]
+    return {k: int(v) for k, v in zip(lines[0][1:], lines[1][1:]) if v.lstrip("-").isdigit()}
+
+
+def _wait_listening(lab: Any, port: int) -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with entered(lab.ns("s2")), socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex((L.S2, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("iperf3 server did not come up")
+
+
+def iperf(lab: Any, seconds: int = SECONDS) -> dict[str, Any]:
+    """One bulk TCP run s1 -> s2; segments and retransmits from s1's own TCP counters."""
+    server = lab.popen("s2", ["iperf3", "-s", "-1", "-B", L.S2, "-p", "5201"])
+    try:
+        time.sleep(0.1)  # iperf3 binds quickly; a connect probe would count as its one test
+        before = _tcp_counters(lab.ns("s1"))
+        proc = lab.run("s1", ["iperf3", "-c", L.S2, "-p", "5201", "-t", str(seconds), "-J"], timeout=seconds + 20)
+        after = _tcp_counters(lab.ns("s1"))
+    finally:
+        server.kill()
+        server.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"iperf3 failed: {proc.stdout[-500:]} {proc.stderr[-500:]}")
+    end = json.loads(proc.stdout)["end"]
+    segs = after["OutSegs"] - before["OutSegs"]
+    retrans = after["RetransSegs"] - before["RetransSegs"]
+    return {"gbit_s": round(end["sum_received"]["bits_per_second"] / 1e9, 3),
+            "retransmits": end["sum_sent"].get("retransmits", retrans), "segments": segs,
+            "retrans_pct": round(100.0 * retrans / max(segs, 1), 4)}
+
+
+def rtt(lab: Any, count: int = 20) -> float:
+    """Average ping RTT s1 -> s2 in ms."""
+    out = lab.run("s1", ["ping", "-n", "-q", "-c", str(count), "-i", "0.05", "-W", "2", L.S2]).stdout
+    return float(out.rsplit("=", 1)[1].split("/")[1])
+
+
+def run(impls: tuple[str, ...] = ("c", "python")) -> dict[str, Any]:
+    """Plain forwarding first, then the userspace ipip tunnel once per implementation."""
+    lab = L.build()
+    state = Path(tempfile.mkdtemp(prefix="clabgen-bench-"))
+    result: dict[str, Any] = {"seconds": SECONDS, "mtu": L.MTU}
+    try:
+        L.route_lans(lab, via_tunnel=False)
+        result["plain"] = {**iperf(lab), "rtt_ms": rtt(lab)}
+        for impl in impls:
+            dataplane.start(lab.tunnel_spec("ipip"), state / impl, impl=impl)
+            try:
+                L.route_lans(lab, via_tunnel=True)
+                result[f"ipip_{impl}"] = {**iperf(lab), "rtt_ms": rtt(lab)}
+            finally:
+                dataplane.stop(state / impl)
+    finally:
+        L.destroy(lab)
+    best = max((k for k in result if k.startswith("ipip_")), key=lambda k: result[k]["gbit_s"], default=None)
+    if best:
+        result["ratio"] = round(result[best]["gbit_s"] / result["plain"]["gbit_s"], 3)
+        result["best"] = best
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))

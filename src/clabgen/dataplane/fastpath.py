@@ -1,0 +1,62 @@
+"""The C fast path: compiled once per source version into a cache dir, loaded with ctypes.
+
+Pure Python tops out well below the throughput target (see bench/bench_tunnel.py); the same loops
+in C, batched with recvmmsg/sendmmsg, do not hold the GIL at all. Without a compiler we fall
+back to pyloop.py and say so in the log.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("fastpath.c")
+
+
+class CCounters(ctypes.Structure):
+    """struct dp_counters; error is the errno that ended the loop, 0 after a clean stop."""
+
+    _fields_ = [("packets", ctypes.c_uint64), ("bytes", ctypes.c_uint64),
+                ("dropped", ctypes.c_uint64), ("error", ctypes.c_uint64)]
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(os.environ.get("CLABGEN_CACHE_DIR", Path(base) / "clabgen"))
+
+
+def build() -> Path:
+    """Path of the shared object for this fastpath.c, compiling it if no cached copy exists."""
+    source = SOURCE.read_bytes()
+    target = cache_dir() / f"fastpath-{hashlib.sha256(source).hexdigest()[:16]}.so"
+    if target.exists():
+        return target
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise FileNotFoundError("no C compiler (gcc/cc) on PATH")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        out = Path(tmp) / target.name
+        proc = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-Wall", "-o", str(out), str(SOURCE)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cc} failed: {proc.stderr.strip()[-2000:]}")
+        os.replace(out, target)  # atomic: a concurrent build just wins or loses the race
+    return target
+
+
+def load() -> ctypes.CDLL:
+    """The compiled library with argument types declared (a CDLL call releases the GIL)."""
+    lib = ctypes.CDLL(str(build()))
+    ptr = ctypes.POINTER
+    lib.dp_encap.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_int,
+                             ptr(ctypes.c_int), ptr(CCounters)]
+    lib.dp_decap.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                             ptr(ctypes.c_int), ptr(CCounters)]
+    lib.dp_encap.restype = lib.dp_decap.restype = ctypes.c_int
+    return lib

@@ -1,0 +1,56 @@
+"""Every netlink call the dataplane makes, in the namespace the calling thread is in."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+
+def configure_tun(ifname: str, address: str, mtu: int, txqlen: int) -> None:
+    """Give a fresh TUN link the tunnel's address and MTU and bring it up, as `ip tunnel` would."""
+    iface = ipaddress.IPv4Interface(address)
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise RuntimeError(f"{ifname}: TUN link vanished before it could be configured")
+        index = found[0]
+        ipr.link("set", index=index, mtu=mtu, txqlen=txqlen)
+        ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        ipr.link("set", index=index, state="up")
+
+
+def delete_link(ifname: str) -> bool:
+    """Remove a link if it is there; False when it was already gone."""
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            return False
+        try:
+            ipr.link("del", index=found[0])
+        except NetlinkError as exc:
+            if exc.code != errno.ENODEV:
+                raise
+            return False
+        return True
+
+
+def link_exists(ifname: str) -> bool:
+    with IPRoute() as ipr:
+        return bool(ipr.link_lookup(ifname=ifname))
+
+
+def try_tunnel_link(mode: str) -> bool:
+    """Ask the kernel for an ipip/gre link; it loads the module itself if it has one."""
+    with IPRoute() as ipr:
+        try:
+            # Endpoints keep it from clashing with the fallback device (tunl0/gre0) -> EEXIST.
+            prefix = "gre" if mode == "gre" else "ipip"
+            ends = {f"{prefix}_local": "192.0.2.1", f"{prefix}_remote": "192.0.2.2"}
+            ipr.link("add", ifname="clabgenprobe0", kind=mode, **ends)
+        except NetlinkError:
+            return False
+        ipr.link("del", index=ipr.link_lookup(ifname="clabgenprobe0")[0])
+        return True

@@ -1,0 +1,29 @@
+"""Does this kernel do ipip/gre? Ask it, in a namespace of our own, rather than guess from modules."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from pyroute2 import netns
+
+from . import links
+from .nsenter import NETNS_RUN_DIR, entered
+
+
+@functools.cache
+def kernel_supports(mode: str) -> bool:
+    """True if `ip link add type <mode>` works here; tried in a throwaway namespace, once per process."""
+    if mode not in ("ipip", "gre"):
+        raise ValueError(f"unknown tunnel mode {mode!r}; valid: ['gre', 'ipip']")
+    name = f"clabgen-probe-{os.getpid()}"
+    netns.create(name)
+    try:
+        with entered(name):
+            return links.try_tunnel_link(mode)
+    except OSError:
+        return False
+    finally:
+        netns.remove(name)
+        if (NETNS_RUN_DIR / name).exists():  # pyroute2 failed quietly
+            os.unlink(NETNS_RUN_DIR / name)

@@ -1,0 +1,277 @@
+"""Read an intent file into a validated model.Lab, reporting every problem with file:line:col."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from . import checks
+from .errors import Problems, Where
+from .model import Defaults, Gateway, Lab, Routing, Server, Site, Tunnel, Underlay
+from .yamlpos import Y, load
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+NAME_MAX = 30
+IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+T = TypeVar("T")
+
+
+class Reader:
+    """Typed accessors over a positioned YAML tree that record problems instead of raising."""
+
+    def __init__(self, problems: Problems) -> None:
+        self.problems = problems
+
+    def mapping(self, y: Y, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, Y] | None:
+        if not y.is_map:
+            self.problems.add(y.where, f"expected a mapping, got {_kind(y.value)}")
+            return None
+        for key, kw in y.keys.items():
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
+                self.problems.add(kw, f"unknown key {key!r}", hint)
+        for key in required:
+            if key not in y.value:
+                self.problems.add(y.where.at(_join(y.where.field, key)), f"missing required key {key!r}")
+        return {k: v for k, v in y.value.items() if k in allowed}
+
+    def seq(self, y: Y) -> list[Y]:
+        if not y.is_seq:
+            self.problems.add(y.where, f"expected a list, got {_kind(y.value)}")
+            return []
+        return y.value
+
+    def string(self, y: Y) -> str | None:
+        if not isinstance(y.value, str) or isinstance(y.value, bool):
+            self.problems.add(y.where, f"expected a string, got {_kind(y.value)}")
+            return None
+        return y.value
+
+    def name(self, y: Y) -> str | None:
+        s = self.string(y)
+        if s is None:
+            return None
+        if not NAME_RE.match(s) or len(s) > NAME_MAX:
+            self.problems.add(y.where, f"{s!r} is not a safe name",
+                              f"use 1-{NAME_MAX} characters of [a-z0-9-], starting with a letter or digit")
+            return None
+        return s
+
+    def image(self, y: Y) -> str | None:
+        s = self.string(y)
+        if s is not None and (not IMAGE_RE.match(s) or len(s) > 200):
+            self.problems.add(y.where, f"{s!r} is not a valid container image reference")
+            return None
+        return s
+
+    def integer(self, y: Y, lo: int, hi: int) -> int | None:
+        if not isinstance(y.value, int) or isinstance(y.value, bool):
+            self.problems.add(y.where, f"expected an integer, got {_kind(y.value)}")
+            return None
+        if not lo <= y.value <= hi:
+            self.problems.add(y.where, f"{y.value} is out of range {lo}..{hi}")
+            return None
+        return int(y.value)
+
+    def prefix(self, y: Y) -> IPv4Network | None:
+        s = self.string(y)
+        if s is None:
+            return None
+        if "/" not in s:
+            self.problems.add(y.where, f"{s!r} is not an IPv4 prefix", "write it as a.b.c.d/len, e.g. 10.1.5.0/24")
+            return None
+        try:
+            net = IPv4Network(s, strict=False)
+        except (AddressValueError, NetmaskValueError, ValueError):
+            self.problems.add(y.where, f"{s!r} is not an IPv4 prefix")
+            return None
+        if net.network_address != IPv4Address(s.split("/")[0]):
+            self.problems.add(y.where, f"{s!r} has host bits set", f"did you mean {net}?")
+            return None
+        if net.prefixlen > 30:
+            self.problems.add(y.where, f"{s!r} is too small: a /{net.prefixlen} has no room for two hosts")
+            return None
+        return net
+
+    def address(self, y: Y) -> IPv4Address | None:
+        s = self.string(y)
+        if s is None:
+            return None
+        try:
+            return IPv4Address(s)
+        except (AddressValueError, ValueError):
+            hint = "write the address without a prefix length" if "/" in s else ""
+            self.problems.add(y.where, f"{s!r} is not an IPv4 address", hint)
+            return None
+
+    def one_of(self, y: Y, choices: tuple[str, ...], what: str) -> str | None:
+        s = self.string(y)
+        if s is None:
+            return None
+        if s not in choices:
+            close = difflib.get_close_matches(s, choices, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"supported: {', '.join(choices)}"
+            self.problems.add(y.where, f"unsupported {what} {s!r}", hint)
+            return None
+        return s
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _pos(m: dict[str, Y]) -> dict[str, Where]:
+    return {k: v.where for k, v in m.items()}
+
+
+def _opt(m: dict[str, Y], key: str, fn: Callable[[Y], T | None], default: T) -> T:
+    if key not in m:
+        return default
+    value = fn(m[key])
+    return default if value is None else value
+
+
+def read_lab(path: Path, display: str | None = None) -> Lab:
+    """Load, type-check and cross-check one intent file; raise ClabgenError listing every problem."""
+    tree = load(path, display)
+    problems = Problems()
+    r = Reader(problems)
+    top = r.mapping(tree, ("name", "description", "defaults", "underlay", "sites", "tunnels", "routing"),
+                    ("name", "underlay", "sites"))
+    assert top is not None  # yamlpos.load guarantees a mapping
+    name = _opt(top, "name", r.name, "")
+    if "description" in top:
+        r.string(top["description"])
+    from . import platforms
+    gw_platforms = platforms.gateway_platforms()
+    defaults = _defaults(r, top.get("defaults"), tree.where, gw_platforms)
+    underlay = _underlay(r, top.get("underlay"), tree.where)
+    site_items = r.seq(top["sites"]) if "sites" in top else []
+    sites = tuple(s for s in (_site(r, y, gw_platforms) for y in site_items) if s)
+    if "sites" in top and top["sites"].is_seq and not top["sites"].value:
+        problems.add(top["sites"].where, "at least one site is required")
+    tunnels: tuple[Tunnel, ...] = ()
+    if "tunnels" in top:
+        tunnels = tuple(t for t in (_tunnel(r, y) for y in r.seq(top["tunnels"])) if t)
+    routing = _routing(r, top.get("routing"), tree.where)
+    problems.raise_if_any()
+    lab = Lab(tree.where, _pos(top), name=name, source=path, defaults=defaults, underlay=underlay,
+              sites=sites, tunnels=tunnels, routing=routing)
+    checks.check_lab(lab, problems)
+    problems.raise_if_any()
+    return lab
+
+
+def _defaults(r: Reader, y: Y | None, root: Where, gw_platforms: tuple[str, ...]) -> Defaults:
+    if y is None:
+        return Defaults(root.at("defaults"))
+    m = r.mapping(y, ("gateway", "server")) or {}
+    platform, gimage, simage = "vyos-1.2", None, "clabgen/node:latest"
+    pos: dict[str, Where] = {}
+    if "gateway" in m:
+        g = r.mapping(m["gateway"], ("platform", "image")) or {}
+        platform = _opt(g, "platform", lambda v: r.one_of(v, gw_platforms, "platform"), platform)
+        gimage = _opt(g, "image", r.image, None)
+        pos.update({f"gateway.{k}": v.where for k, v in g.items()})
+    if "server" in m:
+        s = r.mapping(m["server"], ("image",)) or {}
+        simage = _opt(s, "image", r.image, simage)
+        pos.update({f"server.{k}": v.where for k, v in s.items()})
+    return Defaults(y.where, pos, gateway_platform=platform, gateway_image=gimage, server_image=simage)
+
+
+def _underlay(r: Reader, y: Y | None, root: Where) -> Underlay:
+    if y is None:
+        return Underlay(root.at("underlay"))
+    m = r.mapping(y, ("subnet", "mtu", "first_host"), ("subnet",)) or {}
+    return Underlay(y.where, _pos(m),
+                    subnet=_opt(m, "subnet", r.prefix, IPv4Network("0.0.0.0/32")),
+                    mtu=_opt(m, "mtu", lambda v: r.integer(v, 1280, 65535), 9500),
+                    first_host=_opt(m, "first_host", lambda v: r.integer(v, 1, 65534), 10))
+
+
+def _site(r: Reader, y: Y, gw_platforms: tuple[str, ...]) -> Site | None:
+    m = r.mapping(y, ("name", "lan", "gateway", "servers"), ("name", "lan", "gateway"))
+    if m is None:
+        return None
+    gateway = _gateway(r, m["gateway"], gw_platforms) if "gateway" in m else None
+    servers: list[Server] = []
+    if "servers" in m:
+        servers = [s for s in (_server(r, v) for v in r.seq(m["servers"])) if s]
+    return Site(y.where, _pos(m), name=_opt(m, "name", r.name, ""),
+                lan=_opt(m, "lan", r.prefix, IPv4Network("0.0.0.0/32")),
+                gateway=gateway or Gateway(y.where), servers=tuple(servers))
+
+
+def _gateway(r: Reader, y: Y, gw_platforms: tuple[str, ...]) -> Gateway | None:
+    if isinstance(y.value, str):
+        name = r.name(y)
+        return Gateway(y.where, {"name": y.where}, name=name) if name else None
+    m = r.mapping(y, ("name", "platform", "image", "address", "underlay_address"), ("name",))
+    if m is None:
+        return None
+    return Gateway(y.where, _pos(m), name=_opt(m, "name", r.name, ""),
+                   platform=_opt(m, "platform", lambda v: r.one_of(v, gw_platforms, "platform"), None),
+                   image=_opt(m, "image", r.image, None),
+                   address=_opt(m, "address", r.address, None),
+                   underlay_address=_opt(m, "underlay_address", r.address, None))
+
+
+def _server(r: Reader, y: Y) -> Server | None:
+    if isinstance(y.value, str):
+        name = r.name(y)
+        return Server(y.where, {"name": y.where}, name=name) if name else None
+    m = r.mapping(y, ("name", "address", "image"), ("name",))
+    if m is None:
+        return None
+    return Server(y.where, _pos(m), name=_opt(m, "name", r.name, ""),
+                  address=_opt(m, "address", r.address, None), image=_opt(m, "image", r.image, None))
+
+
+def _tunnel(r: Reader, y: Y) -> Tunnel | None:
+    from .tunnels import TUNNEL_TYPES
+    m = r.mapping(y, ("name", "type", "endpoints", "subnet", "addresses", "mtu"), ("endpoints", "subnet"))
+    if m is None:
+        return None
+    endpoints: tuple[str, ...] = ()
+    if "endpoints" in m:
+        items = r.seq(m["endpoints"])
+        names = [r.name(i) for i in items]
+        if m["endpoints"].is_seq and len(items) != 2:
+            r.problems.add(m["endpoints"].where, f"a tunnel has exactly 2 endpoints, got {len(items)}")
+        endpoints = tuple(n for n in names if n)
+    addresses = None
+    if "addresses" in m:
+        items = r.seq(m["addresses"])
+        if m["addresses"].is_seq and len(items) != 2:
+            r.problems.add(m["addresses"].where, f"give one address per endpoint (2), got {len(items)}")
+        parsed = [r.address(i) for i in items]
+        addresses = tuple(a for a in parsed if a) if all(parsed) else None
+    return Tunnel(y.where, _pos(m), name=_opt(m, "name", r.name, None),
+                  type=_opt(m, "type", lambda v: r.one_of(v, tuple(TUNNEL_TYPES), "tunnel type"), "ipip"),
+                  endpoints=endpoints, subnet=_opt(m, "subnet", r.prefix, IPv4Network("0.0.0.0/32")),
+                  addresses=addresses, mtu=_opt(m, "mtu", lambda v: r.integer(v, 576, 65535), None))
+
+
+ROUTING_TYPES = ("static",)
+
+
+def _routing(r: Reader, y: Y | None, root: Where) -> Routing:
+    if y is None:
+        return Routing(root.at("routing"))
+    if isinstance(y.value, str):
+        kind = r.one_of(y, ROUTING_TYPES, "routing type")
+        return Routing(y.where, {"type": y.where}, type=kind or "static")
+    m = r.mapping(y, ("type",), ("type",)) or {}
+    return Routing(y.where, _pos(m), type=_opt(m, "type", lambda v: r.one_of(v, ROUTING_TYPES, "routing type"), "static"))

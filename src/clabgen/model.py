@@ -1,0 +1,87 @@
+"""The validated intent: what the user asked for, with where each part was written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Mapping
+
+from .errors import Where
+
+
+@dataclass(frozen=True)
+class Located:
+    where: Where
+    pos: Mapping[str, Where] = field(default_factory=dict, compare=False, repr=False)
+
+    def at(self, name: str) -> Where:
+        """Where field `name` was written, or the object itself when it was derived."""
+        return self.pos.get(name, self.where)
+
+
+@dataclass(frozen=True)
+class Server(Located):
+    name: str = ""
+    image: str | None = None
+    address: IPv4Address | None = None
+
+
+@dataclass(frozen=True)
+class Gateway(Located):
+    name: str = ""
+    platform: str | None = None
+    image: str | None = None
+    address: IPv4Address | None = None
+    underlay_address: IPv4Address | None = None
+
+
+@dataclass(frozen=True)
+class Site(Located):
+    name: str = ""
+    lan: IPv4Network = IPv4Network("0.0.0.0/32")
+    gateway: Gateway = Gateway(Where(""))
+    servers: tuple[Server, ...] = ()
+
+
+@dataclass(frozen=True)
+class Underlay(Located):
+    subnet: IPv4Network = IPv4Network("0.0.0.0/32")
+    mtu: int = 9500
+    first_host: int = 10
+
+
+@dataclass(frozen=True)
+class Tunnel(Located):
+    name: str | None = None
+    type: str = "ipip"
+    endpoints: tuple[str, ...] = ()
+    subnet: IPv4Network = IPv4Network("0.0.0.0/32")
+    addresses: tuple[IPv4Address, ...] | None = None
+    mtu: int | None = None
+
+
+@dataclass(frozen=True)
+class Routing(Located):
+    type: str = "static"
+
+
+@dataclass(frozen=True)
+class Defaults(Located):
+    gateway_platform: str = "vyos-1.2"
+    gateway_image: str | None = None
+    server_image: str = "clabgen/node:latest"
+
+
+@dataclass(frozen=True)
+class Lab(Located):
+    name: str = ""
+    source: Path = Path(".")
+    defaults: Defaults = Defaults(Where(""))
+    underlay: Underlay = Underlay(Where(""))
+    sites: tuple[Site, ...] = ()
+    tunnels: tuple[Tunnel, ...] = ()
+    routing: Routing = Routing(Where(""))
+
+    def gateways(self) -> tuple[Gateway, ...]:
+        return tuple(s.gateway for s in self.sites)

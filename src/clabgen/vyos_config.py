@@ -1,0 +1,147 @@
+"""VyOS configuration trees: parse config.boot or `set` listings, print `show configuration commands`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .errors import ClabgenError, Problem, Where
+
+
+@dataclass
+class CNode:
+    """A node of the config tree; `tag` is the tag value (`ethernet eth1`), `value` a leaf's value."""
+
+    name: str
+    tag: str | None = None
+    value: str | None = None
+    leaf: bool = False
+    children: list["CNode"] = field(default_factory=list)
+    line: int = 0
+
+    def find(self, *path: str) -> list["CNode"]:
+        """Children matching a path of names (tag values are matched by name only)."""
+        nodes = [self]
+        for name in path:
+            nodes = [c for n in nodes for c in n.children if c.name == name]
+        return nodes
+
+    def leaf_value(self, name: str) -> str | None:
+        for c in self.children:
+            if c.name == name and c.leaf:
+                return c.value
+        return None
+
+    def leaf_values(self, name: str) -> list[str]:
+        return [c.value for c in self.children if c.name == name and c.leaf and c.value is not None]
+
+    def has_leaf(self, name: str) -> bool:
+        return any(c.name == name and c.leaf for c in self.children)
+
+
+_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
+
+
+def _tokens(line: str) -> list[tuple[str, bool]]:
+    """Split a config.boot line into (token, was_quoted)."""
+    return [(m.group(1), True) if m.group(1) is not None else (m.group(2), False) for m in _TOKEN.finditer(line)]
+
+
+def parse_boot(text: str, file: str = "config.boot", allow_hash_comments: bool = False) -> CNode:
+    """Parse config.boot (curly-brace) syntax into a tree; comments and the version footer are skipped."""
+    root = CNode("")
+    stack = [root]
+    in_comment = False
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if in_comment:
+            if "*/" in line:
+                in_comment = False
+            continue
+        if not line or line.startswith("//"):
+            continue
+        if line.startswith("/*"):
+            in_comment = "*/" not in line
+            continue
+        if line.startswith("#"):
+            if allow_hash_comments:
+                continue
+            raise ClabgenError(Problem(Where(file, lineno, 1), "`#` comments are not config.boot syntax"))
+        if line == "}":
+            if len(stack) == 1:
+                raise ClabgenError(Problem(Where(file, lineno, 1), "unbalanced `}`"))
+            stack.pop()
+            continue
+        toks = _tokens(line)
+        opens = toks[-1] == ("{", False)
+        if opens:
+            toks = toks[:-1]
+        if not toks or len(toks) > 2:
+            raise ClabgenError(Problem(Where(file, lineno, 1), f"cannot parse {line!r}"))
+        name = toks[0][0]
+        arg = toks[1][0] if len(toks) == 2 else None
+        if opens:
+            node = CNode(name, tag=arg, line=lineno)
+            stack[-1].children.append(node)
+            stack.append(node)
+        else:
+            stack[-1].children.append(CNode(name, value=arg, leaf=True, line=lineno))
+    if len(stack) != 1:
+        raise ClabgenError(Problem(Where(file, len(text.splitlines()), 1), "unbalanced `{`: missing `}`"))
+    return root
+
+
+def set_commands(tree: CNode) -> list[str]:
+    """Flatten a tree the way `show configuration commands` prints it: one `set` line per leaf."""
+    out: list[str] = []
+
+    def walk(node: CNode, path: list[str]) -> None:
+        for c in node.children:
+            here = path + [c.name] + ([c.tag] if c.tag is not None else [])
+            if c.leaf:
+                line = " ".join(here)
+                if c.value is not None:
+                    line += " " + _quote(c.value)
+                out.append("set " + line)
+            elif c.children:
+                walk(c, here)
+            else:
+                out.append("set " + " ".join(here))
+
+    walk(tree, [])
+    return out
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+_SET_TOKEN = re.compile(r"'((?:[^']|'\\'')*)'|(\S+)")
+
+
+def parse_set(text: str) -> list[tuple[tuple[str, ...], str | None]]:
+    """Parse a `set` listing into (path, value) pairs; a quoted last word is the leaf's value."""
+    out: list[tuple[tuple[str, ...], str | None]] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        toks = [(m.group(1).replace("'\\''", "'"), True) if m.group(1) is not None else (m.group(2), False)
+                for m in _SET_TOKEN.finditer(line)]
+        if toks[0] != ("set", False):
+            raise ValueError(f"not a set command: {line!r}")
+        words = toks[1:]
+        if words and words[-1][1]:
+            out.append((tuple(w for w, _ in words[:-1]), words[-1][0]))
+        else:
+            out.append((tuple(w for w, _ in words), None))
+    return out
+
+
+def same_tree(boot_text: str, set_text: str) -> list[str]:
+    """Differences between a config.boot and a set listing (empty when they describe the same tree)."""
+    from_boot = parse_set("\n".join(set_commands(parse_boot(boot_text))))
+    from_set = parse_set(set_text)
+    a, b = set(from_boot), set(from_set)
+    return [f"only in config.boot: {p}" for p in from_boot if p not in b] + \
+           [f"only in set listing: {p}" for p in from_set if p not in a]
