@@ -18,8 +18,19 @@ def configure_tun(ifname: str, address: str, mtu: int, txqlen: int) -> None:
             raise RuntimeError(f"{ifname}: TUN link vanished before it could be configured")
         index = found[0]
         ipr.link("set", index=index, mtu=mtu, txqlen=txqlen)
+        _no_ipv6_link_local(ipr, index)
         ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
         ipr.link("set", index=index, state="up")
+
+
+def _no_ipv6_link_local(ipr: IPRoute, index: int) -> None:
+    """Like a kernel ipip link, carry no fe80:: address (and send no IPv6 chatter into the tunnel)."""
+    mode_none = 1  # IN6_ADDR_GEN_MODE_NONE
+    spec = {"attrs": [["AF_INET6", {"attrs": [["IFLA_INET6_ADDR_GEN_MODE", mode_none]]}]]}
+    try:
+        ipr.link("set", index=index, IFLA_AF_SPEC=spec)
+    except NetlinkError:  # IPv6 disabled in this namespace: nothing to suppress
+        pass
 
 
 def delete_link(ifname: str) -> bool:
