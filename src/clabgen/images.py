@@ -77,6 +77,66 @@ class Paths:
         return Path(os.environ.get("CLABGEN_IMAGE_CACHE", self.root / ".cache" / "images"))
 
 
+# ---------------------------------------------------------------- how nodes run here
+
+# `--privileged` fails on this host (the sandbox withholds CAP_SYS_RESOURCE from the bounding
+# set), so nodes get every capability the engine knows but that one: Docker 20.10 knows 38
+# (not BPF, PERFMON, CHECKPOINT_RESTORE; naming those is an error), these are the other 37.
+# Same set as `--cap-add ALL --cap-drop SYS_RESOURCE`.
+NODE_CAPS: tuple[str, ...] = (
+    "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "CHOWN", "DAC_OVERRIDE",
+    "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE",
+    "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE",
+    "NET_BROADCAST", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_ADMIN", "SYS_BOOT",
+    "SYS_CHROOT", "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_TIME",
+    "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
+)
+NODE_DEVICES: tuple[str, ...] = ("/dev/net/tun",)
+
+# Per-node options for a containerlab topology (bin/containerlab, patched: docs/containerlab.md).
+CONTAINERLAB_NODE_OPTIONS: dict[str, Any] = {
+    "privileged": False,
+    "cap-add": list(NODE_CAPS),
+    "security-opts": ["seccomp=unconfined", "systempaths=unconfined"],
+    "devices": list(NODE_DEVICES),
+}
+
+
+def node_host_config(client: Any, **kwargs: Any) -> dict[str, Any]:
+    """Engine HostConfig for a lab node: the docker CLI's
+    `--cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined
+    --security-opt systempaths=unconfined --device /dev/net/tun`.
+
+    `systempaths=unconfined` is a CLI-side option: the engine rejects it in SecurityOpt
+    ("invalid --security-opt 2"); the CLI sends empty MaskedPaths/ReadonlyPaths instead,
+    which is what makes /proc/sys writable (sysctls such as ip_forward) in the node.
+    Extra kwargs go to `client.api.create_host_config` (network_mode, binds, sysctls, ...).
+    """
+    hc = client.api.create_host_config(
+        cap_add=["ALL"], cap_drop=["SYS_RESOURCE"], security_opt=["seccomp=unconfined"],
+        devices=[f"{d}:{d}:rwm" for d in NODE_DEVICES], **kwargs,
+    )
+    hc["MaskedPaths"] = []
+    hc["ReadonlyPaths"] = []
+    return hc
+
+
+def run_node(client: Any, image: str, *, name: str, command: list[str] | None = None,
+             labels: dict[str, str] | None = None, network_mode: str = "none",
+             **host_config: Any) -> Any:
+    """Create and start a node container with `node_host_config`; returns the Container."""
+    hc = node_host_config(client, network_mode=network_mode, **host_config)
+    created = client.api.create_container(image, command=command, name=name, hostname=name,
+                                          labels=labels or {}, host_config=hc)
+    container = client.containers.get(created["Id"])
+    try:
+        container.start()
+    except BaseException:
+        container.remove(force=True)
+        raise
+    return container
+
+
 # ---------------------------------------------------------------- hashing
 
 
