@@ -75,3 +75,106 @@ def main() -> None:
         if type(exc).__name__ == "Abort":
             sys.exit(130)
         raise
+
+
+# --- run commands: imported lazily so `render` never loads runtime modules ---------------------
+
+LAB_HELP = "rendered lab directory, or its intent file (rendered first)"
+
+
+def _progress(msg: str) -> None:
+    typer.echo(f"  {msg}", err=True)
+
+
+@app.command()
+def deploy(
+    lab: Path = typer.Argument(..., help=LAB_HELP),
+    runtime: str = typer.Option("netns", "--runtime", "-r", help="netns (more: see README)"),
+    tunnels: str = typer.Option("auto", "--tunnels", help="auto | kernel | userspace (netns runtime)"),
+) -> None:
+    """Deploy the lab; a failed or interrupted deploy rolls itself back."""
+    from . import labops
+    options = {"tunnels": tunnels} if runtime == "netns" else {}
+    typer.echo(f"deploying {_display(lab)} on the {runtime} runtime", err=True)
+    report = labops.deploy(lab, runtime, _progress, **options)
+    for note in report.notes:
+        typer.echo(f"  {note}", err=True)
+    if report.already_up:
+        return
+    typer.echo(f"deployed {report.lab} ({report.runtime}) in {report.seconds:.2f}s")
+
+
+@app.command()
+def destroy(lab: Path = typer.Argument(..., help=LAB_HELP)) -> None:
+    """Remove everything the lab created (idempotent; also cleans a half-finished deploy)."""
+    from . import labops
+    removed = labops.destroy(lab, _progress)
+    typer.echo(f"destroyed ({len(removed)} items removed)" if removed else "nothing to destroy")
+
+
+@app.command()
+def verify(
+    lab: Path = typer.Argument(..., help=LAB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="print the checks as JSON"),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="also write a JUnit XML report"),
+) -> None:
+    """Check routes, tunnels, pings and encapsulation against expected.json; exit 0 only if all pass."""
+    import json
+    from dataclasses import asdict
+    from . import labops, verify as verify_mod
+    rendered, checks, seconds = labops.verify(lab)
+    failed = [c for c in checks if not c.ok]
+    if junit:
+        junit.write_bytes(verify_mod.junit(rendered, checks))
+    if as_json:
+        typer.echo(json.dumps({"lab": rendered.name, "ok": not failed, "seconds": round(seconds, 3),
+                               "checks": [asdict(c) for c in checks]}, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+        table = Table(title=f"verify {rendered.name}")
+        for col in ("check", "node", "what", "result", "detail"):
+            table.add_column(col)
+        for c in checks:
+            table.add_row(c.group, c.node, c.name, "[green]pass[/]" if c.ok else "[red]FAIL[/]", c.detail)
+        console = Console(width=200)
+        console.print(table)
+        console.print(f"{len(checks) - len(failed)}/{len(checks)} checks passed in {seconds:.2f}s")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def inspect(
+    lab: Path = typer.Argument(..., help=LAB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Show the lab's nodes and their state on the runtime that deployed it."""
+    import json
+    from . import labops
+    info = labops.inspect(lab)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    typer.echo(f"lab {info['lab']}: {'deployed on ' + str(info.get('runtime')) if info.get('deployed') else 'not deployed'}")
+    for name, node in info.get("nodes", {}).items():
+        ifs = ", ".join(f"{i['name']}({i.get('kind') or 'dev'},{i['mtu']})" for i in node.get("interfaces", []))
+        typer.echo(f"  {name:12} {node.get('state', '?'):8} {node.get('netns') or node.get('container', '')}  {ifs}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def exec(
+    lab: Path = typer.Argument(..., help=LAB_HELP),
+    node: str = typer.Argument(..., help="node name"),
+    cmd: list[str] = typer.Argument(..., help="command and arguments (after --)"),
+) -> None:
+    """Run a command inside a node, e.g. clabgen exec labs/ipip gw1 -- ip route."""
+    from . import labdir, labops
+    rendered = labdir.resolve(lab)
+    handles = labops.runtime_for(rendered).nodes(rendered)
+    if node not in handles:
+        raise ClabgenError(f"no node {node!r} in lab {rendered.name} (nodes: {', '.join(handles)})")
+    result = handles[node].exec(cmd, timeout=120)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    raise typer.Exit(result.returncode)

@@ -1,0 +1,1 @@
+"""Emulation of network OS configurations on plain Linux namespaces (no vendor image needed)."""

@@ -1,0 +1,50 @@
+"""What the run commands do, as functions returning data; the CLI only prints."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from . import labdir, runtimes, verify as verify_mod
+from .errors import RuntimeFailure
+from .runtimes import state
+from .runtimes.base import DeployReport, Progress, Runtime, quiet
+
+
+def runtime_for(lab: labdir.RenderedLab, requested: str | None = None) -> Runtime:
+    """The runtime that deployed the lab (from its state), else the one asked for, else netns."""
+    recorded = (state.read(lab.name) or {}).get("runtime")
+    return runtimes.get(recorded or requested or "netns")
+
+
+def deploy(arg: Path, runtime: str, progress: Progress = quiet, **options: Any) -> DeployReport:
+    lab = labdir.resolve(arg)
+    rt = runtimes.get(runtime, **options) if options else runtimes.get(runtime)
+    return rt.deploy(lab, progress)
+
+
+def destroy(arg: Path, progress: Progress = quiet) -> list[str]:
+    lab = labdir.resolve(arg)
+    recorded = (state.read(lab.name) or {}).get("runtime")
+    names = [recorded] if recorded else list(runtimes.RUNTIMES)
+    removed: list[str] = []
+    for name in names:
+        removed += runtimes.get(name).destroy(lab, progress)
+    return removed
+
+
+def verify(arg: Path) -> tuple[labdir.RenderedLab, list[verify_mod.Check], float]:
+    lab = labdir.resolve(arg)
+    if not state.read(lab.name):
+        raise RuntimeFailure(f"lab {lab.name} is not deployed", f"deploy it first: clabgen deploy {arg}")
+    t0 = time.monotonic()
+    checks = verify_mod.verify(lab, runtime_for(lab))
+    return lab, checks, time.monotonic() - t0
+
+
+def inspect(arg: Path) -> dict[str, Any]:
+    lab = labdir.resolve(arg)
+    if not state.read(lab.name):
+        return {"lab": lab.name, "deployed": False, "nodes": {}}
+    return runtime_for(lab).inspect(lab)
