@@ -253,6 +253,23 @@ def _run(argv: list[str], log: Callable[[str], None], what: str) -> None:
         raise RuntimeFailure(f"{what} failed (exit {proc.returncode}):\n{tail}")
 
 
+def _prune_stale(client: Any, repo: str, *, keep: str, log: Callable[[str], None]) -> None:
+    """Drop older <repo>:<hash> tags (every source edit makes one); images that a
+    container still uses stay (the engine refuses), and the base layers are shared."""
+    import docker.errors
+
+    for image in client.images.list(name=repo):
+        for tag in image.tags:
+            name, _, ver = tag.rpartition(":")
+            if name != repo or ver in {keep, "latest"}:
+                continue
+            try:
+                client.images.remove(tag, noprune=False)
+                log(f"removed stale {tag}")
+            except docker.errors.APIError:
+                pass
+
+
 # ---------------------------------------------------------------- node image
 
 
@@ -359,6 +376,7 @@ def ensure_emu(client: Any, paths: Paths, node: BuiltImage, *, force: bool = Fal
                 tail = "".join(str(c.get("stream", c.get("error", ""))) for c in list(e.build_log)[-15:])
                 raise RuntimeFailure(f"docker build of {name} failed: {e.msg}\n{tail}") from e
     _tag_latest(image, EMU_REPO)
+    _prune_stale(client, EMU_REPO, keep=digest, log=log)
     image.reload()
     return BuiltImage(name, f"{EMU_REPO}:latest", digest, built,
                       round(time.monotonic() - t0, 2), int(image.attrs.get("Size", 0)))
