@@ -253,18 +253,23 @@ def _run(argv: list[str], log: Callable[[str], None], what: str) -> None:
         raise RuntimeFailure(f"{what} failed (exit {proc.returncode}):\n{tail}")
 
 
-def _prune_stale(client: Any, repo: str, *, keep: str, log: Callable[[str], None]) -> None:
-    """Drop older <repo>:<hash> tags (every source edit makes one); images that a
-    container still uses stay (the engine refuses), and the base layers are shared."""
+def _prune_stale(client: Any, repo: str, *, keep: str, log: Callable[[str], None],
+                 keep_last: int = 3) -> None:
+    """Drop <repo>:<hash> tags beyond the `keep_last` newest (every source edit makes one).
+
+    Recent ones stay because another process may have just got one from ensure_images()
+    and not yet started its containers; images in use stay too (the engine refuses).
+    """
     import docker.errors
 
-    for image in client.images.list(name=repo):
+    tagged = sorted(client.images.list(name=repo), key=lambda i: i.attrs.get("Created", ""), reverse=True)
+    for image in tagged[keep_last:]:
         for tag in image.tags:
             name, _, ver = tag.rpartition(":")
             if name != repo or ver in {keep, "latest"}:
                 continue
             try:
-                client.images.remove(tag, noprune=False)
+                client.images.remove(tag)
                 log(f"removed stale {tag}")
             except docker.errors.APIError:
                 pass
