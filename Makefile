@@ -42,3 +42,20 @@ clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
 
 -include mk/*.mk
+
+# --- running labs (LAB=ipip RUNTIME=netns by default) ---
+deploy: install deps
+	$(BIN)/clabgen deploy labs/$(LAB) --runtime $(RUNTIME)
+
+verify: install
+	$(BIN)/clabgen verify labs/$(LAB)
+
+destroy: install
+	$(BIN)/clabgen destroy labs/$(LAB)
+
+# The README's main job: render, deploy, verify, destroy the seed lab with progress output.
+demo: install deps
+	$(BIN)/clabgen render labs/$(LAB)/intent.yml
+	$(BIN)/clabgen deploy labs/$(LAB) --runtime $(RUNTIME)
+	$(BIN)/clabgen verify labs/$(LAB) || { $(BIN)/clabgen destroy labs/$(LAB); exit 1; }
+	$(BIN)/clabgen destroy labs/$(LAB)

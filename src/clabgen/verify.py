@@ -228,7 +228,12 @@ def verify(lab: RenderedLab, runtime: Runtime) -> list[Check]:
     checks = check_routes(lab, handles)
     checks += check_tunnels(lab, runtime, handles)
     checks += check_pings(lab, handles)
-    checks += [check_capture(lab, handles, c) for c in lab.expected.get("captures", [])]
+    for c in lab.expected.get("captures", []):
+        try:
+            checks.append(check_capture(lab, handles, c))
+        except OSError as exc:   # e.g. the interface to capture on is gone
+            checks.append(Check("capture", c["node"], f"{c['iface']} {c['tunnel']}", False,
+                                f"cannot capture: {exc.strerror or exc}"))
     return checks
 
 

@@ -53,7 +53,12 @@ userspace_tunnel() {
     mkdir -p "$STATE"
     printf '{"tunnels": [{"netns": null, "ifname": "%s", "mode": "%s", "local": "%s", "remote": "%s", "address": "%s", "mtu": %s}]}\n' \
         "$1" "$2" "$3" "$4" "$5" "$6" > "$STATE/$1.json"
-    "$PYTHON" -m clabgen.dataplane --spec "$STATE/$1.json" --state-dir "$STATE/$1" --daemon
+    "$PYTHON" - "$STATE/$1.json" "$STATE/$1" <<'PY'
+import json, sys
+from pathlib import Path
+from clabgen.dataplane import start
+print("userspace tunnel, pid", start(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])))
+PY
 }
 
 down() {

@@ -1,0 +1,168 @@
+"""The netns runtime for real: deploy, verify, break things, destroy, and prove nothing is left."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from clabgen import dataplane, labdir, labops
+from clabgen.errors import RuntimeFailure
+from clabgen.runtimes import state
+
+from ..conftest import run_clabgen
+from ..labutil import host_snapshot, lab_name, residue, unique_lab
+
+pytestmark = pytest.mark.netns
+
+if os.geteuid() != 0 or not shutil.which("ping"):
+    pytest.skip("needs root and ping (make test installs iputils-ping)", allow_module_level=True)
+
+
+@pytest.fixture
+def deployed(tmp_path: Path) -> Iterator[Path]:
+    lab = unique_lab(tmp_path, "ipip")
+    try:
+        labops.deploy(lab, "netns")
+        yield lab
+    finally:
+        labops.destroy(lab)
+    assert residue(lab_name(lab)) == []
+
+
+def _failed(lab: Path) -> list[tuple[str, str, str]]:
+    _, checks, _ = labops.verify(lab)
+    return [(c.group, c.node, c.detail) for c in checks if not c.ok]
+
+
+@pytest.mark.parametrize("name", ["ipip", "ipip-vyos14", "gre"])
+def test_deploy_verify_destroy(name: str, tmp_path: Path) -> None:
+    lab = unique_lab(tmp_path, name)
+    lname = lab_name(lab)
+    before = host_snapshot()
+    result = run_clabgen("deploy", str(lab))
+    try:
+        assert result.returncode == 0, result.stderr
+        assert "VyOS dataplane emulated" in result.stderr
+        verified = run_clabgen("verify", str(lab), "--json", "--junit", str(tmp_path / "junit.xml"))
+        assert verified.returncode == 0, verified.stdout
+        import json
+        report = json.loads(verified.stdout)
+        groups = {c["group"] for c in report["checks"]}
+        assert groups == {"routes", "tunnel", "ping", "capture"}
+        assert all(c["ok"] for c in report["checks"])
+        assert "ttl=62" in " ".join(c["detail"] for c in report["checks"] if c["group"] == "ping")
+        frame = "122 B" if name == "gre" else "118 B"
+        assert frame in next(c["detail"] for c in report["checks"] if c["group"] == "capture")
+        assert b"<testsuite" in (tmp_path / "junit.xml").read_bytes()
+    finally:
+        gone = run_clabgen("destroy", str(lab))
+    assert gone.returncode == 0, gone.stderr
+    assert residue(lname) == []
+    assert host_snapshot() == before
+
+
+def test_verify_fails_when_a_route_is_deleted(deployed: Path) -> None:
+    run_clabgen("exec", str(deployed), "gw1", "--", "ip", "route", "del", "10.1.8.0/24", check=True)
+    failed = _failed(deployed)
+    assert ("routes", "gw1", "missing: 10.1.8.0/24 via 1.1.1.2 dev tun0 proto static metric 20") in failed
+    assert any(g == "ping" for g, _, _ in failed)
+    assert run_clabgen("verify", str(deployed)).returncode == 1
+
+
+def test_verify_fails_when_the_dataplane_is_killed(deployed: Path) -> None:
+    pid = dataplane.running_pid(state.state_dir(lab_name(deployed)))
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    failed = _failed(deployed)
+    assert any(g == "tunnel" and n == "gw1" for g, n, _ in failed), failed
+    assert any(g == "ping" and "no reply" in d for g, _, d in failed)
+
+
+def test_verify_fails_when_the_tunnel_mtu_changes(deployed: Path) -> None:
+    run_clabgen("exec", str(deployed), "gw1", "--", "ip", "link", "set", "tun0", "mtu", "1400", check=True)
+    failed = _failed(deployed)
+    assert ("tunnel", "gw1", "MTU 1400, expected 9480") in failed
+
+
+def test_verify_fails_when_a_server_address_changes(deployed: Path) -> None:
+    run_clabgen("exec", str(deployed), "server1", "--", "ip", "addr", "del", "10.1.5.10/24", "dev", "net0", check=True)
+    run_clabgen("exec", str(deployed), "server1", "--", "ip", "addr", "add", "10.1.5.99/24", "dev", "net0", check=True)
+    failed = _failed(deployed)
+    assert any(g == "routes" and n == "server1" and "missing: 10.1.5.0/24 dev net0 proto kernel scope link src 10.1.5.10" in d
+               for g, n, d in failed), failed
+    assert any(g == "ping" and n == "server2" for g, n, _ in failed)
+
+
+def test_deploy_twice_says_so_and_changes_nothing(deployed: Path) -> None:
+    before = labops.inspect(deployed)
+    result = run_clabgen("deploy", str(deployed))
+    assert result.returncode == 0
+    assert "already deployed" in result.stderr
+    assert labops.inspect(deployed) == before
+
+
+def test_failed_deploy_rolls_back(tmp_path: Path) -> None:
+    lab = unique_lab(tmp_path, "ipip")
+    topo = next(lab.glob("*.clab.yml"))
+    topo.write_text(topo.read_text().replace("ip route replace default via 10.1.8.1", "ip route replace default via 10.9.9.9"))
+    result = run_clabgen("deploy", str(lab))
+    assert result.returncode == 1
+    assert "rolled back" in result.stderr or "failed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert residue(lab_name(lab)) == []
+
+
+def test_interrupted_deploy_rolls_back(tmp_path: Path) -> None:
+    lab = unique_lab(tmp_path, "ipip")
+
+    def interrupt(msg: str) -> None:
+        if "veth" in msg:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        labops.deploy(lab, "netns", interrupt)
+    assert residue(lab_name(lab)) == []
+
+
+def test_destroy_is_idempotent_and_cleans_half_deploys(tmp_path: Path) -> None:
+    lab = unique_lab(tmp_path, "gre")
+    rendered = labdir.load(lab)
+    from clabgen import netlink
+    state.write(rendered.name, {"lab": rendered.name, "runtime": "netns", "deployed": False,
+                                "namespaces": [rendered.container("gw1")]})
+    netlink.ns_create(rendered.container("gw1"))
+    assert run_clabgen("destroy", str(lab)).returncode == 0
+    assert residue(rendered.name) == []
+    again = run_clabgen("destroy", str(lab))
+    assert again.returncode == 0 and "nothing to destroy" in again.stdout
+
+
+def test_twenty_cycles_leave_nothing(tmp_path: Path) -> None:
+    lab = unique_lab(tmp_path, "ipip")
+    before = host_snapshot()
+    for _ in range(20):
+        labops.deploy(lab, "netns")
+        labops.destroy(lab)
+        assert residue(lab_name(lab)) == []
+    assert host_snapshot() == before
+
+
+def test_verify_on_a_lab_not_deployed(tmp_path: Path) -> None:
+    lab = unique_lab(tmp_path, "ipip")
+    result = run_clabgen("verify", str(lab))
+    assert result.returncode == 1 and "not deployed" in result.stderr
+    with pytest.raises(RuntimeFailure):
+        labops.verify(lab)
+
+
+def test_exec_runs_argv_without_a_shell(deployed: Path) -> None:
+    result = run_clabgen("exec", str(deployed), "server1", "--", "echo", "$(id)", ";", "true")
+    assert result.returncode == 0 and result.stdout.strip() == "$(id) ; true"
+    gone = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"clab-{lab_name(deployed)}-server1" in gone
