@@ -62,8 +62,9 @@ PY
 }
 
 down() {
-    for pidfile in "$STATE"/*/dataplane.pid; do
-        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    for dir in "$STATE"/*/; do
+        [ -f "$dir/dataplane.pid" ] || continue
+        "$PYTHON" -c 'import sys; from clabgen.dataplane import stop; stop(sys.argv[1])' "$dir" || true
     done
     rm -rf "$STATE"
     ip netns del ipip-vyos14-server2 2>/dev/null || true
