@@ -88,7 +88,7 @@ def run(spec_path: Path, state_dir: Path, impl: str = "auto") -> int:
         for spec in tunnels:
             if stopping.is_set():
                 break
-            endpoints.append(open_endpoint(spec))
+            endpoints.append(open_endpoint(spec, vnet_hdr=lib is not None))
             log.info("opened %s %s in netns %s: %s -> %s, mtu %d", spec.mode, spec.ifname, spec.netns,
                      spec.local, spec.remote, spec.mtu)
         for ep in endpoints:

@@ -21,8 +21,11 @@ SOURCE = Path(__file__).with_name("fastpath.c")
 class CCounters(ctypes.Structure):
     """struct dp_counters; error is the errno that ended the loop, 0 after a clean stop."""
 
-    _fields_ = [("packets", ctypes.c_uint64), ("bytes", ctypes.c_uint64),
-                ("dropped", ctypes.c_uint64), ("error", ctypes.c_uint64)]
+    _fields_ = [("packets", ctypes.c_uint64), ("bytes", ctypes.c_uint64), ("dropped", ctypes.c_uint64),
+                ("error", ctypes.c_uint64), ("merged_writes", ctypes.c_uint64)]
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name, _ in self._fields_}
 
 
 def cache_dir() -> Path:
@@ -42,7 +45,7 @@ def build() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         out = Path(tmp) / target.name
-        proc = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-Wall", "-o", str(out), str(SOURCE)],
+        proc = subprocess.run([cc, "-O3", "-shared", "-fPIC", "-Wall", "-o", str(out), str(SOURCE)],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"{cc} failed: {proc.stderr.strip()[-2000:]}")
@@ -54,9 +57,10 @@ def load() -> ctypes.CDLL:
     """The compiled library with argument types declared (a CDLL call releases the GIL)."""
     lib = ctypes.CDLL(str(build()))
     ptr = ctypes.POINTER
-    lib.dp_encap.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_int,
-                             ptr(ctypes.c_int), ptr(CCounters)]
-    lib.dp_decap.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
-                             ptr(ctypes.c_int), ptr(CCounters)]
+    i = ctypes.c_int
+    # (tun, raw, header template, overhead, vnet, stop_fd, stop, counters)
+    lib.dp_encap.argtypes = [i, i, ctypes.c_char_p, i, i, i, ptr(i), ptr(CCounters)]
+    # (raw, tun, is_gre, remote address, vnet, stop_fd, stop, counters)
+    lib.dp_decap.argtypes = [i, i, i, ctypes.c_char_p, i, i, ptr(i), ptr(CCounters)]
     lib.dp_encap.restype = lib.dp_decap.restype = ctypes.c_int
     return lib

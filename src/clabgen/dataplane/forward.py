@@ -51,15 +51,15 @@ def _c_workers(lib: ctypes.CDLL, ep: Endpoint, stop: StopSignal) -> list[Worker]
     remote = socket.inet_aton(spec.remote)
     enc, dec = CCounters(), CCounters()
     flag = ctypes.byref(stop.flag)
+    vnet = int(ep.vnet_hdr)
     calls = (
-        ("encap", enc, lambda: lib.dp_encap(ep.tun_fd, raw, tmpl, spec.overhead, stop.read_fd, flag,
+        ("encap", enc, lambda: lib.dp_encap(ep.tun_fd, raw, tmpl, spec.overhead, vnet, stop.read_fd, flag,
                                             ctypes.byref(enc))),
-        ("decap", dec, lambda: lib.dp_decap(raw, ep.tun_fd, int(spec.mode == "gre"), remote, stop.read_fd,
-                                            flag, ctypes.byref(dec))),
+        ("decap", dec, lambda: lib.dp_decap(raw, ep.tun_fd, int(spec.mode == "gre"), remote, vnet,
+                                            stop.read_fd, flag, ctypes.byref(dec))),
     )
     return [Worker(f"{_where(ep)}-{name}", threading.Thread(target=call, name=f"{spec.ifname}-{name}", daemon=True),
-                   lambda c=counters: {"packets": c.packets, "bytes": c.bytes, "dropped": c.dropped,
-                                       "error": c.error})
+                   counters.as_dict)
             for name, counters, call in calls]
 
 
@@ -76,5 +76,8 @@ def _py_workers(ep: Endpoint, stop: StopSignal) -> list[Worker]:
 
 
 def make_workers(ep: Endpoint, lib: ctypes.CDLL | None, stop: StopSignal) -> list[Worker]:
-    """Workers for both directions; lib None means the Python loops."""
-    return _c_workers(lib, ep, stop) if lib is not None else _py_workers(ep, stop)
+    """Workers for both directions; lib None means the Python loops (which want no vnet header)."""
+    if lib is None:
+        assert not ep.vnet_hdr, "the Python loops read bare IP packets"
+        return _py_workers(ep, stop)
+    return _c_workers(lib, ep, stop)
