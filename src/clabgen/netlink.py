@@ -95,23 +95,10 @@ def ns_list() -> list[str]:
 
 
 def _ipr(ns: str | None) -> IPRoute:
-    """ns None is the caller's own namespace (inside a container, say)."""
+    """ns None is the caller's own namespace (inside a container, say); flags=0: never create one."""
     if ns is None:
         return IPRoute()
-    return IPRoute(netns=ns) if not ns.startswith("/") else _PathIPRoute(ns)
-
-
-class _PathIPRoute:
-    """IPRoute bound to a namespace given by path: the socket is opened inside it, then used from here."""
-
-    def __init__(self, path: str) -> None:
-        self.ipr = in_netns(path, IPRoute)
-
-    def __enter__(self) -> IPRoute:
-        return self.ipr
-
-    def __exit__(self, *exc: object) -> None:
-        self.ipr.close()
+    return IPRoute(netns=ns, flags=0)
 
 
 def in_netns(ns: str | None, fn: Callable[[], T]) -> T:
@@ -142,10 +129,13 @@ def in_netns(ns: str | None, fn: Callable[[], T]) -> T:
 
 def veth(a_ns: str, a_if: str, b_ns: str, b_if: str, mtu: int) -> None:
     """One veth pair straight between two namespaces: nothing appears in the host namespace."""
-    with _ipr(a_ns) as ipr:
-        ipr.link("add", ifname=a_if, kind="veth", mtu=mtu,
-                 peer={"ifname": b_if, "net_ns_fd": ns_path(b_ns), "mtu": mtu})
-        ipr.link("set", index=ipr.link_lookup(ifname=a_if)[0], state="up")
+    peer_fd = os.open(ns_path(b_ns), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with _ipr(a_ns) as ipr:
+            ipr.link("add", ifname=a_if, kind="veth", mtu=mtu, peer={"ifname": b_if, "net_ns_fd": peer_fd, "mtu": mtu})
+            ipr.link("set", index=ipr.link_lookup(ifname=a_if)[0], state="up")
+    finally:
+        os.close(peer_fd)
     with _ipr(b_ns) as ipr:
         ipr.link("set", index=ipr.link_lookup(ifname=b_if)[0], state="up")
 

@@ -10,6 +10,7 @@ from .base import Runtime
 # name -> "module:Class"; imported on use so the render path never loads docker.
 RUNTIMES: dict[str, str] = {
     "netns": "clabgen.runtimes.netns:NetnsRuntime",
+    "docker": "clabgen.runtimes.docker:DockerRuntime",
 }
 
 

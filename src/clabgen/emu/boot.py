@@ -1,0 +1,90 @@
+"""`python3 -m clabgen.emu.boot CONFIG`: the main process of a clabgen/vyos-emu container.
+
+containerlab (and the docker runtime) attach a node's links after the container starts, so this
+waits until the interfaces config.boot names exist, applies the config with the same applier and
+userspace tunnel as the netns runtime, reports in /run/clabgen/emu/status.json, and keeps running
+as PID 1 (reaping children) until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .. import dataplane, netlink
+from . import apply as emu_apply, vyos
+
+STATE = Path("/run/clabgen/emu")
+STATUS = STATE / "status.json"
+WAIT_LINKS = float(os.environ.get("CLABGEN_EMU_WAIT", "120"))
+
+
+def _log(msg: str) -> None:
+    print(f"clabgen-emu: {msg}", flush=True)
+
+
+def _write_status(data: dict[str, object]) -> None:
+    STATE.mkdir(parents=True, exist_ok=True)
+    tmp = STATUS.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, STATUS)
+
+
+def boot(config: Path) -> dict[str, object]:
+    deadline = time.monotonic() + WAIT_LINKS
+    while not config.is_file():
+        if time.monotonic() > deadline:
+            raise FileNotFoundError(f"{config} never appeared")
+        time.sleep(0.1)
+    cfg = vyos.parse(config.read_text(encoding="utf-8"), str(config))
+    wanted = {i.ifname for i in cfg.interfaces if i.ifname != "lo"}
+    while True:
+        present = {link.ifname for link in netlink.links(None)}
+        if wanted <= present or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    missing = sorted(wanted - present)
+    done = emu_apply.apply_links(None, cfg, tunnels=os.environ.get("CLABGEN_TUNNELS", "auto"))
+    if done.userspace:
+        dataplane.start({"tunnels": done.userspace}, STATE)
+    emu_apply.apply_routes(None, cfg, done)
+    status = {"applied": True, "config": str(config), "interfaces": done.interfaces,
+              "kernel_tunnels": done.kernel_tunnels, "userspace_tunnels": [t["ifname"] for t in done.userspace],
+              "routes": done.routes, "warnings": done.warnings + [f"interface {m} never appeared" for m in missing]}
+    _write_status(status)
+    _log(f"VyOS dataplane emulated from {config}: {json.dumps(status)}")
+    return status
+
+
+def main(argv: list[str]) -> int:
+    config = Path(argv[1] if len(argv) > 1 else "/opt/vyatta/etc/config/config.boot")
+    stopping = False
+
+    def on_term(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    try:
+        boot(config)
+    except Exception as exc:  # keep the container up so the error can be read with `docker logs`
+        _log(f"failed: {type(exc).__name__}: {exc}")
+        _write_status({"applied": False, "error": f"{type(exc).__name__}: {exc}"})
+    while not stopping:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)   # PID 1 reaps orphans
+        except ChildProcessError:
+            pid = 0
+        if pid == 0:
+            time.sleep(0.5)
+    dataplane.stop(STATE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,261 @@
+"""Run a rendered lab on a Docker engine through the SDK, the way containerlab lays it out.
+
+Containers clab-<lab>-<node> carry containerlab's labels; links are veth pairs made straight
+between the containers' namespaces (pyroute2) with the topology's names and MTU; binds are
+resolved against the lab directory; exec lines run once links are up. A gateway whose image the
+engine lacks runs on clabgen/vyos-emu (VyOS dataplane emulated), a server on clabgen/node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+from .. import netlink
+from ..errors import RuntimeFailure
+from ..labdir import LabNode, RenderedLab
+from . import state
+from .base import DeployReport, NodeHandle, Progress
+
+EMU_STATUS = "/run/clabgen/emu/status.json"
+EMU_READY = "/run/clabgen/emu/dataplane.ready"
+
+
+def connect() -> Any:
+    """The engine at DOCKER_HOST or the default socket, or a clear error saying how to start one."""
+    try:
+        import docker
+        client = docker.from_env(timeout=60)
+        client.ping()
+        return client
+    except Exception as exc:
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise RuntimeFailure(f"no Docker engine answers at {where} ({type(exc).__name__})",
+                             "start one with `make docker-up` (Debian's docker.io, no bridge, no iptables)") from None
+
+
+class DockerNode:
+    def __init__(self, name: str, container: Any) -> None:
+        self.name = name
+        self.container = container
+
+    def exec(self, argv: Sequence[str], timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
+        code, (out, err) = self.container.exec_run(list(argv), demux=True)
+        return subprocess.CompletedProcess(list(argv), code, (out or b"").decode(errors="replace"),
+                                           (err or b"").decode(errors="replace"))
+
+    def netns(self) -> str:
+        self.container.reload()
+        pid = self.container.attrs["State"]["Pid"]
+        if not pid:
+            raise RuntimeFailure(f"{self.container.name} is not running")
+        return f"/proc/{pid}/ns/net"
+
+    def read_json(self, path: str) -> dict[str, Any] | None:
+        r = self.exec(["cat", path])
+        try:
+            return json.loads(r.stdout) if r.returncode == 0 else None
+        except ValueError:
+            return None
+
+
+def labels(lab: RenderedLab, node: LabNode) -> dict[str, str]:
+    """containerlab's own labels, so its tooling (and ours) finds the lab's containers."""
+    return {"containerlab": lab.name, "clab-node-name": node.name, "clab-node-kind": node.kind,
+            "clab-node-type": "", "clab-node-group": "", "clab-node-lab-dir": str(lab.dir / f"clab-{lab.name}" / node.name),
+            "clab-topo-file": str(lab.topology), "clab-owner": "clabgen"}
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self) -> None:
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    def preflight(self, lab: RenderedLab) -> None:
+        if os.geteuid() != 0:
+            raise RuntimeFailure("the docker runtime needs root (it wires veths into container namespaces)")
+        _ = self.client
+
+    def _foreign(self, lab: RenderedLab) -> list[str]:
+        out = []
+        for n in lab.nodes.values():
+            try:
+                c = self.client.containers.get(lab.container(n.name))
+            except Exception:
+                continue
+            if c.labels.get("containerlab") != lab.name or c.labels.get("clab-node-name") != n.name:
+                out.append(c.name)
+        return out
+
+    def images_for(self, lab: RenderedLab, progress: Progress) -> dict[str, str]:
+        """Each node's image: its own if the engine has it, else the local stand-in."""
+        from ..images import ensure_images
+        have: dict[str, bool] = {}
+        chosen: dict[str, str] = {}
+        built: dict[str, Any] | None = None
+        for n in lab.nodes.values():
+            if n.image not in have:
+                try:
+                    self.client.images.get(n.image)
+                    have[n.image] = True
+                except Exception:
+                    have[n.image] = False
+            if have[n.image]:
+                chosen[n.name] = n.image
+                continue
+            if built is None:
+                built = ensure_images(self.client, log=progress)
+            stand_in = built["vyos-emu"].name if n.config is not None else built["node"].name
+            what = "VyOS dataplane emulated" if n.config is not None else "generic Linux node"
+            progress(f"{n.name}: image {n.image} is not in the engine; running {stand_in} ({what})")
+            chosen[n.name] = stand_in
+        return chosen
+
+    def _binds(self, lab: RenderedLab, node: LabNode, progress: Progress) -> list[str]:
+        out = []
+        for bind in node.binds:
+            src, _, rest = bind.partition(":")
+            path = Path(src) if src.startswith("/") else (lab.dir / src).resolve()
+            if not path.exists():
+                # Docker would create a missing source on the host; never change the host.
+                progress(f"{node.name}: bind {bind} skipped: {path} does not exist on this host")
+                continue
+            out.append(f"{path}:{rest}")
+        return out
+
+    def deploy(self, lab: RenderedLab, progress: Progress) -> DeployReport:
+        t0 = time.monotonic()
+        report = DeployReport(self.name, lab.name)
+        current = state.read(lab.name)
+        if current and current.get("deployed"):
+            report.already_up = True
+            report.notes.append(f"lab {lab.name} is already deployed ({current.get('runtime')}); nothing changed")
+            return report
+        self.preflight(lab)
+        foreign = self._foreign(lab)
+        if foreign:
+            raise RuntimeFailure(f"container name(s) {', '.join(foreign)} are taken by containers that are not "
+                                 f"this lab's; left untouched", "remove or rename them, or rename the lab")
+        images = self.images_for(lab, progress)
+        state.write(lab.name, {"lab": lab.name, "runtime": self.name, "lab_dir": str(lab.dir), "deployed": False,
+                               "containers": [lab.container(n) for n in lab.nodes]})
+        try:
+            self._deploy(lab, images, progress)
+        except (Exception, KeyboardInterrupt) as exc:
+            progress(f"deploy failed ({type(exc).__name__}: {exc}); rolling back")
+            self.destroy(lab, lambda _: None)
+            if isinstance(exc, (KeyboardInterrupt, RuntimeFailure)):
+                raise
+            raise RuntimeFailure(f"deploy of {lab.name} failed and was rolled back: {type(exc).__name__}: {exc}") from exc
+        state.write(lab.name, {**(state.read(lab.name) or {}), "deployed": True, "images": images})
+        report.seconds = time.monotonic() - t0
+        return report
+
+    def _start(self, lab: RenderedLab, node: LabNode, image: str, progress: Progress) -> Any:
+        from ..images import node_host_config
+        hc = node_host_config(self.client, network_mode="none", binds=self._binds(lab, node, progress))
+        command = node.cmd.split() if node.cmd else None
+        created = self.client.api.create_container(image, command=command, name=lab.container(node.name),
+                                                   hostname=node.name, labels=labels(lab, node), host_config=hc)
+        self.client.api.start(created["Id"])
+        return self.client.containers.get(created["Id"])
+
+    def _deploy(self, lab: RenderedLab, images: dict[str, str], progress: Progress) -> None:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            futures = {n: pool.submit(self._start, lab, lab.nodes[n], images[n], progress) for n in lab.nodes}
+            handles = {n: DockerNode(n, f.result()) for n, f in futures.items()}
+        progress(f"started {len(handles)} containers (clab-{lab.name}-*)")
+        for link in lab.links:
+            netlink.veth(handles[link.a_node].netns(), link.a_if, handles[link.b_node].netns(), link.b_if, link.mtu)
+        progress(f"created {len(lab.links)} veth links")
+        for n in lab.nodes.values():
+            for argv in n.exec:
+                r = handles[n.name].exec(argv)
+                if r.returncode != 0:
+                    raise RuntimeFailure(f"{n.name}: exec {' '.join(argv)!r} failed: {(r.stderr or r.stdout).strip()}")
+            if n.exec:
+                progress(f"{n.name}: ran {len(n.exec)} exec lines")
+        self._wait_emulated(lab, handles, images, progress)
+
+    def _wait_emulated(self, lab: RenderedLab, handles: dict[str, DockerNode], images: dict[str, str],
+                       progress: Progress, timeout: float = 60.0) -> None:
+        waiting = {n for n in lab.nodes if "vyos-emu" in images[n]}
+        deadline = time.monotonic() + timeout
+        while waiting:
+            for n in sorted(waiting):
+                status = handles[n].read_json(EMU_STATUS)
+                if status is None:
+                    continue
+                if not status.get("applied"):
+                    raise RuntimeFailure(f"{n}: the VyOS emulation failed: {status.get('error')}")
+                progress(f"{n}: VyOS dataplane emulated ({status['interfaces']} interfaces, "
+                         f"tunnels: {', '.join(status['kernel_tunnels'] + status['userspace_tunnels']) or 'none'}, "
+                         f"{status['routes']} static routes)")
+                for w in status.get("warnings", []):
+                    progress(f"{n}: {w}")
+                waiting.discard(n)
+            if waiting and time.monotonic() > deadline:
+                logs = handles[sorted(waiting)[0]].container.logs(tail=20).decode(errors="replace")
+                raise RuntimeFailure(f"{', '.join(sorted(waiting))}: no VyOS emulation status after {timeout:.0f}s:\n{logs}")
+            if waiting:
+                time.sleep(0.05)
+
+    def destroy(self, lab: RenderedLab, progress: Progress) -> list[str]:
+        removed: list[str] = []
+        try:
+            client = self.client
+        except RuntimeFailure:
+            if state.remove(lab.name):
+                removed.append(str(state.state_dir(lab.name)))
+            return removed
+        for c in client.containers.list(all=True, filters={"label": f"containerlab={lab.name}"}):
+            if c.labels.get("clab-owner") != "clabgen":
+                continue
+            c.remove(force=True)
+            removed.append(f"container {c.name}")
+        if state.remove(lab.name):
+            removed.append(str(state.state_dir(lab.name)))
+        for r in removed:
+            progress(f"removed {r}")
+        return removed
+
+    def nodes(self, lab: RenderedLab) -> dict[str, NodeHandle]:
+        out: dict[str, NodeHandle] = {}
+        for n in lab.nodes:
+            try:
+                out[n] = DockerNode(n, self.client.containers.get(lab.container(n)))
+            except Exception:
+                raise RuntimeFailure(f"container {lab.container(n)} is missing; is lab {lab.name} deployed?") from None
+        return out
+
+    def tunnel_state(self, lab: RenderedLab, node: str) -> list[dict[str, Any]]:
+        handle = self.nodes(lab)[node]
+        assert isinstance(handle, DockerNode)
+        ready = handle.read_json(EMU_READY) or {}
+        return list(ready.get("tunnels", []))
+
+    def inspect(self, lab: RenderedLab) -> dict[str, Any]:
+        nodes = {}
+        for n in lab.nodes:
+            try:
+                c = self.client.containers.get(lab.container(n))
+                nodes[n] = {"container": c.name, "state": c.status, "image": c.image.tags[0] if c.image.tags else c.image.id,
+                            "interfaces": [{"name": link.ifname, "kind": link.kind, "mtu": link.mtu, "up": link.up}
+                                           for link in netlink.links(DockerNode(n, c).netns()) if link.ifname != "lo"]
+                            if c.status == "running" else []}
+            except Exception:
+                nodes[n] = {"container": lab.container(n), "state": "absent", "interfaces": []}
+        current = state.read(lab.name) or {}
+        return {"lab": lab.name, "runtime": self.name, "deployed": bool(current.get("deployed")), "nodes": nodes}
