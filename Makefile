@@ -8,7 +8,7 @@ RUNTIME ?= netns
 LABS := $(wildcard labs/*/intent.yml)
 ORACLES ?= ../shared/oracles
 # Debian packages the tests use (ping, captures, throughput, kernel-tunnel peer, docker).
-DEB_PKGS ?= iproute2 iputils-ping tcpdump iperf3 user-mode-linux debootstrap docker.io
+DEB_PKGS ?= iproute2 iputils-ping tcpdump iperf3 user-mode-linux debootstrap docker.io patch util-linux procps gcc
 
 .PHONY: install deps test render check lint bench deploy verify destroy demo clean
 
@@ -25,8 +25,13 @@ deps:
 	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
+# Everything the tests use, from a bare machine: venv, Debian packages, a container engine (only
+# stopped again if this run started it), the local node images and containerlab. A missing engine
+# or containerlab makes their tests skip with the reason, never hides the other tests.
 test: install deps
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	@scripts/docker-up.sh || echo "test: no container engine; docker/containerlab tests will skip"
+	@$(MAKE) --no-print-directory image containerlab || echo "test: images/containerlab not built; their tests will skip"
+	@set +e; $(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; scripts/docker-down.sh; exit $$rc
 
 render: install
 	@for f in $(LABS); do $(BIN)/clabgen render $$f || exit 1; done
