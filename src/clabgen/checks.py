@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from ipaddress import IPv4Address, IPv4Network
 
 from . import platforms
@@ -17,8 +18,17 @@ def check_lab(lab: Lab, problems: Problems) -> None:
     _tunnels(lab, problems)
 
 
+def _switch_names(lab: Lab) -> dict[str, str]:
+    """The bridge nodes the plan adds for segments of more than two members, by name."""
+    out = {f"sw-{s.name}": f"the LAN of site {s.name}" for s in lab.sites if len(s.servers) >= 2}
+    if len(lab.sites) > 2:
+        out["sw-underlay"] = "the underlay"
+    return out
+
+
 def _unique_names(lab: Lab, problems: Problems) -> None:
     seen: dict[str, Where] = {}
+    switches = _switch_names(lab)
     for site in lab.sites:
         for node in (site.gateway, *site.servers):
             where = node.at("name")
@@ -26,6 +36,9 @@ def _unique_names(lab: Lab, problems: Problems) -> None:
                 problems.add(where, f"duplicate node name {node.name!r}", f"first defined at line {seen[node.name].line}")
             else:
                 seen[node.name] = where
+            if node.name in switches:
+                problems.add(where, f"{node.name!r} is the name of the switch clabgen adds for {switches[node.name]}",
+                             "rename this node")
     sites: dict[str, Where] = {}
     for site in lab.sites:
         if site.name in sites:
@@ -34,19 +47,20 @@ def _unique_names(lab: Lab, problems: Problems) -> None:
     tunnels: dict[str, Where] = {}
     for t in lab.tunnels:
         if t.name and t.name in tunnels:
-            problems.add(t.at("name"), f"duplicate tunnel name {t.name!r}")
-        if t.name:
+            problems.add(t.at("name"), f"duplicate tunnel name {t.name!r}", f"first defined at line {tunnels[t.name].line}")
+        elif t.name:
             tunnels[t.name] = t.at("name")
 
 
 def _prefixes(lab: Lab, problems: Problems) -> None:
-    nets: list[tuple[IPv4Network, Where, str]] = [(lab.underlay.subnet, lab.underlay.at("subnet"), "underlay.subnet")]
-    nets += [(s.lan, s.at("lan"), f"site {s.name} lan") for s in lab.sites]
-    nets += [(t.subnet, t.at("subnet"), f"tunnel {t.name or i} subnet") for i, t in enumerate(lab.tunnels)]
+    nets: list[tuple[IPv4Network, Where, str]] = [(lab.underlay.subnet, lab.underlay.at("subnet"), "the underlay subnet")]
+    nets += [(s.lan, s.at("lan"), f"the LAN of site {s.name}") for s in lab.sites]
+    nets += [(t.subnet, t.at("subnet"), f"the subnet of tunnel {t.name or '-'.join(t.endpoints) or i}")
+             for i, t in enumerate(lab.tunnels)]
     for i, (net, where, _) in enumerate(nets):
         for other, owhere, olabel in nets[:i]:
             if net.overlaps(other):
-                problems.add(where, f"{net} overlaps {olabel} {other}", f"defined at line {owhere.line}")
+                problems.add(where, f"{net} overlaps {other}, {olabel}", f"line {owhere.line}")
                 break
         if net.is_loopback or net.is_multicast or net.is_link_local or net.is_unspecified:
             problems.add(where, f"{net} is not a usable unicast prefix")
@@ -54,7 +68,7 @@ def _prefixes(lab: Lab, problems: Problems) -> None:
 
 def _in_subnet(addr: IPv4Address, net: IPv4Network, where: Where, what: str, problems: Problems) -> None:
     if addr not in net:
-        problems.add(where, f"{addr} is outside {what} {net}")
+        problems.add(where, f"{addr} is outside {net}, {what}")
     elif addr == net.network_address:
         problems.add(where, f"{addr} is the network address of {net}")
     elif addr == net.broadcast_address:
@@ -62,29 +76,35 @@ def _in_subnet(addr: IPv4Address, net: IPv4Network, where: Where, what: str, pro
 
 
 def _addresses(lab: Lab, problems: Problems) -> None:
-    used_underlay: dict[IPv4Address, Where] = {}
+    used_underlay: dict[IPv4Address, tuple[Where, str]] = {}
     for site in lab.sites:
-        used: dict[IPv4Address, Where] = {}
+        used: dict[IPv4Address, tuple[Where, str]] = {}
         gw = site.gateway
-        explicit = [(gw.address, gw.at("address"))] + [(s.address, s.at("address")) for s in site.servers]
-        for addr, where in explicit:
+        explicit = [(gw.address, gw.at("address"), gw.name)] + [(s.address, s.at("address"), s.name) for s in site.servers]
+        for addr, where, owner in explicit:
             if addr is None:
                 continue
-            _in_subnet(addr, site.lan, where, "the site's LAN", problems)
+            _in_subnet(addr, site.lan, where, f"the LAN of site {site.name}", problems)
             if addr in used:
-                problems.add(where, f"address {addr} is already used at line {used[addr].line}")
-            used[addr] = where
+                first, other = used[addr]
+                problems.add(where, f"{addr} is already the address of {other}", f"line {first.line}")
+            used.setdefault(addr, (where, owner))
         if gw.underlay_address is not None:
             where = gw.at("underlay_address")
             _in_subnet(gw.underlay_address, lab.underlay.subnet, where, "the underlay subnet", problems)
             if gw.underlay_address in used_underlay:
-                problems.add(where, f"underlay address {gw.underlay_address} is already used at line {used_underlay[gw.underlay_address].line}")
-            used_underlay[gw.underlay_address] = where
+                first, other = used_underlay[gw.underlay_address]
+                problems.add(where, f"{gw.underlay_address} is already the underlay address of {other}", f"line {first.line}")
+            used_underlay.setdefault(gw.underlay_address, (where, gw.name))
+    first_host = lab.underlay.first_host
+    if first_host >= lab.underlay.subnet.num_addresses - 1 and lab.underlay.subnet.prefixlen < 31:
+        problems.add(lab.underlay.at("first_host"), f"host {first_host} is outside {lab.underlay.subnet}",
+                     f"its hosts are 1..{lab.underlay.subnet.num_addresses - 2}")
     for t in lab.tunnels:
-        for addr in t.addresses or ():
-            _in_subnet(addr, t.subnet, t.at("addresses"), "the tunnel subnet", problems)
-        if t.addresses and len(set(t.addresses)) != len(t.addresses):
-            problems.add(t.at("addresses"), "the two tunnel addresses are the same")
+        for i, addr in enumerate(t.addresses or ()):
+            _in_subnet(addr, t.subnet, t.at(f"addresses[{i}]"), "the tunnel subnet", problems)
+        if t.addresses and len(t.addresses) == 2 and t.addresses[0] == t.addresses[1]:
+            problems.add(t.at("addresses[1]"), f"both tunnel ends have the address {t.addresses[0]}")
 
 
 def _tunnels(lab: Lab, problems: Problems) -> None:
@@ -93,18 +113,20 @@ def _tunnels(lab: Lab, problems: Problems) -> None:
     pairs: dict[tuple[str, frozenset[str]], Where] = {}
     for t in lab.tunnels:
         where = t.at("endpoints")
-        for name in t.endpoints:
+        for i, name in enumerate(t.endpoints):
             if name in servers:
-                problems.add(where, f"endpoint {name!r} is a server; tunnel endpoints must be gateways")
-            elif name not in gateways:
-                problems.add(where, f"endpoint {name!r} is not a gateway of any site",
+                problems.add(t.at(f"endpoints[{i}]"), f"endpoint {name!r} is a server; tunnel endpoints must be gateways",
                              f"gateways: {', '.join(gateways) or 'none'}")
+            elif name not in gateways:
+                close = difflib.get_close_matches(name, list(gateways), n=1, cutoff=0.6)
+                problems.add(t.at(f"endpoints[{i}]"), f"endpoint {name!r} is not a gateway of any site",
+                             f"did you mean {close[0]!r}?" if close else f"gateways: {', '.join(gateways) or 'none'}")
         if len(t.endpoints) == 2 and t.endpoints[0] == t.endpoints[1]:
-            problems.add(where, f"a tunnel from {t.endpoints[0]!r} to itself")
+            problems.add(t.at("endpoints[1]"), f"a tunnel from {t.endpoints[0]!r} to itself")
         key = (t.type, frozenset(t.endpoints))
         if len(key[1]) == 2 and key in pairs:
             problems.add(where, f"a second {t.type} tunnel between {' and '.join(sorted(key[1]))}",
-                         f"Linux accepts one {t.type} tunnel per local/remote pair (first at line {pairs[key].line})")
+                         f"the first is at line {pairs[key].line}; Linux allows one {t.type} tunnel per pair of addresses")
         pairs.setdefault(key, where)
         ttype = TUNNEL_TYPES.get(t.type)
         for name in t.endpoints:
@@ -115,5 +137,6 @@ def _tunnels(lab: Lab, problems: Problems) -> None:
             if not platforms.load(pname).supports(t.type):
                 problems.add(t.at("type"), f"platform {pname} of {name} does not support tunnel type {t.type!r}")
         if ttype and t.mtu is not None and t.mtu > lab.underlay.mtu - ttype.overhead:
-            problems.add(t.at("mtu"), f"tunnel MTU {t.mtu} exceeds underlay MTU {lab.underlay.mtu} minus the "
-                                      f"{t.type} overhead of {ttype.overhead} bytes ({lab.underlay.mtu - ttype.overhead})")
+            limit = lab.underlay.mtu - ttype.overhead
+            problems.add(t.at("mtu"), f"tunnel MTU {t.mtu} is above {limit}, the underlay MTU {lab.underlay.mtu} "
+                                      f"minus {ttype.overhead} bytes of {t.type} overhead")

@@ -25,44 +25,48 @@ class Reader:
     def __init__(self, problems: Problems) -> None:
         self.problems = problems
 
-    def mapping(self, y: Y, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, Y] | None:
+    def mapping(self, y: Y, allowed: tuple[str, ...], required: tuple[str, ...] = (),
+                what: str = "a mapping") -> dict[str, Y] | None:
         if not y.is_map:
-            self.problems.add(y.where, f"expected a mapping, got {_kind(y.value)}")
+            self.problems.add(y.where, f"expected {what}, got {_kind(y.value)}")
             return None
+        suggested: set[str] = set()
         for key, kw in y.keys.items():
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
                 hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
                 self.problems.add(kw, f"unknown key {key!r}", hint)
+                suggested.update(close)
         for key in required:
-            if key not in y.value:
+            # a misspelt required key is reported once, as the unknown key with its did-you-mean
+            if key not in y.value and key not in suggested:
                 self.problems.add(y.where.at(_join(y.where.field, key)), f"missing required key {key!r}")
         return {k: v for k, v in y.value.items() if k in allowed}
 
-    def seq(self, y: Y) -> list[Y]:
+    def seq(self, y: Y, what: str = "a list") -> list[Y]:
         if not y.is_seq:
-            self.problems.add(y.where, f"expected a list, got {_kind(y.value)}")
+            self.problems.add(y.where, f"expected {what}, got {_kind(y.value)}")
             return []
         return y.value
 
-    def string(self, y: Y) -> str | None:
+    def string(self, y: Y, what: str = "a string") -> str | None:
         if not isinstance(y.value, str) or isinstance(y.value, bool):
-            self.problems.add(y.where, f"expected a string, got {_kind(y.value)}")
+            self.problems.add(y.where, f"expected {what}, got {_kind(y.value)}")
             return None
         return y.value
 
-    def name(self, y: Y) -> str | None:
-        s = self.string(y)
+    def name(self, y: Y, what: str = "a name") -> str | None:
+        s = self.string(y, what)
         if s is None:
             return None
-        if not NAME_RE.match(s) or len(s) > NAME_MAX:
-            self.problems.add(y.where, f"{s!r} is not a safe name",
-                              f"use 1-{NAME_MAX} characters of [a-z0-9-], starting with a letter or digit")
+        problem = name_problem(s)
+        if problem:
+            self.problems.add(y.where, *problem)
             return None
         return s
 
     def image(self, y: Y) -> str | None:
-        s = self.string(y)
+        s = self.string(y, "an image reference")
         if s is not None and (not IMAGE_RE.match(s) or len(s) > 200):
             self.problems.add(y.where, f"{s!r} is not a valid container image reference")
             return None
@@ -70,7 +74,9 @@ class Reader:
 
     def integer(self, y: Y, lo: int, hi: int) -> int | None:
         if not isinstance(y.value, int) or isinstance(y.value, bool):
-            self.problems.add(y.where, f"expected an integer, got {_kind(y.value)}")
+            quoted = isinstance(y.value, str) and y.value.strip().isdigit()
+            self.problems.add(y.where, f"expected an integer, got {_kind(y.value)}",
+                              f"write {y.value.strip()} without quotes" if quoted else "")
             return None
         if not lo <= y.value <= hi:
             self.problems.add(y.where, f"{y.value} is out of range {lo}..{hi}")
@@ -78,7 +84,7 @@ class Reader:
         return int(y.value)
 
     def prefix(self, y: Y) -> IPv4Network | None:
-        s = self.string(y)
+        s = self.string(y, "an IPv4 prefix such as 10.1.5.0/24")
         if s is None:
             return None
         if "/" not in s:
@@ -98,7 +104,7 @@ class Reader:
         return net
 
     def address(self, y: Y) -> IPv4Address | None:
-        s = self.string(y)
+        s = self.string(y, "an IPv4 address")
         if s is None:
             return None
         try:
@@ -109,7 +115,7 @@ class Reader:
             return None
 
     def one_of(self, y: Y, choices: tuple[str, ...], what: str) -> str | None:
-        s = self.string(y)
+        s = self.string(y, f"a {what} ({', '.join(choices)})")
         if s is None:
             return None
         if s not in choices:
@@ -118,6 +124,26 @@ class Reader:
             self.problems.add(y.where, f"unsupported {what} {s!r}", hint)
             return None
         return s
+
+
+def name_problem(s: str) -> tuple[str, str] | None:
+    """Why `s` cannot name a node, site, lab or tunnel (it ends up in file, netns and container
+    names and in shell scripts), with a hint; None when it can."""
+    rule = "use a-z, 0-9 and '-', starting with a letter or digit"
+    if not s:
+        return "the name is empty", rule
+    if len(s) > NAME_MAX:
+        return f"{s!r} is too long ({len(s)} characters, at most {NAME_MAX})", ""
+    if NAME_RE.match(s):
+        return None
+    fixed = s.lower().replace("_", "-").lstrip("-")
+    hint = f"did you mean {fixed!r}?" if fixed != s and NAME_RE.match(fixed) else rule
+    bad = next((c for c in s if not re.match(r"[a-z0-9-]", c)), None)
+    if bad is None:
+        return f"{s!r} is not a safe name: it starts with {s[0]!r}", hint
+    if bad.isupper():
+        return f"{s!r} is not a safe name: uppercase letters are not allowed", hint
+    return f"{s!r} is not a safe name: {bad!r} is not allowed", hint
 
 
 def _kind(value: Any) -> str:
@@ -157,20 +183,27 @@ def read_lab(path: Path, display: str | None = None) -> Lab:
     gw_platforms = platforms.gateway_platforms()
     defaults = _defaults(r, top.get("defaults"), tree.where, gw_platforms)
     underlay = _underlay(r, top.get("underlay"), tree.where)
-    site_items = r.seq(top["sites"]) if "sites" in top else []
+    site_items = r.seq(top["sites"], "a list of sites") if "sites" in top else []
     sites = tuple(s for s in (_site(r, y, gw_platforms) for y in site_items) if s)
     if "sites" in top and top["sites"].is_seq and not top["sites"].value:
         problems.add(top["sites"].where, "at least one site is required")
     tunnels: tuple[Tunnel, ...] = ()
     if "tunnels" in top:
-        tunnels = tuple(t for t in (_tunnel(r, y) for y in r.seq(top["tunnels"])) if t)
+        tunnels = tuple(t for t in (_tunnel(r, y) for y in r.seq(top["tunnels"], "a list of tunnels")) if t)
     routing = _routing(r, top.get("routing"), tree.where)
-    problems.raise_if_any()
+    _raise_in_file_order(problems)
     lab = Lab(tree.where, _pos(top), name=name, source=path, defaults=defaults, underlay=underlay,
               sites=sites, tunnels=tunnels, routing=routing)
     checks.check_lab(lab, problems)
-    problems.raise_if_any()
+    _raise_in_file_order(problems)
     return lab
+
+
+def _raise_in_file_order(problems: Problems) -> None:
+    """Report problems top to bottom, as a compiler does; the first line is the first to fix."""
+    problems.items.sort(key=lambda p: (p.where is None or p.where.line == 0,
+                                       p.where.line if p.where else 0, p.where.col if p.where else 0))
+    problems.raise_if_any()
 
 
 def _defaults(r: Reader, y: Y | None, root: Where, gw_platforms: tuple[str, ...]) -> Defaults:
@@ -202,13 +235,13 @@ def _underlay(r: Reader, y: Y | None, root: Where) -> Underlay:
 
 
 def _site(r: Reader, y: Y, gw_platforms: tuple[str, ...]) -> Site | None:
-    m = r.mapping(y, ("name", "lan", "gateway", "servers"), ("name", "lan", "gateway"))
+    m = r.mapping(y, ("name", "lan", "gateway", "servers"), ("name", "lan", "gateway"), what="a site mapping")
     if m is None:
         return None
     gateway = _gateway(r, m["gateway"], gw_platforms) if "gateway" in m else None
     servers: list[Server] = []
     if "servers" in m:
-        servers = [s for s in (_server(r, v) for v in r.seq(m["servers"])) if s]
+        servers = [s for s in (_server(r, v) for v in r.seq(m["servers"], "a list of servers")) if s]
     return Site(y.where, _pos(m), name=_opt(m, "name", r.name, ""),
                 lan=_opt(m, "lan", r.prefix, IPv4Network("0.0.0.0/32")),
                 gateway=gateway or Gateway(y.where), servers=tuple(servers))
@@ -218,7 +251,8 @@ def _gateway(r: Reader, y: Y, gw_platforms: tuple[str, ...]) -> Gateway | None:
     if isinstance(y.value, str):
         name = r.name(y)
         return Gateway(y.where, {"name": y.where}, name=name) if name else None
-    m = r.mapping(y, ("name", "platform", "image", "address", "underlay_address"), ("name",))
+    m = r.mapping(y, ("name", "platform", "image", "address", "underlay_address"), ("name",),
+                  what="a gateway name or a mapping")
     if m is None:
         return None
     return Gateway(y.where, _pos(m), name=_opt(m, "name", r.name, ""),
@@ -232,7 +266,7 @@ def _server(r: Reader, y: Y) -> Server | None:
     if isinstance(y.value, str):
         name = r.name(y)
         return Server(y.where, {"name": y.where}, name=name) if name else None
-    m = r.mapping(y, ("name", "address", "image"), ("name",))
+    m = r.mapping(y, ("name", "address", "image"), ("name",), what="a server name or a mapping")
     if m is None:
         return None
     return Server(y.where, _pos(m), name=_opt(m, "name", r.name, ""),
@@ -245,20 +279,23 @@ def _tunnel(r: Reader, y: Y) -> Tunnel | None:
     if m is None:
         return None
     endpoints: tuple[str, ...] = ()
+    pos = _pos(m)
     if "endpoints" in m:
-        items = r.seq(m["endpoints"])
-        names = [r.name(i) for i in items]
+        items = r.seq(m["endpoints"], "a list of 2 gateway names")
+        pos.update({f"endpoints[{i}]": item.where for i, item in enumerate(items)})
+        names = [r.name(i, "a gateway name") for i in items]
         if m["endpoints"].is_seq and len(items) != 2:
             r.problems.add(m["endpoints"].where, f"a tunnel has exactly 2 endpoints, got {len(items)}")
         endpoints = tuple(n for n in names if n)
     addresses = None
     if "addresses" in m:
-        items = r.seq(m["addresses"])
+        items = r.seq(m["addresses"], "a list of 2 addresses")
+        pos.update({f"addresses[{i}]": item.where for i, item in enumerate(items)})
         if m["addresses"].is_seq and len(items) != 2:
             r.problems.add(m["addresses"].where, f"give one address per endpoint (2), got {len(items)}")
         parsed = [r.address(i) for i in items]
         addresses = tuple(a for a in parsed if a) if all(parsed) else None
-    return Tunnel(y.where, _pos(m), name=_opt(m, "name", r.name, None),
+    return Tunnel(y.where, pos, name=_opt(m, "name", r.name, None),
                   type=_opt(m, "type", lambda v: r.one_of(v, tuple(TUNNEL_TYPES), "tunnel type"), "ipip"),
                   endpoints=endpoints, subnet=_opt(m, "subnet", r.prefix, IPv4Network("0.0.0.0/32")),
                   addresses=addresses, mtu=_opt(m, "mtu", lambda v: r.integer(v, 576, 65535), None))
