@@ -58,8 +58,7 @@ class Lab:
 
     def ping(self, role: str, dst: str, count: int = 3, size: int = 56, ttl: int | None = None,
              ) -> subprocess.CompletedProcess[str]:
-        extra = ["-t", str(ttl)] if ttl else []
-        return self.run(role, ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2", "-s", str(size), *extra, dst])
+        return ping(self.ns(role), dst, count, size, ttl)
 
     def tunnel_spec(self, mode: str, mtu: int | None = None) -> dict[str, object]:
         overhead = {"ipip": 20, "gre": 24}[mode]
@@ -67,6 +66,14 @@ class Lab:
             {"netns": self.ns(gw), "ifname": "tun0", "mode": mode, "local": UNDERLAY[gw], "remote": UNDERLAY[peer],
              "address": TUNNEL_ADDR[gw], "mtu": mtu or MTU - overhead}
             for gw, peer in (("gw1", "gw2"), ("gw2", "gw1"))]}
+
+
+def ping(ns: str, dst: str, count: int = 3, size: int = 56, ttl: int | None = None,
+         ) -> subprocess.CompletedProcess[str]:
+    """Debian's iputils ping inside ns; -t sets the TTL the packets leave with."""
+    extra = ["-t", str(ttl)] if ttl else []
+    argv = ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2", "-s", str(size), *extra, dst]
+    return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=30)
 
 
 def _sysctl(ns: str, key: str, value: str) -> None:

@@ -1,0 +1,95 @@
+"""Wire compatibility with a real kernel: Linux 6.1's ipip/gre (in UML) <-> our userspace tunnel."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyroute2 import IPRoute, netns
+
+from clabgen.dataplane import start, stop
+from clabgen.dataplane.nsenter import NETNS_RUN_DIR
+
+from . import lab as L
+from . import uml
+
+pytestmark = [pytest.mark.uml, pytest.mark.netns,
+              pytest.mark.skipif(uml.UML is None, reason="user-mode-linux (`linux`) not installed")]
+ETH = 14
+OURS, KERNEL = "172.12.1.10", "172.12.1.11"
+TTL = 33  # sent with ping -t: ttl inherit must copy it to the outer header
+
+
+@pytest.fixture
+def host_ns() -> Iterator[str]:
+    """One namespace with a tap (172.12.1.10/24, MTU 9500) for the guest's NIC."""
+    if not L.CAN_RUN:
+        pytest.skip("needs root, network namespaces and /dev/net/tun")
+    name = f"clabgen-t-{secrets.token_hex(3)}-uml"
+    netns.create(name)
+    try:
+        with IPRoute(netns=name) as ipr:
+            ipr.link("add", ifname="uml0", kind="tuntap", mode="tap")
+            idx = ipr.link_lookup(ifname="uml0")[0]
+            ipr.link("set", index=idx, mtu=9500)
+            ipr.addr("add", index=idx, address=OURS, prefixlen=24)
+            ipr.link("set", index=idx, state="up")
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+        yield name
+    finally:
+        netns.remove(name)
+        assert not (NETNS_RUN_DIR / name).exists()
+
+
+def _outer(frames: list[bytes], src: str, proto: int) -> list[bytes]:
+    return [f[ETH:] for f in frames if f[12:14] == b"\x08\x00" and f[ETH + 9] == proto
+            and f[ETH + 12:ETH + 16] == socket.inet_aton(src)]
+
+
+def _inner_icmp(outer: bytes, overhead: int, icmp_type: int) -> bool:
+    inner = outer[overhead:]
+    return len(inner) >= 28 and inner[9] == 1 and inner[20] == icmp_type
+
+
+@pytest.mark.parametrize("mode", ["ipip", "gre"])
+def test_kernel_tunnel_and_userspace_tunnel_interoperate(host_ns: str, tmp_path: Path, mode: str) -> None:
+    overhead, proto = (20, 4) if mode == "ipip" else (24, 47)
+    state = tmp_path / "state"
+    spec = {"tunnels": [{"netns": host_ns, "ifname": "tun0", "mode": mode, "local": OURS, "remote": KERNEL,
+                         "address": "1.1.1.1/24", "mtu": 9500 - overhead}]}
+    guest_tunnel = uml.GuestTunnel(mode, f"{KERNEL}/24", KERNEL, OURS, "1.1.1.2/24", 9500 - overhead,
+                                   ping="1.1.1.1", ping_ttl=TTL)
+    start(spec, state)
+    try:
+        with L.capture(host_ns, "uml0") as cap, uml.boot(host_ns, "uml0", guest_tunnel, tmp_path / "uml") as guest:
+            guest.wait_for("== guest-pinged", timeout=60)
+            out = L.ping(host_ns, "1.1.1.2", ttl=TTL)
+        print("\n".join(guest.lines[-60:]))
+    finally:
+        stop(state)
+
+    link = guest.section("link")
+    assert "ttl inherit" in link, link  # what `ip tunnel add` without ttl gives the kernel
+    guest_ping = guest.section("guest-ping")
+    assert re.search(r" 0% packet loss", guest_ping), guest_ping  # kernel -> userspace -> kernel
+    assert out.returncode == 0, out.stdout + out.stderr  # userspace -> kernel -> userspace
+    assert re.findall(r"ttl=(\d+)", out.stdout) == ["64"] * 3
+
+    kernel = [p for p in _outer(cap.frames, KERNEL, proto) if _inner_icmp(p, overhead, 8)]
+    userspace = [p for p in _outer(cap.frames, OURS, proto) if _inner_icmp(p, overhead, 8)]
+    assert len(kernel) == 3 and len(userspace) == 3, (len(kernel), len(userspace))
+    for k, u in zip(kernel, userspace):
+        # version/IHL, TOS, total length, flags (DF), TTL, protocol: field by field, ID aside
+        fields = "!BBHxxHBB"
+        kf, uf = struct.unpack_from(fields, k), struct.unpack_from(fields, u)
+        assert kf == uf, (kf, uf)
+        assert kf[4] == TTL  # outer TTL copies the inner one: ttl inherit
+        assert kf[3] & 0x4000  # DF: pmtudisc is the default
+        assert k[20:overhead] == u[20:overhead]  # GRE: same flags/version/protocol (4 bytes, no key/csum/seq)
+        assert k[overhead + 8] == TTL and u[overhead + 8] == TTL  # inner TTL untouched
+    print(f"{mode}: kernel outer header {kernel[0][:overhead].hex()} ours {userspace[0][:overhead].hex()}")
