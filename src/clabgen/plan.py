@@ -241,7 +241,7 @@ def build(lab: Lab) -> Plan:
         lan_addr[site.gateway.name] = gw_addr or site.lan.network_address
         for srv in site.servers:
             addr = srv.address or pool.take(10 if site.lan.num_addresses > 12 else 2)
-            _need(addr, srv.where, f"{site.lan} has no free address for server {srv.name}", problems)
+            _need(addr, srv.where, f"{site.lan} has no free address left for {srv.name}", problems)
             lan_addr[srv.name] = addr or site.lan.network_address
     needs_underlay = len(lab.sites) > 1
     underlay_addr: dict[str, IPv4Address] = {}

@@ -48,6 +48,8 @@ def _hop_text(h: Hop) -> str:
 
 def view(plan: Plan, source: str) -> dict[str, Any]:
     """Flatten the plan into plain data for templates (formatting only, no decisions)."""
+    # Mermaid ids: node names may be Mermaid words (`end`) or hold `--`, so the diagram numbers them.
+    ids = {n.name: f"n{i}" for i, n in enumerate(plan.nodes)}
     nodes = []
     for n in plan.nodes:
         ifaces = [{"name": i.name, "address": str(i.address) if i.address else None, "mtu": i.mtu,
@@ -55,7 +57,7 @@ def view(plan: Plan, source: str) -> dict[str, Any]:
         label = "<br/>".join([f"{n.name} ({n.platform if n.role == 'gateway' else n.role})"] +
                              [f"{i.name} {i.address}" for i in n.interfaces if i.address and i.role != "tunnel"])
         nodes.append({
-            "name": n.name, "role": n.role, "site": n.site, "platform": n.platform, "label": label,
+            "name": n.name, "id": ids[n.name], "role": n.role, "site": n.site, "platform": n.platform, "label": label,
             "clab": {"kind": n.clab.kind, "image": n.clab.image, "cmd": n.clab.cmd,
                      "binds": list(n.clab.binds), "exec": list(n.clab.exec)},
             "interfaces": ifaces, "routes": [r.text() for r in n.routes],
@@ -66,13 +68,14 @@ def view(plan: Plan, source: str) -> dict[str, Any]:
         bn, bi = link.b.split(":")
         seg = "underlay" if link.segment == "underlay" else "LAN"
         links.append({"a": link.a, "b": link.b, "a_node": an, "a_if": ai, "b_node": bn, "b_if": bi,
+                      "a_id": ids[an], "b_id": ids[bn],
                       "mtu": link.mtu, "mtu_is_default": link.mtu_is_default,
                       "label": f"{ai} - {bi} ({seg}, MTU {link.mtu})"})
     tunnels = []
     for t in plan.tunnels:
         a, b = t.ends
         tunnels.append({"name": t.name, "type": t.type, "ip_proto": t.ip_proto, "overhead": t.overhead,
-                        "mtu": t.mtu, "a": a.node, "b": b.node,
+                        "mtu": t.mtu, "a": a.node, "b": b.node, "a_id": ids[a.node], "b_id": ids[b.node],
                         "label": f"{a.ifname} {t.type} {a.address.ip} - {b.address.ip} {b.ifname}",
                         "ends": [{"node": e.node, "ifname": e.ifname, "address": str(e.address),
                                   "local": str(e.local), "remote": str(e.remote)} for e in t.ends]})

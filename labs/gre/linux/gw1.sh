@@ -39,7 +39,7 @@ up() {
     elif [ "$USERSPACE" = 1 ]; then
         userspace_tunnel tun0 gre 172.12.1.10 172.12.1.11 1.1.1.1/24 9476
     else
-        echo "gw1.sh: this kernel cannot create a gre tunnel (no gre module?);" \
+        echo "gw1.sh: this kernel cannot create gre tunnel tun0 (no gre module?);" \
              "rerun with --userspace to use clabgen's userspace tunnel" >&2
         down
         exit 1

@@ -39,7 +39,7 @@ up() {
     elif [ "$USERSPACE" = 1 ]; then
         userspace_tunnel tun0 ipip 172.12.1.10 172.12.1.11 1.1.1.1/30 9480
     else
-        echo "gw-hub.sh: this kernel cannot create a ipip tunnel (no ipip module?);" \
+        echo "gw-hub.sh: this kernel cannot create ipip tunnel tun0 (no ipip module?);" \
              "rerun with --userspace to use clabgen's userspace tunnel" >&2
         down
         exit 1
@@ -52,7 +52,7 @@ up() {
     elif [ "$USERSPACE" = 1 ]; then
         userspace_tunnel tun1 gre 172.12.1.10 172.12.1.12 1.1.2.1/30 9476
     else
-        echo "gw-hub.sh: this kernel cannot create a gre tunnel (no gre module?);" \
+        echo "gw-hub.sh: this kernel cannot create gre tunnel tun1 (no gre module?);" \
              "rerun with --userspace to use clabgen's userspace tunnel" >&2
         down
         exit 1

@@ -39,7 +39,7 @@ up() {
     elif [ "$USERSPACE" = 1 ]; then
         userspace_tunnel tun0 ipip 172.12.1.11 172.12.1.10 1.1.1.2/24 9480
     else
-        echo "gw2.sh: this kernel cannot create a ipip tunnel (no ipip module?);" \
+        echo "gw2.sh: this kernel cannot create ipip tunnel tun0 (no ipip module?);" \
              "rerun with --userspace to use clabgen's userspace tunnel" >&2
         down
         exit 1
