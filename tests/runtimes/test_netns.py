@@ -40,12 +40,12 @@ def _failed(lab: Path) -> list[tuple[str, str, str]]:
     return [(c.group, c.node, c.detail) for c in checks if not c.ok]
 
 
-@pytest.mark.parametrize("name", ["ipip", "ipip-vyos14", "gre"])
+@pytest.mark.parametrize("name", ["ipip", "ipip-vyos14", "gre", "hub3"])
 def test_deploy_verify_destroy(name: str, tmp_path: Path) -> None:
     lab = unique_lab(tmp_path, name)
     lname = lab_name(lab)
     before = host_snapshot()
-    result = run_clabgen("deploy", str(lab))
+    result = run_clabgen("deploy", str(lab), "--runtime", "netns")
     try:
         assert result.returncode == 0, result.stderr
         assert "VyOS dataplane emulated" in result.stderr
@@ -57,8 +57,11 @@ def test_deploy_verify_destroy(name: str, tmp_path: Path) -> None:
         assert groups == {"routes", "tunnel", "ping", "capture"}
         assert all(c["ok"] for c in report["checks"])
         assert "ttl=62" in " ".join(c["detail"] for c in report["checks"] if c["group"] == "ping")
-        frame = "122 B" if name == "gre" else "118 B"
-        assert frame in next(c["detail"] for c in report["checks"] if c["group"] == "capture")
+        expected = json.loads((lab / "expected.json").read_text())
+        captures = [c["detail"] for c in report["checks"] if c["group"] == "capture"]
+        assert len(captures) == len(expected["tunnels"])
+        for cap in expected["captures"]:
+            assert any(f"{cap['iface']} {cap['underlay_frame_len']} B" in d for d in captures), captures
         assert b"<testsuite" in (tmp_path / "junit.xml").read_bytes()
     finally:
         gone = run_clabgen("destroy", str(lab))
@@ -111,7 +114,7 @@ def test_failed_deploy_rolls_back(tmp_path: Path) -> None:
     lab = unique_lab(tmp_path, "ipip")
     topo = next(lab.glob("*.clab.yml"))
     topo.write_text(topo.read_text().replace("ip route replace default via 10.1.8.1", "ip route replace default via 10.9.9.9"))
-    result = run_clabgen("deploy", str(lab))
+    result = run_clabgen("deploy", str(lab), "--runtime", "netns")
     assert result.returncode == 1
     assert "rolled back" in result.stderr or "failed" in result.stderr
     assert "Traceback" not in result.stderr
