@@ -136,32 +136,7 @@ def test_checked_in_intents_validate(lab: Path) -> None:
     assert result.stdout.startswith(f"labs/{lab.name}/intent.yml: ok (")
 
 
-HUB3 = """\
-name: hub3
-underlay:
-  subnet: 172.12.1.0/24
-sites:
-  - name: hub
-    lan: 10.1.1.0/24
-    gateway: gw-hub
-    servers: [server-hub]
-  - name: spoke1
-    lan: 10.1.2.0/24
-    gateway: gw1
-    servers: [server1]
-  - name: spoke2
-    lan: 10.1.3.0/24
-    gateway: gw2
-    servers: [server2]
-tunnels:
-  - type: ipip
-    endpoints: [gw-hub, gw1]
-    subnet: 1.1.1.0/30
-  - type: gre
-    endpoints: [gw-hub, gw2]
-    subnet: 1.1.2.0/30
-routing: static
-"""
+HUB3 = (LABS / "hub3" / "intent.yml").read_text(encoding="utf-8")
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -14,31 +14,7 @@ from .conftest import LABS
 
 SEED = (LABS / "ipip" / "intent.yml").read_text(encoding="utf-8")
 
-HUB3 = """\
-name: hub3
-underlay:
-  subnet: 172.12.1.0/24
-sites:
-  - name: hub
-    lan: 10.1.1.0/24
-    gateway: gw-hub
-    servers: [server-hub]
-  - name: spoke1
-    lan: 10.1.2.0/24
-    gateway: gw1
-    servers: [server1]
-  - name: spoke2
-    lan: 10.1.3.0/24
-    gateway: gw2
-    servers: [server2]
-tunnels:
-  - type: ipip
-    endpoints: [gw-hub, gw1]
-    subnet: 1.1.1.0/30
-  - type: gre
-    endpoints: [gw-hub, gw2]
-    subnet: 1.1.2.0/30
-"""
+HUB3 = (LABS / "hub3" / "intent.yml").read_text(encoding="utf-8")
 
 
 @pytest.fixture
