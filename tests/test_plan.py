@@ -171,7 +171,8 @@ def test_static_routes_take_the_shortest_tunnel_path(build) -> None:  # type: ig
     assert routes("gw2") == [("10.1.1.0/24", "1.1.2.1", "tun0"), ("10.1.2.0/24", "1.1.2.1", "tun0")]
     assert routes("gw-hub") == [("10.1.2.0/24", "1.1.1.2", "tun0"), ("10.1.3.0/24", "1.1.2.2", "tun1")]
     # with a direct spoke-spoke tunnel the spokes stop going through the hub
-    direct = HUB3 + "  - type: ipip\n    endpoints: [gw1, gw2]\n    subnet: 1.1.3.0/30\n"
+    at = HUB3.index("routing:")
+    direct = HUB3[:at] + "  - type: ipip\n    endpoints: [gw1, gw2]\n    subnet: 1.1.3.0/30\n" + HUB3[at:]
     p = build(direct)
     assert routes("gw1") == [("10.1.1.0/24", "1.1.1.1", "tun0"), ("10.1.3.0/24", "1.1.3.2", "tun1")]
 
