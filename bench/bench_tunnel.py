@@ -19,8 +19,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from clabgen import dataplane  # noqa: E402
-from clabgen.dataplane.nsenter import entered  # noqa: E402
+from clabgen import dataplane
+from clabgen.dataplane.nsenter import entered
 
 
 def _load_lab() -> Any:

@@ -12,6 +12,7 @@ from clabgen.dataplane.nsenter import NETNS_RUN_DIR
 
 from . import lab as labmod
 
+
 @pytest.fixture
 def lab() -> Iterator[labmod.Lab]:
     if not labmod.CAN_RUN:

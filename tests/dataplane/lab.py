@@ -73,7 +73,7 @@ def ping(ns: str, dst: str, count: int = 3, size: int = 56, ttl: int | None = No
     """Debian's iputils ping inside ns; -t sets the TTL the packets leave with."""
     extra = ["-t", str(ttl)] if ttl else []
     argv = ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2", "-s", str(size), *extra, dst]
-    return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=30)
+    return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=30, check=False)
 
 
 def _sysctl(ns: str, key: str, value: str) -> None:

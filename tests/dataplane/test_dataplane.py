@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute
 
-from clabgen.dataplane import DataplaneError, kernel_supports, ready_info, running_pid, start, stop
-from clabgen.dataplane import wire
+from clabgen.dataplane import DataplaneError, kernel_supports, ready_info, running_pid, start, stop, wire
 from clabgen.dataplane.nsenter import NETNS_RUN_DIR, entered
 
 from . import lab as L
@@ -59,6 +58,7 @@ def test_tunnel_carries_pings_like_the_kernel(lab: L.Lab, state_dir: Path, mode:
         assert len(frame) == 98 + overhead  # 84-byte IP ping, 98-byte frame on the LAN
         ver, tos, length, _id, frag, ttl, p = struct.unpack_from("!BBHHHBB", frame, ETH)
         assert (ver, tos, length, frag, p) == (0x45, 0, 84 + overhead, 0x4000, proto)  # DF as pmtudisc sets it
+        assert _id != 0  # counts up like the kernel tunnel's
         assert ttl == 63  # ttl inherit: the inner TTL after gw1's forwarding decrement
         assert frame[ETH + 16:ETH + 20] == socket.inet_aton(L.UNDERLAY["gw2"])
         assert wire.checksum(frame[ETH:ETH + 20]) == 0

@@ -6,8 +6,7 @@ import struct
 
 import pytest
 
-from clabgen.dataplane import DataplaneError, parse_spec
-from clabgen.dataplane import wire
+from clabgen.dataplane import DataplaneError, parse_spec, wire
 
 GOOD = {"netns": "ns1", "ifname": "tun0", "mode": "ipip", "local": "172.12.1.10", "remote": "172.12.1.11",
         "address": "1.1.1.1/24", "mtu": 9480}
@@ -103,6 +102,6 @@ def test_decap_accepts_gre_checksum_and_sequence() -> None:
 
 def test_decap_propagates_ce_into_ect_inner() -> None:
     pkt = _outer("ipip", bytes(_inner(tos=0x02)), tos=3)
-    start, end = wire.decap(pkt, "ipip", REMOTE)
+    start, _ = wire.decap(pkt, "ipip", REMOTE)
     assert pkt[start + 1] & 3 == 3
     assert wire.checksum(pkt[start:start + 20]) == 0

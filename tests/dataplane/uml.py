@@ -27,15 +27,15 @@ MODULES = Path("/usr/lib/uml/modules")
 GUEST_MODULES = {"ipip": "kernel/net/ipv4/ipip.ko", "gre": "kernel/net/ipv4/ip_gre.ko"}
 FINIT_MODULE = 313  # x86_64 syscall number: the host has no insmod (kmod) to lend the guest
 
-_LOADER = """
+_LOADER = f"""
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 for path in sys.argv[1:]:
     fd = os.open(path, os.O_RDONLY)
-    if libc.syscall({nr}, fd, b"", 0) != 0 and ctypes.get_errno() != 17:
+    if libc.syscall({FINIT_MODULE}, fd, b"", 0) != 0 and ctypes.get_errno() != 17:
         print("insmod failed", path, os.strerror(ctypes.get_errno()), flush=True)
     os.close(fd)
-""".format(nr=FINIT_MODULE)
+"""
 
 
 @dataclass(frozen=True)

@@ -97,9 +97,10 @@ def running_pid(state_dir: Path) -> int | None:
 def ready_info(state_dir: Path) -> dict[str, Any] | None:
     """The tunnels as the running dataplane created them (None if it is not forwarding)."""
     try:
-        return json.loads((Path(state_dir) / READY_FILE).read_text())
+        info: dict[str, Any] = json.loads((Path(state_dir) / READY_FILE).read_text())
     except (OSError, ValueError):
         return None
+    return info
 
 
 def stop(state_dir: Path, *, timeout: float = 5.0) -> bool:

@@ -110,13 +110,23 @@ struct txbatch {
 	size_t inner_len[MAX_MSGS];
 };
 
-static void fill_outer(uint8_t *b, const uint8_t *tmpl, int overhead, size_t inner_len)
+/* Next outer IP ID; never 0, which would ask the kernel to pick one (it picks 0 under DF). */
+static uint16_t next_id(uint16_t *id)
+{
+	if (++*id == 0)
+		*id = 1;
+	return *id;
+}
+
+static void fill_outer(uint8_t *b, const uint8_t *tmpl, int overhead, size_t inner_len, uint16_t id)
 {
 	size_t total = inner_len + (size_t)overhead;
 	memcpy(b, tmpl, overhead);
 	b[1] = encap_tos(b[overhead + 1]);
 	b[2] = total >> 8;
 	b[3] = total & 0xff;
+	b[4] = id >> 8;
+	b[5] = id & 0xff;
 	b[8] = b[overhead + 8];
 }
 
@@ -132,7 +142,8 @@ static void tx_add(struct txbatch *t, void *a, size_t alen, void *b, size_t blen
 
 /* Split a TSO packet from the TUN into MTU-sized segments, as the kernel's tcp_gso_segment would
  * (IDs and sequence numbers counted up, CWR on the first, FIN/PSH on the last, checksums done). */
-static int tso_split(struct txbatch *t, uint8_t *ip, size_t len, size_t mss, const uint8_t *tmpl, int overhead)
+static int tso_split(struct txbatch *t, uint8_t *ip, size_t len, size_t mss, const uint8_t *tmpl, int overhead,
+		     uint16_t *outer_id)
 {
 	size_t ihl = (size_t)(ip[0] & 0x0f) * 4;
 	if (len < ihl + 20 || ip[9] != 6 || !mss)
@@ -172,7 +183,7 @@ static int tso_split(struct txbatch *t, uint8_t *ip, size_t len, size_t mss, con
 		uint16_t sum = csum16(th, hdr_len - ihl, pseudo_sum(in, tot - ihl));
 		sum = (uint16_t)~csum16(payload, plen, sum);
 		memcpy(th + 16, &sum, 2);
-		fill_outer(h, tmpl, overhead, tot);
+		fill_outer(h, tmpl, overhead, tot, next_id(outer_id));
 		tx_add(t, h, (size_t)overhead + hdr_len, payload, plen, tot);
 	}
 	return 0;
@@ -184,6 +195,7 @@ int dp_encap(int tun, int raw, const uint8_t *tmpl, int overhead, int vnet, int 
 	uint8_t *bufs = malloc((size_t)BATCH * SLOT);
 	struct txbatch *t = calloc(1, sizeof(*t));
 	int rc = 0, skip = vnet ? VNET_LEN : 0;
+	uint16_t outer_id = (uint16_t)(getpid() ^ (uintptr_t)t); /* like the kernel: counts up, not 0 */
 
 	if (!bufs || !t) {
 		free(bufs);
@@ -214,7 +226,7 @@ int dp_encap(int tun, int raw, const uint8_t *tmpl, int overhead, int vnet, int 
 				continue;
 			}
 			if ((vh.gso_type & 0x7f) == VNET_GSO_TCPV4) {
-				if (tso_split(t, ip, len, vh.gso_size, tmpl, overhead))
+				if (tso_split(t, ip, len, vh.gso_size, tmpl, overhead, &outer_id))
 					c->dropped++;
 				c->merged_writes++;
 				continue;
@@ -232,7 +244,7 @@ int dp_encap(int tun, int raw, const uint8_t *tmpl, int overhead, int vnet, int 
 				uint16_t sum = (uint16_t)~csum16(ip + vh.csum_start, len - vh.csum_start, 0);
 				memcpy(ip + at, &sum, 2);
 			}
-			fill_outer(b, tmpl, overhead, len);
+			fill_outer(b, tmpl, overhead, len, next_id(&outer_id));
 			tx_add(t, b, len + (size_t)overhead, NULL, 0, len);
 		}
 		for (int off = 0; off < t->n;) {

@@ -25,7 +25,7 @@ class CCounters(ctypes.Structure):
                 ("error", ctypes.c_uint64), ("merged_writes", ctypes.c_uint64)]
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name, _ in self._fields_}
+        return {name: int(getattr(self, name)) for name in ("packets", "bytes", "dropped", "error", "merged_writes")}
 
 
 def cache_dir() -> Path:

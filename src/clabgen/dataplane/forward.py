@@ -69,9 +69,7 @@ def _py_workers(ep: Endpoint, stop: StopSignal) -> list[Worker]:
         counters = pyloop.Counters()
         thread = threading.Thread(target=loop, args=(ep, stop.read_fd, counters),
                                   name=f"{ep.spec.ifname}-{name}", daemon=True)
-        workers.append(Worker(f"{_where(ep)}-{name}", thread,
-                              lambda c=counters: {"packets": c.packets, "bytes": c.bytes, "dropped": c.dropped,
-                                                  "error": "; ".join(c.errors)}))
+        workers.append(Worker(f"{_where(ep)}-{name}", thread, counters.as_dict))
     return workers
 
 

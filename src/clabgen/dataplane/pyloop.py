@@ -27,6 +27,9 @@ class Counters:
     dropped: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def as_dict(self) -> dict[str, object]:
+        return {"packets": self.packets, "bytes": self.bytes, "dropped": self.dropped, "error": "; ".join(self.errors)}
+
 
 def _wait(fd: int, stop_fd: int) -> bool:
     """Block until fd is readable; False once the stop pipe is."""
@@ -44,6 +47,7 @@ def encap_loop(ep: Endpoint, stop_fd: int, counters: Counters) -> None:
     view = memoryview(buf)
     inner = [view[overhead:]]
     send, readv, tun = ep.sock.send, os.readv, ep.tun_fd
+    ident = (os.getpid() ^ id(buf)) % 65535
     while True:
         try:
             n = readv(tun, inner)
@@ -57,7 +61,8 @@ def encap_loop(ep: Endpoint, stop_fd: int, counters: Counters) -> None:
         if n < 20 or buf[overhead] >> 4 != 4:  # the kernel tunnels carry IPv4 only here
             counters.dropped += 1
             continue
-        total = wire.fill_outer(buf, overhead, n)
+        ident = ident % 65535 + 1  # never 0: the kernel would write 0 there under DF
+        total = wire.fill_outer(buf, overhead, n, ident)
         try:
             send(view[:total])
         except OSError:  # EMSGSIZE, ENOBUFS, unreachable: the kernel would drop it too

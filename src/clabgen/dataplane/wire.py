@@ -3,7 +3,8 @@
 Kernel defaults (ip_tunnel_xmit, checked against a real 6.1 kernel in tests/dataplane/test_uml.py):
 ttl 0 = inherit, so the outer TTL copies the inner one; pmtudisc on, so DF is always set; tos 0,
 so the outer TOS carries only the inner ECN bits (CE becomes ECT(0), INET_ECN_encapsulate).
-The kernel fills in the outer ID and checksum for IP_HDRINCL raw sockets, as it does for tunnels.
+The kernel fills in the outer checksum for IP_HDRINCL raw sockets; the outer ID counts up per
+tunnel as the kernel's does (the kernel would write 0 into a DF packet's ID left at 0).
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ def encap_tos(inner_tos: int) -> int:
     return ECN_ECT0 if ecn == ECN_CE else ecn
 
 
-def fill_outer(buf: bytearray | memoryview, overhead: int, inner_len: int) -> int:
+def fill_outer(buf: bytearray | memoryview, overhead: int, inner_len: int, ident: int = 0) -> int:
     """Complete the template already at buf[0:overhead] for the inner packet after it; total length."""
     total = overhead + inner_len
     buf[1] = encap_tos(buf[overhead + 1])
     buf[2] = total >> 8
     buf[3] = total & 0xFF
+    buf[4] = (ident >> 8) & 0xFF
+    buf[5] = ident & 0xFF
     buf[8] = buf[overhead + 8]
     return total
 
@@ -51,7 +54,7 @@ def checksum(data: bytes | memoryview) -> int:
     """RFC 1071 Internet checksum."""
     if len(data) % 2:
         data = bytes(data) + b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
