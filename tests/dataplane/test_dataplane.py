@@ -168,3 +168,14 @@ def test_kernel_supports_probes_in_a_throwaway_namespace() -> None:
     assert not list(NETNS_RUN_DIR.glob("clabgen-probe-*"))
     with pytest.raises(ValueError, match="valid"):
         kernel_supports("vxlan")
+
+
+def test_auto_falls_back_to_python_without_a_compiler(lab: L.Lab, state_dir: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLABGEN_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("CC", "/bin/false")
+    start(lab.tunnel_spec("ipip"), state_dir)
+    assert ready_info(state_dir)["impl"] == "python"
+    assert "C fast path unavailable" in (state_dir / "dataplane.log").read_text()
+    L.route_lans(lab, via_tunnel=True)
+    assert lab.ping("s1", L.S2, count=1).returncode == 0
