@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 LAB ?= ipip
 RUNTIME ?= netns
+# `make deploy` picks containerlab > docker > netns (--runtime auto) unless RUNTIME is given; demo stays on netns.
+deploy: RUNTIME := $(if $(filter file,$(origin RUNTIME)),auto,$(RUNTIME))
 LABS := $(wildcard labs/*/intent.yml)
 ORACLES ?= ../shared/oracles
 # Debian packages the tests use (ping, captures, throughput, kernel-tunnel peer, docker).

@@ -89,12 +89,14 @@ def _progress(msg: str) -> None:
 @app.command()
 def deploy(
     lab: Path = typer.Argument(..., help=LAB_HELP),
-    runtime: str = typer.Option("netns", "--runtime", "-r", help="netns (more: see README)"),
+    runtime: str = typer.Option("auto", "--runtime", "-r",
+                                help="auto (containerlab if installed and an engine answers, else docker if an "
+                                     "engine answers, else netns) | containerlab | docker | netns"),
     tunnels: str = typer.Option("auto", "--tunnels", help="auto | kernel | userspace (netns runtime)"),
 ) -> None:
     """Deploy the lab; a failed or interrupted deploy rolls itself back."""
     from . import labops
-    options = {"tunnels": tunnels} if runtime == "netns" else {}
+    options = {"tunnels": tunnels} if runtime in ("netns", "auto") else {}
     typer.echo(f"deploying {_display(lab)} on the {runtime} runtime", err=True)
     report = labops.deploy(lab, runtime, _progress, **options)
     for note in report.notes:

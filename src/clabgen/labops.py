@@ -18,8 +18,37 @@ def runtime_for(lab: labdir.RenderedLab, requested: str | None = None) -> Runtim
     return runtimes.get(recorded or requested or "netns")
 
 
+def choose_runtime(progress: Progress = quiet) -> str:
+    """`--runtime auto`: containerlab if its binary exists and an engine answers, else docker if an
+    engine answers, else netns; says which and why."""
+    from .runtimes.containerlab import find_binary
+    from .runtimes.docker import connect
+    binary = find_binary()
+    try:
+        connect()
+        engine = ""
+    except RuntimeFailure as exc:
+        engine = exc.problems[0].message
+    if binary and not engine:
+        chosen, why = "containerlab", f"{binary} found and a Docker engine answers"
+    elif not engine:
+        chosen, why = "docker", "a Docker engine answers but containerlab is not installed (`make containerlab`)"
+    else:
+        chosen, why = "netns", engine + ("" if binary else "; containerlab is not installed either")
+    progress(f"runtime auto: {chosen} ({why})")
+    return chosen
+
+
 def deploy(arg: Path, runtime: str, progress: Progress = quiet, **options: Any) -> DeployReport:
+    """Deploy on `runtime` ("auto": see choose_runtime). `options` (tunnels=) are the netns runtime's;
+    with auto they apply only if netns is chosen."""
     lab = labdir.resolve(arg)
+    if runtime == "auto":
+        runtime = choose_runtime(progress)
+        if runtime != "netns":
+            if options.get("tunnels", "auto") != "auto":
+                progress(f"--tunnels {options['tunnels']} applies to the netns runtime only; ignored on {runtime}")
+            options = {}
     rt = runtimes.get(runtime, **options) if options else runtimes.get(runtime)
     return rt.deploy(lab, progress)
 

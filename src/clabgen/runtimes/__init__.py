@@ -11,6 +11,7 @@ from .base import Runtime
 RUNTIMES: dict[str, str] = {
     "netns": "clabgen.runtimes.netns:NetnsRuntime",
     "docker": "clabgen.runtimes.docker:DockerRuntime",
+    "containerlab": "clabgen.runtimes.containerlab:ContainerlabRuntime",
 }
 
 

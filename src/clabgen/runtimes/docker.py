@@ -89,39 +89,11 @@ class DockerRuntime:
         _ = self.client
 
     def _foreign(self, lab: RenderedLab) -> list[str]:
-        out = []
-        for n in lab.nodes.values():
-            try:
-                c = self.client.containers.get(lab.container(n.name))
-            except Exception:
-                continue
-            if c.labels.get("containerlab") != lab.name or c.labels.get("clab-node-name") != n.name:
-                out.append(c.name)
-        return out
+        return foreign_containers(self.client, lab)
 
     def images_for(self, lab: RenderedLab, progress: Progress) -> dict[str, str]:
         """Each node's image: its own if the engine has it, else the local stand-in."""
-        from ..images import ensure_images
-        have: dict[str, bool] = {}
-        chosen: dict[str, str] = {}
-        built: dict[str, Any] | None = None
-        for n in lab.nodes.values():
-            if n.image not in have:
-                try:
-                    self.client.images.get(n.image)
-                    have[n.image] = True
-                except Exception:
-                    have[n.image] = False
-            if have[n.image]:
-                chosen[n.name] = n.image
-                continue
-            if built is None:
-                built = ensure_images(self.client, log=progress)
-            stand_in = built["vyos-emu"].name if n.config is not None else built["node"].name
-            what = "VyOS dataplane emulated" if n.config is not None else "generic Linux node"
-            progress(f"{n.name}: image {n.image} is not in the engine; running {stand_in} ({what})")
-            chosen[n.name] = stand_in
-        return chosen
+        return images_for(self.client, lab, progress)
 
     def _binds(self, lab: RenderedLab, node: LabNode, progress: Progress) -> list[str]:
         out = []
@@ -191,26 +163,7 @@ class DockerRuntime:
 
     def _wait_emulated(self, lab: RenderedLab, handles: dict[str, DockerNode], images: dict[str, str],
                        progress: Progress, timeout: float = 60.0) -> None:
-        waiting = {n for n in lab.nodes if "vyos-emu" in images[n]}
-        deadline = time.monotonic() + timeout
-        while waiting:
-            for n in sorted(waiting):
-                status = handles[n].read_json(EMU_STATUS)
-                if status is None:
-                    continue
-                if not status.get("applied"):
-                    raise RuntimeFailure(f"{n}: the VyOS emulation failed: {status.get('error')}")
-                progress(f"{n}: VyOS dataplane emulated ({status['interfaces']} interfaces, "
-                         f"tunnels: {', '.join(status['kernel_tunnels'] + status['userspace_tunnels']) or 'none'}, "
-                         f"{status['routes']} static routes)")
-                for w in status.get("warnings", []):
-                    progress(f"{n}: {w}")
-                waiting.discard(n)
-            if waiting and time.monotonic() > deadline:
-                logs = handles[sorted(waiting)[0]].container.logs(tail=20).decode(errors="replace")
-                raise RuntimeFailure(f"{', '.join(sorted(waiting))}: no VyOS emulation status after {timeout:.0f}s:\n{logs}")
-            if waiting:
-                time.sleep(0.05)
+        wait_emulated(lab, handles, images, progress, timeout)
 
     def destroy(self, lab: RenderedLab, progress: Progress) -> list[str]:
         removed: list[str] = []
@@ -259,3 +212,77 @@ class DockerRuntime:
                 nodes[n] = {"container": lab.container(n), "state": "absent", "interfaces": []}
         current = state.read(lab.name) or {}
         return {"lab": lab.name, "runtime": self.name, "deployed": bool(current.get("deployed")), "nodes": nodes}
+
+
+# --- shared with the containerlab runtime (same containers, images and emulated gateways) -------
+
+
+def foreign_containers(client: Any, lab: RenderedLab) -> list[str]:
+    """Names clab-<lab>-<node> held by containers that are not this lab's node (never touched)."""
+    import docker.errors
+    out = []
+    for n in lab.nodes.values():
+        try:
+            c = client.containers.get(lab.container(n.name))
+        except docker.errors.NotFound:
+            continue
+        if c.labels.get("containerlab") != lab.name or c.labels.get("clab-node-name") != n.name:
+            out.append(c.name)
+    return out
+
+
+def images_for(client: Any, lab: RenderedLab, progress: Progress) -> dict[str, str]:
+    """Each node's image: its own if the engine has it, else the local stand-in
+    (clabgen/vyos-emu for a gateway, i.e. a node with a config.boot bind; clabgen/node otherwise)."""
+    import docker.errors
+    from ..images import ensure_images
+    have: dict[str, bool] = {}
+    chosen: dict[str, str] = {}
+    built: dict[str, Any] | None = None
+    for n in lab.nodes.values():
+        if n.image not in have:
+            try:
+                client.images.get(n.image)
+                have[n.image] = True
+            except (docker.errors.APIError, docker.errors.NullResource, docker.errors.InvalidRepository):
+                have[n.image] = False
+        if have[n.image]:
+            chosen[n.name] = n.image
+            continue
+        if built is None:
+            try:
+                built = ensure_images(client, log=progress)
+            except RuntimeFailure:
+                raise
+            except Exception as exc:   # engine errors while building: one clear line, no traceback
+                raise RuntimeFailure(f"cannot build the local node images: {type(exc).__name__}: {exc}") from exc
+        stand_in = built["vyos-emu"].name if n.config is not None else built["node"].name
+        what = "VyOS dataplane emulated" if n.config is not None else "generic Linux node"
+        progress(f"{n.name}: image {n.image} is not in the engine; running {stand_in} ({what})")
+        chosen[n.name] = stand_in
+    return chosen
+
+
+def wait_emulated(lab: RenderedLab, handles: dict[str, DockerNode], images: dict[str, str],
+                  progress: Progress, timeout: float = 60.0) -> None:
+    """Wait until every clabgen/vyos-emu node reports its applied config.boot (status.json)."""
+    waiting = {n for n in lab.nodes if "vyos-emu" in images[n]}
+    deadline = time.monotonic() + timeout
+    while waiting:
+        for n in sorted(waiting):
+            status = handles[n].read_json(EMU_STATUS)
+            if status is None:
+                continue
+            if not status.get("applied"):
+                raise RuntimeFailure(f"{n}: the VyOS emulation failed: {status.get('error')}")
+            progress(f"{n}: VyOS dataplane emulated ({status['interfaces']} interfaces, "
+                     f"tunnels: {', '.join(status['kernel_tunnels'] + status['userspace_tunnels']) or 'none'}, "
+                     f"{status['routes']} static routes)")
+            for w in status.get("warnings", []):
+                progress(f"{n}: {w}")
+            waiting.discard(n)
+        if waiting and time.monotonic() > deadline:
+            logs = handles[sorted(waiting)[0]].container.logs(tail=20).decode(errors="replace")
+            raise RuntimeFailure(f"{', '.join(sorted(waiting))}: no VyOS emulation status after {timeout:.0f}s:\n{logs}")
+        if waiting:
+            time.sleep(0.05)
