@@ -38,6 +38,19 @@ for path in sys.argv[1:]:
 """
 
 
+# TCP echo on the guest's tunnel address: everything the host sends comes back, then EOF.
+ECHO_PORT = 5001
+_ECHO = f"""
+import socket, sys
+srv = socket.create_server((sys.argv[1], {ECHO_PORT}))
+print("== echo-listening", flush=True)
+conn, _ = srv.accept()
+while chunk := conn.recv(1 << 20):
+    conn.sendall(chunk)
+conn.close()
+"""
+
+
 @dataclass(frozen=True)
 class GuestTunnel:
     """The kernel end: eth0 address, tunnel mode, ends and the address on the tunnel."""
@@ -123,6 +136,7 @@ echo "== link"
 ip -d link show tun0
 echo "== guest-ping"
 ping -n -c 3 -i 0.2 -W 2 -t {t.ping_ttl} {t.ping}
+{python} -S -c '{_ECHO}' {t.tun_addr.split("/")[0]} &
 echo "== guest-pinged"
 read -r go
 echo o > /proc/sysrq-trigger
