@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import socket
 import sys
 import tempfile
@@ -85,7 +86,8 @@ def run(impls: tuple[str, ...] = ("c", "python")) -> dict[str, Any]:
     """Plain forwarding first, then the userspace ipip tunnel once per implementation."""
     lab = L.build()
     state = Path(tempfile.mkdtemp(prefix="clabgen-bench-"))
-    result: dict[str, Any] = {"seconds": SECONDS, "mtu": L.MTU}
+    # Other work on the machine moves both numbers; the load average says how much there was.
+    result: dict[str, Any] = {"seconds": SECONDS, "mtu": L.MTU, "loadavg_1m": round(os.getloadavg()[0], 2)}
     try:
         L.route_lans(lab, via_tunnel=False)
         result["plain"] = {**iperf(lab), "rtt_ms": rtt(lab)}

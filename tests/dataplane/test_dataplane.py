@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import signal
 import socket
 import struct
+import sys
 import threading
 import time
 from pathlib import Path
@@ -179,3 +182,25 @@ def test_auto_falls_back_to_python_without_a_compiler(lab: L.Lab, state_dir: Pat
     assert "C fast path unavailable" in (state_dir / "dataplane.log").read_text()
     L.route_lans(lab, via_tunnel=True)
     assert lab.ping("s1", L.S2, count=1).returncode == 0
+
+
+def test_null_netns_is_the_process_own_namespace_and_sigint_stops(lab: L.Lab, tmp_path: Path) -> None:
+    """Run the process itself inside gw1 (netns null there) and stop it the way a terminal would."""
+    spec = lab.tunnel_spec("gre")
+    spec["tunnels"][0]["netns"] = None
+    spec_path, state = tmp_path / "spec.json", tmp_path / "state"
+    spec_path.write_text(json.dumps(spec))
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    proc = lab.popen("gw1", ["env", f"PYTHONPATH={src}", sys.executable, "-m", "clabgen.dataplane",
+                             "--spec", str(spec_path), "--state-dir", str(state)])
+    deadline = time.monotonic() + 20
+    while ready_info(state) is None and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ready_info(state) is not None, (state / "dataplane.log").read_text()
+    L.route_lans(lab, via_tunnel=True)
+    assert lab.ping("s1", L.S2, count=1).returncode == 0
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 0
+    assert "got SIGINT" in (state / "dataplane.log").read_text()
+    with IPRoute(netns=lab.ns("gw1")) as ipr:
+        assert ipr.link_lookup(ifname="tun0") == []
