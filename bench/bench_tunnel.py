@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -90,7 +91,7 @@ def run(impls: tuple[str, ...] = ("c", "python")) -> dict[str, Any]:
     except (OSError, RuntimeError):  # no compiler: measure what users without one get
         impls = tuple(i for i in impls if i != "c")
     lab = L.build()
-    state = Path(tempfile.mkdtemp(prefix="clabgen-bench-"))
+    state = Path(tempfile.mkdtemp(prefix="clabgen-bench-"))  # dataplane pid/log/ready; removed below
     # Other work on the machine moves both numbers; the load average says how much there was.
     result: dict[str, Any] = {"seconds": SECONDS, "mtu": L.MTU, "loadavg_1m": round(os.getloadavg()[0], 2)}
     try:
@@ -105,6 +106,7 @@ def run(impls: tuple[str, ...] = ("c", "python")) -> dict[str, Any]:
                 dataplane.stop(state / impl)
     finally:
         L.destroy(lab)
+        shutil.rmtree(state, ignore_errors=True)
     best = max((k for k in result if k.startswith("ipip_")), key=lambda k: result[k]["gbit_s"], default=None)
     if best:
         result["ratio"] = round(result[best]["gbit_s"] / result["plain"]["gbit_s"], 3)

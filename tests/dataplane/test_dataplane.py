@@ -207,3 +207,22 @@ def test_null_netns_is_the_process_own_namespace_and_sigint_stops(lab: L.Lab, tm
     assert "got SIGINT" in (state / "dataplane.log").read_text()
     with IPRoute(netns=lab.ns("gw1")) as ipr:
         assert ipr.link_lookup(ifname="tun0") == []
+
+
+def test_concurrent_starts_spawn_one_process(lab: L.Lab, state_dir: Path) -> None:
+    outcomes: list[object] = []
+
+    def attempt() -> None:
+        try:
+            outcomes.append(start(lab.tunnel_spec("ipip"), state_dir))
+        except DataplaneError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    pids = [o for o in outcomes if isinstance(o, int)]
+    assert len(pids) == 1 and pids[0] == running_pid(state_dir), outcomes
+    assert "already runs" in str(next(o for o in outcomes if not isinstance(o, int)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from .daemon import LOG_FILE, PID_FILE, READY_FILE
 from .spec import DataplaneError, TunnelSpec, parse_spec
 
 SPEC_FILE = "dataplane.spec.json"
+LOCK_FILE = "dataplane.lock"
 
 
 def _log_tail(state_dir: Path, lines: int = 20) -> str:
@@ -60,6 +62,12 @@ def start(spec: dict[str, Any] | Sequence[TunnelSpec], state_dir: Path, *, impl:
     """Spawn the dataplane for a lab and return its pid once it forwards; raise with the log tail."""
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / LOCK_FILE, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two deploys of one lab must not both spawn one
+        return _start_locked(spec, state_dir, impl, timeout)
+
+
+def _start_locked(spec: dict[str, Any] | Sequence[TunnelSpec], state_dir: Path, impl: str, timeout: float) -> int:
     if pid := running_pid(state_dir):
         raise DataplaneError(f"a dataplane already runs for {state_dir} (pid {pid})")
     spec_path = state_dir / SPEC_FILE
@@ -80,7 +88,7 @@ def start(spec: dict[str, Any] | Sequence[TunnelSpec], state_dir: Path, *, impl:
         if proc.poll() is not None:
             raise DataplaneError(f"dataplane exited with {proc.returncode}:\n{_log_tail(state_dir)}")
         time.sleep(0.02)
-    stop(state_dir)
+    _stop_locked(state_dir, 5.0)
     proc.poll()
     raise DataplaneError(f"dataplane not ready after {timeout:.0f}s:\n{_log_tail(state_dir)}")
 
@@ -106,6 +114,14 @@ def ready_info(state_dir: Path) -> dict[str, Any] | None:
 def stop(state_dir: Path, *, timeout: float = 5.0) -> bool:
     """SIGTERM the lab's dataplane, SIGKILL it after timeout; False if none was running."""
     state_dir = Path(state_dir)
+    if not state_dir.is_dir():
+        return False
+    with open(state_dir / LOCK_FILE, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _stop_locked(state_dir, timeout)
+
+
+def _stop_locked(state_dir: Path, timeout: float) -> bool:
     pid = running_pid(state_dir)
     if pid is None:
         for name in (PID_FILE, READY_FILE):
