@@ -9,10 +9,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-# Bytes a tunnel adds in front of the inner IPv4 packet: outer IPv4 header (+ GRE base header).
-OVERHEAD: dict[str, int] = {"ipip": 20, "gre": 24}
-# IP protocol number the outer header carries (RFC 2003 / RFC 2784).
-PROTO: dict[str, int] = {"ipip": 4, "gre": 47}
+from ..tunnels import TUNNEL_TYPES
+
+# Overhead and outer IP protocol come from the one tunnel table (clabgen.tunnels).
+OVERHEAD: dict[str, int] = {name: t.overhead for name, t in TUNNEL_TYPES.items()}
+PROTO: dict[str, int] = {name: t.ip_proto for name, t in TUNNEL_TYPES.items()}
 
 _IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
 _NETNS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
