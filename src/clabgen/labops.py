@@ -42,6 +42,8 @@ def choose_runtime(progress: Progress = quiet) -> str:
 def deploy(arg: Path, runtime: str, progress: Progress = quiet, **options: Any) -> DeployReport:
     """Deploy on `runtime` ("auto": see choose_runtime). `options` (tunnels=) are the netns runtime's;
     with auto they apply only if netns is chosen."""
+    if runtime != "auto" and runtime not in runtimes.RUNTIMES:
+        raise RuntimeFailure(f"unknown runtime {runtime!r}", f"valid: auto, {', '.join(sorted(runtimes.RUNTIMES))}")
     lab = labdir.resolve(arg)
     if runtime == "auto":
         runtime = choose_runtime(progress)

@@ -152,6 +152,11 @@ def test_auto_runtime_choice(binary: bool, engine: bool, chosen: str, monkeypatc
         assert "no Docker engine answers" in said[0]
 
 
+def test_unknown_runtime_lists_auto_too(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeFailure, match=r"valid: auto, containerlab, docker, netns"):
+        labops.deploy(LABS / "ipip", "kubernetes")
+
+
 # --- the real thing ---------------------------------------------------------------------------------
 
 
