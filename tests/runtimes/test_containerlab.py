@@ -116,6 +116,22 @@ def test_mgmt_network_is_per_lab_small_and_free() -> None:
         clab.mgmt_for("x", 4, taken=[clab.MGMT_POOL])
 
 
+def test_mgmt_network_lookup_is_exact() -> None:
+    class Net:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    class Networks:
+        def list(self, names: list[str]) -> list[Net]:   # the engine matches substrings
+            return [Net(n) for n in ("clab-ipip", "clab-ipip-vyos14") if names[0] in n]
+
+    class Client:
+        networks = Networks()
+
+    assert [n.name for n in clab.mgmt_networks(Client(), "ipip")] == ["clab-ipip"]
+    assert clab.mgmt_networks(Client(), "ip") == []
+
+
 def test_find_binary_prefers_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     assert clab.find_binary(tmp_path) is None
@@ -182,7 +198,7 @@ def client() -> Any:
 def clab_residue(client: Any, name: str) -> list[str]:
     """What a containerlab lab named `name` could leave: containers, network, bridge, host files."""
     left = [f"container {c.name}" for c in client.containers.list(all=True, filters={"label": f"containerlab={name}"})]
-    left += [f"network {n.name}" for n in client.networks.list(names=[f"clab-{name}"])]
+    left += [f"network {n.name}" for n in clab.mgmt_networks(client, name)]
     bridge = clab.mgmt_for(name, 4).bridge
     if subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0:
         left.append(f"bridge {bridge}")
@@ -305,7 +321,7 @@ def test_foreign_container_is_left_alone(client: Any, tmp_path: Path) -> None:
         foreign.reload()
         assert foreign.labels["owner"] == "someone-else" and "containerlab" not in foreign.labels
         assert [c.name for c in client.containers.list(all=True) if lname in c.name] == [f"clab-{lname}-gw1"]
-        assert not client.networks.list(names=[f"clab-{lname}"]) and not state.read(lname)
+        assert not clab.mgmt_networks(client, lname) and not state.read(lname)
     finally:
         foreign.remove(force=True)
     assert clab_residue(client, lname) == []

@@ -201,6 +201,11 @@ def exec_failures(log: str) -> list[str]:
     return out
 
 
+def mgmt_networks(client: Any, lab: str) -> list[Any]:
+    """The engine's network clab-<lab> (the engine's name filter also matches longer names)."""
+    return [n for n in client.networks.list(names=[f"clab-{lab}"]) if n.name == f"clab-{lab}"]
+
+
 def _tail(proc: subprocess.CompletedProcess[str], lines: int = 12) -> str:
     text = "\n".join((proc.stderr or "").splitlines() + (proc.stdout or "").splitlines())
     return "\n".join(text.splitlines()[-lines:])
@@ -270,7 +275,7 @@ class ContainerlabRuntime:
         if foreign:
             raise RuntimeFailure(f"container name(s) {', '.join(foreign)} are taken by containers that are not "
                                  f"this lab's; left untouched", "remove or rename them, or rename the lab")
-        if self.client.networks.list(names=[f"clab-{lab.name}"]) and not current:
+        if mgmt_networks(self.client, lab.name) and not current:
             raise RuntimeFailure(f"a docker network clab-{lab.name} exists but no clabgen state records it; left untouched",
                                  f"if it is a leftover, remove it: docker network rm clab-{lab.name}")
         images = images_for(self.client, lab, progress)
@@ -332,7 +337,7 @@ class ContainerlabRuntime:
         if client is not None and binary is not None:
             ours = client.containers.list(all=True, filters={"label": f"containerlab={lab.name}"})
             ours = [c for c in ours if c.labels.get("clab-topo-file") == str(variant)]
-            net = client.networks.list(names=[f"clab-{lab.name}"])
+            net = mgmt_networks(client, lab.name)
             if not variant.is_file() and (ours or net):
                 # The state dir is gone (e.g. /run after a reboot) but the lab is not: render the
                 # variant again (same path, the lab's own images) so containerlab can tear it down.
@@ -352,7 +357,7 @@ class ContainerlabRuntime:
                 if c.labels.get("clab-topo-file") == str(variant):
                     c.remove(force=True)
                     removed.append(f"container {c.name}")
-            for n in client.networks.list(names=[f"clab-{lab.name}"]):
+            for n in mgmt_networks(client, lab.name):
                 n.reload()
                 if not n.attrs.get("Containers"):
                     n.remove()
