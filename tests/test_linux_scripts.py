@@ -60,7 +60,7 @@ def test_without_kernel_tunnel_it_says_so_and_undoes(tmp_path: Path, hosts: tupl
     lab = unique_lab(tmp_path, "ipip")
     result = _script(hosts[0], lab, "gw1", "up")
     assert result.returncode == 1
-    assert "cannot create a ipip tunnel" in result.stderr and "--userspace" in result.stderr
+    assert "cannot create ipip tunnel tun0" in result.stderr and "--userspace" in result.stderr
     assert _leftovers(lab_name(lab), hosts[0]) == []
 
 
