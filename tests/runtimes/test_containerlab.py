@@ -15,11 +15,11 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from clabgen import images, labdir, labops
+from clabgen import images, labops
 from clabgen.errors import RuntimeFailure
 from clabgen.runtimes import containerlab as clab, state
 
-from ..conftest import LABS, ROOT, run_clabgen
+from ..conftest import LABS, run_clabgen
 from ..labutil import lab_name, residue, unique_lab
 
 pytestmark = pytest.mark.containerlab

@@ -28,8 +28,8 @@ from .. import netlink
 from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
 from . import state
-from .base import DeployReport, NodeHandle, Progress, quiet
-from .docker import DockerNode, DockerRuntime, connect, foreign_containers, images_for, wait_emulated
+from .base import DeployReport, NodeHandle, Progress, deploy_once
+from .docker import DockerNode, DockerRuntime, foreign_containers, images_for, wait_emulated
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CONFIG_BOOT = "/opt/vyatta/etc/config/config.boot"
@@ -263,38 +263,25 @@ class ContainerlabRuntime:
         return notes
 
     def deploy(self, lab: RenderedLab, progress: Progress) -> DeployReport:
-        t0 = time.monotonic()
-        report = DeployReport(self.name, lab.name)
-        current = state.read(lab.name)
-        if current and current.get("deployed"):
-            report.already_up = True
-            report.notes.append(f"lab {lab.name} is already deployed ({current.get('runtime')}); nothing changed")
-            return report
-        self.preflight(lab)
-        foreign = foreign_containers(self.client, lab)
-        if foreign:
-            raise RuntimeFailure(f"container name(s) {', '.join(foreign)} are taken by containers that are not "
-                                 f"this lab's; left untouched", "remove or rename them, or rename the lab")
-        if mgmt_networks(self.client, lab.name) and not current:
-            raise RuntimeFailure(f"a docker network clab-{lab.name} exists but no clabgen state records it; left untouched",
-                                 f"if it is a leftover, remove it: docker network rm clab-{lab.name}")
-        images = images_for(self.client, lab, progress)
-        mgmt = self._mgmt(lab)
-        state.write(lab.name, {"lab": lab.name, "runtime": self.name, "lab_dir": str(lab.dir), "deployed": False,
-                               "topology": str(variant_path(lab.name)), "binary": str(self.binary),
-                               "mgmt": mgmt.topology(), "images": images,
-                               "containers": [lab.container(n) for n in lab.nodes]})
-        try:
-            self._deploy(lab, images, mgmt, progress)
-        except (Exception, KeyboardInterrupt) as exc:
-            progress(f"deploy failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); rolling back")
-            self.destroy(lab, quiet)
-            if isinstance(exc, (KeyboardInterrupt, RuntimeFailure)):
-                raise
-            raise RuntimeFailure(f"deploy of {lab.name} failed and was rolled back: {type(exc).__name__}: {exc}") from exc
-        state.write(lab.name, {**(state.read(lab.name) or {}), "deployed": True})
-        report.seconds = time.monotonic() - t0
-        return report
+        chosen: dict[str, Any] = {}
+
+        def prepare(current: dict[str, Any] | None) -> dict[str, Any]:
+            self.preflight(lab)
+            foreign = foreign_containers(self.client, lab)
+            if foreign:
+                raise RuntimeFailure(f"container name(s) {', '.join(foreign)} are taken by containers that are not "
+                                     f"this lab's; left untouched", "remove or rename them, or rename the lab")
+            if mgmt_networks(self.client, lab.name) and not current:
+                raise RuntimeFailure(f"a docker network clab-{lab.name} exists but no clabgen state records it; left "
+                                     f"untouched", f"if it is a leftover, remove it: docker network rm clab-{lab.name}")
+            chosen["images"] = images_for(self.client, lab, progress)
+            chosen["mgmt"] = self._mgmt(lab)
+            return {"topology": str(variant_path(lab.name)), "binary": str(self.binary),
+                    "mgmt": chosen["mgmt"].topology(), "images": chosen["images"],
+                    "containers": [lab.container(n) for n in lab.nodes]}
+
+        return deploy_once(self, lab, progress, prepare=prepare,
+                           build=lambda _: self._deploy(lab, chosen["images"], chosen["mgmt"], progress))
 
     def _deploy(self, lab: RenderedLab, images: dict[str, str], mgmt: Mgmt, progress: Progress) -> None:
         for note in self._write_variant(lab, images, mgmt):

@@ -20,7 +20,7 @@ from .. import netlink
 from ..errors import RuntimeFailure
 from ..labdir import LabNode, RenderedLab
 from . import state
-from .base import DeployReport, NodeHandle, Progress
+from .base import DeployReport, NodeHandle, Progress, deploy_once
 
 EMU_STATUS = "/run/clabgen/emu/status.json"
 EMU_READY = "/run/clabgen/emu/dataplane.ready"
@@ -108,32 +108,18 @@ class DockerRuntime:
         return out
 
     def deploy(self, lab: RenderedLab, progress: Progress) -> DeployReport:
-        t0 = time.monotonic()
-        report = DeployReport(self.name, lab.name)
-        current = state.read(lab.name)
-        if current and current.get("deployed"):
-            report.already_up = True
-            report.notes.append(f"lab {lab.name} is already deployed ({current.get('runtime')}); nothing changed")
-            return report
-        self.preflight(lab)
-        foreign = self._foreign(lab)
-        if foreign:
-            raise RuntimeFailure(f"container name(s) {', '.join(foreign)} are taken by containers that are not "
-                                 f"this lab's; left untouched", "remove or rename them, or rename the lab")
-        images = self.images_for(lab, progress)
-        state.write(lab.name, {"lab": lab.name, "runtime": self.name, "lab_dir": str(lab.dir), "deployed": False,
-                               "containers": [lab.container(n) for n in lab.nodes]})
-        try:
-            self._deploy(lab, images, progress)
-        except (Exception, KeyboardInterrupt) as exc:
-            progress(f"deploy failed ({type(exc).__name__}: {exc}); rolling back")
-            self.destroy(lab, lambda _: None)
-            if isinstance(exc, (KeyboardInterrupt, RuntimeFailure)):
-                raise
-            raise RuntimeFailure(f"deploy of {lab.name} failed and was rolled back: {type(exc).__name__}: {exc}") from exc
-        state.write(lab.name, {**(state.read(lab.name) or {}), "deployed": True, "images": images})
-        report.seconds = time.monotonic() - t0
-        return report
+        images: dict[str, str] = {}
+
+        def prepare(current: dict[str, Any] | None) -> dict[str, Any]:
+            self.preflight(lab)
+            foreign = self._foreign(lab)
+            if foreign:
+                raise RuntimeFailure(f"container name(s) {', '.join(foreign)} are taken by containers that are not "
+                                     f"this lab's; left untouched", "remove or rename them, or rename the lab")
+            images.update(self.images_for(lab, progress))
+            return {"containers": [lab.container(n) for n in lab.nodes], "images": images}
+
+        return deploy_once(self, lab, progress, prepare=prepare, build=lambda _: self._deploy(lab, images, progress))
 
     def _start(self, lab: RenderedLab, node: LabNode, image: str, progress: Progress) -> Any:
         from ..images import node_host_config

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,7 +18,7 @@ from ..emu import apply as emu_apply, vyos
 from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
 from . import state
-from .base import DeployReport, NodeHandle, Progress
+from .base import DeployReport, NodeHandle, Progress, deploy_once
 
 
 class NetnsNode:
@@ -56,35 +55,16 @@ class NetnsRuntime:
         return lab.container(node)
 
     def deploy(self, lab: RenderedLab, progress: Progress) -> DeployReport:
-        t0 = time.monotonic()
-        report = DeployReport(self.name, lab.name)
-        current = state.read(lab.name)
-        if current and current.get("deployed"):
-            report.already_up = True
-            report.notes.append(f"lab {lab.name} is already deployed ({current.get('runtime')}); nothing changed")
-            return report
-        taken = [self._ns(lab, n) for n in lab.nodes if netlink.ns_exists(self._ns(lab, n))]
-        if taken and not current:
-            raise RuntimeFailure(f"namespaces {', '.join(taken)} exist but no clabgen state records them; "
-                                 f"if they are leftovers, run: clabgen destroy {lab.dir}")
-        self.preflight(lab)
-        sdir = state.state_dir(lab.name)
-        state.write(lab.name, {"lab": lab.name, "runtime": self.name, "lab_dir": str(lab.dir), "deployed": False,
-                               "namespaces": [self._ns(lab, n) for n in lab.nodes]})
-        try:
-            self._deploy(lab, sdir, progress, report)
-        except (Exception, KeyboardInterrupt) as exc:
-            progress(f"deploy failed ({type(exc).__name__}: {exc}); rolling back")
-            self.destroy(lab, lambda _: None)
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            if isinstance(exc, RuntimeFailure):
-                raise
-            raise RuntimeFailure(f"deploy of {lab.name} failed and was rolled back: {type(exc).__name__}: {exc}") from exc
-        data = state.read(lab.name) or {}
-        state.write(lab.name, {**data, "deployed": True})
-        report.seconds = time.monotonic() - t0
-        return report
+        def prepare(current: dict[str, Any] | None) -> dict[str, Any]:
+            taken = [self._ns(lab, n) for n in lab.nodes if netlink.ns_exists(self._ns(lab, n))]
+            if taken and not current:
+                raise RuntimeFailure(f"namespaces {', '.join(taken)} exist but no clabgen state records them; "
+                                     f"if they are leftovers, run: clabgen destroy {lab.dir}")
+            self.preflight(lab)
+            return {"namespaces": [self._ns(lab, n) for n in lab.nodes]}
+
+        return deploy_once(self, lab, progress, prepare=prepare,
+                           build=lambda report: self._deploy(lab, state.state_dir(lab.name), progress, report))
 
     def _deploy(self, lab: RenderedLab, sdir: Path, progress: Progress, report: DeployReport) -> None:
         for n in lab.nodes:
