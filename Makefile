@@ -40,7 +40,7 @@ render: install
 
 check: install
 	@for f in $(LABS); do $(BIN)/clabgen render $$f --check || exit 1; done
-	$(BIN)/python -m compileall -q src
+	$(BIN)/python -m pyflakes src tests bench scripts
 
 bench: install deps
 	$(BIN)/python bench/run.py

@@ -16,10 +16,14 @@ from clabgen.errors import RuntimeFailure
 from clabgen.runtimes import state
 
 from ..conftest import run_clabgen
-from .faults import (  # noqa: F401  the shared fault tests run here too
+from .faults import (
     failed_checks, test_verify_fails_when_a_route_is_deleted, test_verify_fails_when_a_server_address_changes,
     test_verify_fails_when_the_tunnel_mtu_changes)
 from ..labutil import host_snapshot, lab_name, residue, unique_lab
+
+# The fault tests shared by every runtime are collected here too.
+SHARED_FAULT_TESTS = (test_verify_fails_when_a_route_is_deleted, test_verify_fails_when_a_server_address_changes,
+                      test_verify_fails_when_the_tunnel_mtu_changes)
 
 pytestmark = pytest.mark.netns
 
