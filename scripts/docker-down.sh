@@ -17,6 +17,7 @@ done
 if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null || ! grep -q dockerd "/proc/$pid/cmdline" 2>/dev/null; then
     echo "docker-down: no clabgen dockerd running; nothing to do"
     rm -f "$RUN/dockerd.pid" "$RUN/dockerd.started-pid"
+    [ -d "$RUN" ] && [ -z "$(ls -A "$RUN/exec" 2>/dev/null)" ] && rm -rf "$RUN"
     exit 0
 fi
 
@@ -31,4 +32,5 @@ if kill -0 "$pid" 2>/dev/null; then
     kill -KILL "$pid" || true
 fi
 rm -f "$RUN/dockerd.pid" "$RUN/dockerd.started-pid"
+rm -rf --one-file-system "$RUN"   # exec-root of a stopped dockerd: nothing in /run outlives it
 echo "docker-down: stopped"

@@ -17,7 +17,7 @@ RUN=${CLABGEN_DOCKER_RUN:-/run/clabgen-docker}
 SOCK=/var/run/docker.sock
 WAIT=${CLABGEN_DOCKER_WAIT:-60}
 PIDFILE=$RUN/dockerd.pid
-LOG=$RUN/dockerd.log
+LOG=$DATA/dockerd.log   # kept with the data root: /run is left empty after docker-down
 
 engine_answers() {
     # `docker version` exits 0 only when the server part answers.

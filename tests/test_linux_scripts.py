@@ -82,5 +82,6 @@ def test_scripts_build_the_seed_part_two(name: str, tmp_path: Path, hosts: tuple
             assert _script(host, lab, gw, "down").returncode == 0
     for host in hosts:
         assert _leftovers(lname, host) == []
+    assert not Path(f"/run/clabgen/{lname}-gw1-linux").exists()
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert f"/run/clabgen/{lname}-" not in ps

@@ -67,6 +67,7 @@ down() {
         "$PYTHON" -c 'import sys; from clabgen.dataplane import stop; stop(sys.argv[1])' "$dir" || true
     done
     rm -rf "$STATE"
+    rmdir /run/clabgen 2>/dev/null || true   # only if no other lab uses it
     ip netns del gre-server1 2>/dev/null || true
     ip link del tun0 2>/dev/null || true
     ip link del br0 2>/dev/null || true
