@@ -12,7 +12,7 @@ ORACLES ?= ../shared/oracles
 # Debian packages the tests use (ping, captures, throughput, kernel-tunnel peer, docker).
 DEB_PKGS ?= iproute2 iputils-ping tcpdump iperf3 user-mode-linux debootstrap docker.io patch util-linux procps gcc
 
-.PHONY: install deps test render check lint bench deploy verify destroy demo clean
+.PHONY: install deps deps-demo test render check lint bench deploy verify destroy demo clean
 
 $(BIN)/clabgen: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,6 +21,12 @@ $(BIN)/clabgen: pyproject.toml
 	touch $@
 
 install: $(BIN)/clabgen
+
+# The demo needs only these (no container engine, no image tools).
+DEMO_PKGS ?= iproute2 iputils-ping util-linux procps gcc
+
+deps-demo:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEMO_PKGS)"
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -61,7 +67,7 @@ destroy: install
 	$(BIN)/clabgen destroy labs/$(LAB)
 
 # The README's main job: render, deploy, verify, destroy the seed lab with progress output.
-demo: install deps
+demo: install deps-demo
 	$(BIN)/clabgen render labs/$(LAB)/intent.yml
 	$(BIN)/clabgen deploy labs/$(LAB) --runtime $(RUNTIME)
 	$(BIN)/clabgen verify labs/$(LAB) || { $(BIN)/clabgen destroy labs/$(LAB); exit 1; }
