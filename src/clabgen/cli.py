@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -60,6 +61,9 @@ def main() -> None:
         rc = app(standalone_mode=False)
         sys.exit(rc if isinstance(rc, int) else 0)
     except ClabgenError as exc:
+        if os.environ.get("CLABGEN_DEBUG") and exc.__cause__ is not None:
+            import traceback
+            traceback.print_exception(exc.__cause__)
         for p in exc.problems:
             print(f"error: {p}" if p.where is None else str(p), file=sys.stderr)
         sys.exit(exc.exit_code)

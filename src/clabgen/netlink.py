@@ -204,7 +204,7 @@ def links(ns: str | None) -> list[LinkInfo]:
         for link in ipr.link("dump"):
             info = link.get(("IFLA_LINKINFO", "IFLA_INFO_DATA"))
             local = remote = None
-            if info is not None:
+            if info is not None and hasattr(info, "get"):   # some kinds' data come back undecoded
                 local = info.get("IFLA_IPTUN_LOCAL") or info.get("IFLA_GRE_LOCAL")
                 remote = info.get("IFLA_IPTUN_REMOTE") or info.get("IFLA_GRE_REMOTE")
             out.append(LinkInfo(link.get("ifname"), int(link["index"]), link.get(("IFLA_LINKINFO", "IFLA_INFO_KIND")),

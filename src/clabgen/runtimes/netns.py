@@ -21,6 +21,9 @@ from . import state
 from .base import DeployReport, NodeHandle, Progress, deploy_once
 
 
+TUN_MISSING = "/dev/net/tun is missing: this kernel has no tunnel module for the lab and userspace tunnels need TUN"
+
+
 class NetnsNode:
     def __init__(self, name: str, ns: str) -> None:
         self.name = name
@@ -46,8 +49,8 @@ class NetnsRuntime:
             problems.append("the netns runtime needs root (network namespaces, veth, TUN devices)")
         if not shutil.which("ip"):
             problems.append("the `ip` command (iproute2) is missing: apt-get install iproute2")
-        if not os.path.exists("/dev/net/tun"):
-            problems.append("/dev/net/tun is missing: userspace tunnels need the TUN driver")
+        if self.tunnels == "userspace" and not os.path.exists("/dev/net/tun"):
+            problems.append(TUN_MISSING)
         if problems:
             raise RuntimeFailure(*problems)
 
@@ -84,6 +87,8 @@ class NetnsRuntime:
             userspace.extend(done.userspace)
             applied[n.name] = (cfg, done)
         if userspace:
+            if not os.path.exists("/dev/net/tun"):
+                raise RuntimeFailure(TUN_MISSING)
             pid = dataplane.start({"tunnels": userspace}, sdir)
             progress(f"userspace tunnel dataplane running (pid {pid}, {len(userspace)} tunnel ends)")
         for name, (cfg, done) in applied.items():
