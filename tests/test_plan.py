@@ -209,3 +209,33 @@ def test_walk_crosses_the_hub(build) -> None:  # type: ignore[no-untyped-def]
     assert walk.hops[-1].note == "delivered"
     cap = {c.tunnel: (c.node, c.ip_proto, c.underlay_frame_len) for c in p.captures}
     assert cap == {"gw-hub-gw1-ipip": ("gw-hub", 4, 118), "gw-hub-gw2-gre": ("gw-hub", 47, 122)}
+
+
+EXPLICIT_IFNAMES = """\
+name: ifn
+underlay: {subnet: 172.12.1.0/24}
+sites:
+  - name: a
+    lan: 10.1.5.0/24
+    gateway: {name: gw1, lan_ifname: eth5, underlay_ifname: eth7}
+    servers: [{name: s1, ifname: lan0}]
+  - name: b
+    lan: 10.1.8.0/24
+    gateway: gw2
+    servers: [s2]
+tunnels:
+  - {type: ipip, endpoints: [gw1, gw2], subnet: 1.1.1.0/30, ifnames: [tun7, tun0]}
+  - {type: gre, endpoints: [gw1, gw2], subnet: 1.1.2.0/30}
+"""
+
+
+def test_explicit_interface_names_win_and_derived_ones_skip_them(build) -> None:  # type: ignore[no-untyped-def]
+    p = build(EXPLICIT_IFNAMES)
+    assert [i.name for i in p.node("gw1").interfaces] == ["eth5", "eth7", "tun7", "tun0"]
+    assert [i.name for i in p.node("gw2").interfaces] == ["eth1", "eth2", "tun0", "tun1"]
+    assert [i.name for i in p.node("s1").interfaces] == ["lan0"]
+    assert [(link.a, link.b) for link in p.links] == [("gw1:eth5", "s1:lan0"), ("gw2:eth1", "s2:net0"),
+                                                      ("gw1:eth7", "gw2:eth2")]
+    assert p.node("s1").clab.exec[0] == "ip addr add 10.1.5.10/24 dev lan0"
+    gre = p.tunnels[1]
+    assert [(e.node, e.ifname, e.underlay_if) for e in gre.ends] == [("gw1", "tun0", "eth7"), ("gw2", "tun1", "eth2")]

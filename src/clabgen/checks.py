@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import difflib
 from ipaddress import IPv4Address, IPv4Network
 
@@ -16,6 +18,7 @@ def check_lab(lab: Lab, problems: Problems) -> None:
     _prefixes(lab, problems)
     _addresses(lab, problems)
     _tunnels(lab, problems)
+    _ifnames(lab, problems)
 
 
 def _switch_names(lab: Lab) -> dict[str, str]:
@@ -140,3 +143,36 @@ def _tunnels(lab: Lab, problems: Problems) -> None:
             limit = lab.underlay.mtu - ttype.overhead
             problems.add(t.at("mtu"), f"tunnel MTU {t.mtu} is above {limit}, the underlay MTU {lab.underlay.mtu} "
                                       f"minus {ttype.overhead} bytes of {t.type} overhead")
+
+
+MGMT_IF = "eth0"   # containerlab's management interface in every container
+
+
+def _ifnames(lab: Lab, problems: Problems) -> None:
+    """Explicit interface names: the platform's naming rule, no clash on one node, never eth0."""
+    from .plan import LAN_IF, SERVER_IF, UNDERLAY_IF
+    for site in lab.sites:
+        gw = site.gateway
+        rules = platforms.load(gw.platform or lab.defaults.gateway_platform).get("ifnames", {})
+        named: list[tuple[str, str, Where]] = [
+            (gw.lan_ifname or LAN_IF, "ethernet", gw.at("lan_ifname")),
+            (gw.underlay_ifname or UNDERLAY_IF, "ethernet", gw.at("underlay_ifname"))]
+        for t in lab.tunnels:
+            for i, end in enumerate(t.endpoints):
+                if end == gw.name and t.ifnames and i < len(t.ifnames):
+                    named.append((t.ifnames[i], "tunnel", t.at(f"ifnames[{i}]")))
+        seen: dict[str, Where] = {}
+        for ifname, kind, where in named:
+            rule = rules.get(kind)
+            if rule and not re.match(rule, ifname):
+                problems.add(where, f"{ifname!r} is not a valid {kind} interface name on {gw.platform or lab.defaults.gateway_platform}",
+                             f"names must match {rule}")
+            elif ifname == MGMT_IF:
+                problems.add(where, f"{MGMT_IF} is containerlab's management interface", "use eth1 or higher")
+            elif ifname in seen:
+                problems.add(where, f"{gw.name} already has an interface {ifname!r}",
+                             f"line {seen[ifname].line}" if seen[ifname].line else "")
+            seen.setdefault(ifname, where)
+        for srv in site.servers:
+            if (srv.ifname or SERVER_IF) == MGMT_IF:
+                problems.add(srv.at("ifname"), f"{MGMT_IF} is containerlab's management interface", "use net0")

@@ -15,6 +15,7 @@ from .yamlpos import Y, load
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 NAME_MAX = 30
+IFNAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}$")   # Linux allows 15 bytes; we allow no more than that
 IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 T = TypeVar("T")
 
@@ -62,6 +63,16 @@ class Reader:
         problem = name_problem(s)
         if problem:
             self.problems.add(y.where, *problem)
+            return None
+        return s
+
+    def ifname(self, y: Y) -> str | None:
+        s = self.string(y, "an interface name")
+        if s is None:
+            return None
+        if not IFNAME_RE.match(s) or s == "lo":
+            self.problems.add(y.where, f"{s!r} is not a usable interface name",
+                              "use 1-15 characters of a-z, 0-9 and '-', starting with a letter, not 'lo'")
             return None
         return s
 
@@ -251,31 +262,34 @@ def _gateway(r: Reader, y: Y, gw_platforms: tuple[str, ...]) -> Gateway | None:
     if isinstance(y.value, str):
         name = r.name(y)
         return Gateway(y.where, {"name": y.where}, name=name) if name else None
-    m = r.mapping(y, ("name", "platform", "image", "address", "underlay_address"), ("name",),
-                  what="a gateway name or a mapping")
+    m = r.mapping(y, ("name", "platform", "image", "address", "underlay_address", "lan_ifname", "underlay_ifname"),
+                  ("name",), what="a gateway name or a mapping")
     if m is None:
         return None
     return Gateway(y.where, _pos(m), name=_opt(m, "name", r.name, ""),
                    platform=_opt(m, "platform", lambda v: r.one_of(v, gw_platforms, "platform"), None),
                    image=_opt(m, "image", r.image, None),
                    address=_opt(m, "address", r.address, None),
-                   underlay_address=_opt(m, "underlay_address", r.address, None))
+                   underlay_address=_opt(m, "underlay_address", r.address, None),
+                   lan_ifname=_opt(m, "lan_ifname", r.ifname, None),
+                   underlay_ifname=_opt(m, "underlay_ifname", r.ifname, None))
 
 
 def _server(r: Reader, y: Y) -> Server | None:
     if isinstance(y.value, str):
         name = r.name(y)
         return Server(y.where, {"name": y.where}, name=name) if name else None
-    m = r.mapping(y, ("name", "address", "image"), ("name",), what="a server name or a mapping")
+    m = r.mapping(y, ("name", "address", "image", "ifname"), ("name",), what="a server name or a mapping")
     if m is None:
         return None
     return Server(y.where, _pos(m), name=_opt(m, "name", r.name, ""),
-                  address=_opt(m, "address", r.address, None), image=_opt(m, "image", r.image, None))
+                  address=_opt(m, "address", r.address, None), image=_opt(m, "image", r.image, None),
+                  ifname=_opt(m, "ifname", r.ifname, None))
 
 
 def _tunnel(r: Reader, y: Y) -> Tunnel | None:
     from .tunnels import TUNNEL_TYPES
-    m = r.mapping(y, ("name", "type", "endpoints", "subnet", "addresses", "mtu"), ("endpoints", "subnet"))
+    m = r.mapping(y, ("name", "type", "endpoints", "subnet", "addresses", "ifnames", "mtu"), ("endpoints", "subnet"))
     if m is None:
         return None
     endpoints: tuple[str, ...] = ()
@@ -295,7 +309,15 @@ def _tunnel(r: Reader, y: Y) -> Tunnel | None:
             r.problems.add(m["addresses"].where, f"give one address per endpoint (2), got {len(items)}")
         parsed = [r.address(i) for i in items]
         addresses = tuple(a for a in parsed if a) if all(parsed) else None
-    return Tunnel(y.where, pos, name=_opt(m, "name", r.name, None),
+    ifnames = None
+    if "ifnames" in m:
+        items = r.seq(m["ifnames"], "a list of 2 interface names")
+        pos.update({f"ifnames[{i}]": item.where for i, item in enumerate(items)})
+        if m["ifnames"].is_seq and len(items) != 2:
+            r.problems.add(m["ifnames"].where, f"give one interface name per endpoint (2), got {len(items)}")
+        names_ = [r.ifname(i) for i in items]
+        ifnames = tuple(n for n in names_ if n) if all(names_) else None
+    return Tunnel(y.where, pos, name=_opt(m, "name", r.name, None), ifnames=ifnames,
                   type=_opt(m, "type", lambda v: r.one_of(v, tuple(TUNNEL_TYPES), "tunnel type"), "ipip"),
                   endpoints=endpoints, subnet=_opt(m, "subnet", r.prefix, IPv4Network("0.0.0.0/32")),
                   addresses=addresses, mtu=_opt(m, "mtu", lambda v: r.integer(v, 576, 65535), None))

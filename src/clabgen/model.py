@@ -25,6 +25,7 @@ class Server(Located):
     name: str = ""
     image: str | None = None
     address: IPv4Address | None = None
+    ifname: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Gateway(Located):
     image: str | None = None
     address: IPv4Address | None = None
     underlay_address: IPv4Address | None = None
+    lan_ifname: str | None = None
+    underlay_ifname: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Tunnel(Located):
     endpoints: tuple[str, ...] = ()
     subnet: IPv4Network = IPv4Network("0.0.0.0/32")
     addresses: tuple[IPv4Address, ...] | None = None
+    ifnames: tuple[str, ...] | None = None
     mtu: int | None = None
 
 

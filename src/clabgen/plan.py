@@ -253,22 +253,35 @@ def build(lab: Lab) -> Plan:
             underlay_addr[site.gateway.name] = addr or lab.underlay.subnet.network_address
 
     # --- tunnels ---------------------------------------------------------------------------
+    # tunnel interfaces: explicit names first, then tun0, tun1, ... per gateway, skipping those
+    taken: dict[str, set[str]] = {}
+    for t in lab.tunnels:
+        for node, ifname in zip(t.endpoints, t.ifnames or ()):
+            taken.setdefault(node, set()).add(ifname)
     tun_count: dict[str, int] = {}
     tunnels: list[Tunnel] = []
+    lan_if = {s.gateway.name: s.gateway.lan_ifname or LAN_IF for s in lab.sites}
+    underlay_if = {s.gateway.name: s.gateway.underlay_ifname or UNDERLAY_IF for s in lab.sites}
+    lan_if.update({srv.name: srv.ifname or SERVER_IF for s in lab.sites for srv in s.servers})
     for t in lab.tunnels:
         ttype = TUNNEL_TYPES[t.type]
         a, b = t.endpoints
         hosts = t.addresses or _first_hosts(t.subnet, 2)
         ifs = []
-        for node in (a, b):
+        for i, node in enumerate((a, b)):
+            if t.ifnames:
+                ifs.append(t.ifnames[i])
+                continue
+            while f"tun{tun_count.get(node, 0)}" in taken.get(node, ()):
+                tun_count[node] = tun_count.get(node, 0) + 1
             ifs.append(f"tun{tun_count.get(node, 0)}")
             tun_count[node] = tun_count.get(node, 0) + 1
         mtu = t.mtu if t.mtu is not None else lab.underlay.mtu - ttype.overhead
         ends = (
             TunnelEnd(a, ifs[0], underlay_addr[a], underlay_addr[b], IPv4Interface(f"{hosts[0]}/{t.subnet.prefixlen}"),
-                      b, ifs[1], UNDERLAY_IF),
+                      b, ifs[1], underlay_if[a]),
             TunnelEnd(b, ifs[1], underlay_addr[b], underlay_addr[a], IPv4Interface(f"{hosts[1]}/{t.subnet.prefixlen}"),
-                      a, ifs[0], UNDERLAY_IF),
+                      a, ifs[0], underlay_if[b]),
         )
         tunnels.append(Tunnel(t.name or f"{a}-{b}-{t.type}", t.type, ttype.ip_proto, ttype.overhead, mtu,
                               t.mtu is not None, t.subnet, ends))
@@ -280,11 +293,11 @@ def build(lab: Lab) -> Plan:
     peers: dict[tuple[str, str], str] = {}
     switch_image = lab.defaults.server_image
     for site in lab.sites:
-        members = [(site.gateway.name, LAN_IF)] + [(s.name, SERVER_IF) for s in site.servers]
+        members = [(site.gateway.name, lan_if[site.gateway.name])] + [(s.name, lan_if[s.name]) for s in site.servers]
         _segment(f"lan-{site.name}", members, CLAB_DEFAULT_MTU, f"sw-{site.name}", switch_image,
                  links, switches, peers, names, site.where, problems)
     if needs_underlay:
-        members = [(s.gateway.name, UNDERLAY_IF) for s in lab.sites]
+        members = [(s.gateway.name, underlay_if[s.gateway.name]) for s in lab.sites]
         _segment("underlay", members, lab.underlay.mtu, "sw-underlay", switch_image,
                  links, switches, peers, names, lab.underlay.where, problems)
     # containerlab lists LAN links first, then the underlay (the seed's order)
@@ -295,12 +308,12 @@ def build(lab: Lab) -> Plan:
     for site in lab.sites:
         gw = site.gateway
         plat = gw_platform[gw.name]
-        ifaces = [Iface(LAN_IF, "lan", IPv4Interface(f"{lan_addr[gw.name]}/{site.lan.prefixlen}"), CLAB_DEFAULT_MTU,
-                        peers.get((gw.name, LAN_IF)))]
+        ifaces = [Iface(lan_if[gw.name], "lan", IPv4Interface(f"{lan_addr[gw.name]}/{site.lan.prefixlen}"),
+                        CLAB_DEFAULT_MTU, peers.get((gw.name, lan_if[gw.name])))]
         if needs_underlay:
-            ifaces.append(Iface(UNDERLAY_IF, "underlay",
+            ifaces.append(Iface(underlay_if[gw.name], "underlay",
                                 IPv4Interface(f"{underlay_addr[gw.name]}/{lab.underlay.subnet.prefixlen}"),
-                                lab.underlay.mtu, peers.get((gw.name, UNDERLAY_IF))))
+                                lab.underlay.mtu, peers.get((gw.name, underlay_if[gw.name]))))
         ends = tuple(e for t in tunnels for e in t.ends if e.node == gw.name)
         for t in tunnels:
             for e in t.ends:
@@ -317,10 +330,10 @@ def build(lab: Lab) -> Plan:
         gw_ip = lan_addr[site.gateway.name]
         for srv in site.servers:
             addr = IPv4Interface(f"{lan_addr[srv.name]}/{site.lan.prefixlen}")
-            execs = (f"ip addr add {addr} dev {SERVER_IF}", f"ip route replace default via {gw_ip}")
+            execs = (f"ip addr add {addr} dev {lan_if[srv.name]}", f"ip route replace default via {gw_ip}")
             nodes.append(Node(srv.name, "server", site.name, "linux",
                               ClabNode("linux", srv.image or lab.defaults.server_image, exec=execs),
-                              (Iface(SERVER_IF, "lan", addr, CLAB_DEFAULT_MTU, peers.get((srv.name, SERVER_IF))),),
+                              (Iface(lan_if[srv.name], "lan", addr, CLAB_DEFAULT_MTU, peers.get((srv.name, lan_if[srv.name]))),),
                               gateway=gw_ip))
     nodes.extend(switches)
 

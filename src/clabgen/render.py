@@ -82,7 +82,7 @@ def view(plan: Plan, source: str) -> dict[str, Any]:
     gateways = []
     for g in plan.gateways:
         plat = platforms.load(g.platform)
-        lan = g.iface("eth1")
+        lan = next(i for i in g.interfaces if i.role == "lan")
         underlay = next((i for i in g.interfaces if i.role == "underlay"), None)
         servers = [s for s in plan.servers if s.site == g.site]
         gateways.append({

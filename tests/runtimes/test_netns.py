@@ -148,3 +148,17 @@ def test_exec_runs_argv_without_a_shell(deployed: Path) -> None:
     assert result.returncode == 0 and result.stdout.strip() == "$(id) ; true"
     gone = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"clab-{lab_name(deployed)}-server1" in gone
+
+
+def test_explicit_interface_names_deploy_and_verify(tmp_path: Path) -> None:
+    from ..test_plan import EXPLICIT_IFNAMES
+    intent = tmp_path / "intent.yml"
+    intent.write_text(EXPLICIT_IFNAMES.replace("name: ifn", f"name: t{os.getpid() % 100000}-ifn", 1))
+    try:
+        assert run_clabgen("deploy", str(intent), "--runtime", "netns").returncode == 0
+        _, checks, _ = labops.verify(intent)
+        assert [c for c in checks if not c.ok] == []
+        assert {c.detail.split(" ")[0] for c in checks if c.group == "capture"} == {"LAN"}
+    finally:
+        labops.destroy(intent)
+    assert residue(lab_name(tmp_path)) == []
