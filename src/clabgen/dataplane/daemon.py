@@ -17,7 +17,7 @@ from typing import Any
 
 from . import fastpath, links
 from .endpoint import Endpoint, open_endpoint
-from .forward import StopSignal, Worker, make_workers
+from .forward import StopSignal, Worker, make_workers, pick_cpus
 from .nsenter import entered
 from .spec import DataplaneError, load_spec
 
@@ -91,10 +91,10 @@ def run(spec_path: Path, state_dir: Path, impl: str = "auto") -> int:
             endpoints.append(open_endpoint(spec, vnet_hdr=lib is not None))
             log.info("opened %s %s in netns %s: %s -> %s, mtu %d", spec.mode, spec.ifname, spec.netns,
                      spec.local, spec.remote, spec.mtu)
-        for ep in endpoints:
-            workers += make_workers(ep, lib, stop)
-        for worker in workers:
-            worker.thread.start()
+        for ep, cpu in zip(endpoints, pick_cpus(len(endpoints))):
+            workers += make_workers(ep, lib, stop, cpu)
+        for thread in dict.fromkeys(w.thread for w in workers):  # a thread may serve several workers
+            thread.start()
         ready = {"pid": os.getpid(), "impl": impl_name,
                  "tunnels": [{**ep.spec.as_dict(), "kind": "userspace"} for ep in endpoints]}
         if not stopping.is_set():

@@ -58,9 +58,7 @@ def load() -> ctypes.CDLL:
     lib = ctypes.CDLL(str(build()))
     ptr = ctypes.POINTER
     i = ctypes.c_int
-    # (tun, raw, header template, overhead, vnet, stop_fd, stop, counters)
-    lib.dp_encap.argtypes = [i, i, ctypes.c_char_p, i, i, i, ptr(i), ptr(CCounters)]
-    # (raw, tun, is_gre, remote address, vnet, stop_fd, stop, counters)
-    lib.dp_decap.argtypes = [i, i, i, ctypes.c_char_p, i, i, ptr(i), ptr(CCounters)]
-    lib.dp_encap.restype = lib.dp_decap.restype = ctypes.c_int
+    # (tun, raw, header template, overhead, is_gre, remote address, vnet, stop_fd, stop, encap and decap counters)
+    lib.dp_run.argtypes = [i, i, ctypes.c_char_p, i, i, ctypes.c_char_p, i, i, ptr(i), ptr(CCounters), ptr(CCounters)]
+    lib.dp_run.restype = ctypes.c_int
     return lib

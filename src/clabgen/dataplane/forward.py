@@ -45,22 +45,24 @@ def _where(ep: Endpoint) -> str:
     return f"{ep.spec.netns or '-'}/{ep.spec.ifname}"
 
 
-def _c_workers(lib: ctypes.CDLL, ep: Endpoint, stop: StopSignal) -> list[Worker]:
+def _c_workers(lib: ctypes.CDLL, ep: Endpoint, stop: StopSignal, cpu: int | None) -> list[Worker]:
+    """One thread for both directions (dp_run polls both fds); a Worker per direction for the stats."""
     spec, raw = ep.spec, ep.sock.fileno()
     tmpl = wire.header_template(spec.mode, spec.local, spec.remote)
     remote = socket.inet_aton(spec.remote)
     enc, dec = CCounters(), CCounters()
-    flag = ctypes.byref(stop.flag)
-    vnet = int(ep.vnet_hdr)
-    calls = (
-        ("encap", enc, lambda: lib.dp_encap(ep.tun_fd, raw, tmpl, spec.overhead, vnet, stop.read_fd, flag,
-                                            ctypes.byref(enc))),
-        ("decap", dec, lambda: lib.dp_decap(raw, ep.tun_fd, int(spec.mode == "gre"), remote, vnet,
-                                            stop.read_fd, flag, ctypes.byref(dec))),
-    )
-    return [Worker(f"{_where(ep)}-{name}", threading.Thread(target=call, name=f"{spec.ifname}-{name}", daemon=True),
-                   counters.as_dict)
-            for name, counters, call in calls]
+
+    def call() -> None:
+        if cpu is not None:
+            try:
+                os.sched_setaffinity(0, {cpu})  # 0: this thread
+            except OSError:
+                pass
+        lib.dp_run(ep.tun_fd, raw, tmpl, spec.overhead, int(spec.mode == "gre"), remote, int(ep.vnet_hdr),
+                   stop.read_fd, ctypes.byref(stop.flag), ctypes.byref(enc), ctypes.byref(dec))
+
+    thread = threading.Thread(target=call, name=f"{spec.ifname}-fwd", daemon=True)
+    return [Worker(f"{_where(ep)}-{name}", thread, counters.as_dict) for name, counters in (("encap", enc), ("decap", dec))]
 
 
 def _py_workers(ep: Endpoint, stop: StopSignal) -> list[Worker]:
@@ -73,9 +75,26 @@ def _py_workers(ep: Endpoint, stop: StopSignal) -> list[Worker]:
     return workers
 
 
-def make_workers(ep: Endpoint, lib: ctypes.CDLL | None, stop: StopSignal) -> list[Worker]:
-    """Workers for both directions; lib None means the Python loops (which want no vnet header)."""
+def make_workers(ep: Endpoint, lib: ctypes.CDLL | None, stop: StopSignal, cpu: int | None = None) -> list[Worker]:
+    """Workers for both directions; lib None means the Python loops (which want no vnet header).
+
+    cpu pins the C thread: see pick_cpus.
+    """
     if lib is None:
         assert not ep.vnet_hdr, "the Python loops read bare IP packets"
         return _py_workers(ep, stop)
-    return _c_workers(lib, ep, stop)
+    return _c_workers(lib, ep, stop, cpu)
+
+
+def pick_cpus(count: int) -> list[int | None]:
+    """A CPU for each of count tunnel-end threads, round robin over the ones we may use.
+
+    The two ends of a tunnel hand every packet to each other through the kernel, so the
+    scheduler's wake-affine logic keeps pulling them onto one CPU, leaving the other to the
+    applications; spread over the CPUs they run in parallel (bench: ~10% more throughput on 2
+    CPUs). Nothing is pinned on a single CPU or with CLABGEN_DATAPLANE_PIN=0.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or os.environ.get("CLABGEN_DATAPLANE_PIN", "1") == "0":
+        return [None] * count
+    return [cpus[i % len(cpus)] for i in range(count)]
