@@ -1,7 +1,8 @@
 /* clabgen userspace tunnel fast path: the loops of pyloop.py in C, without the GIL.
  *
- * Built at run time by fastpath.py (gcc -O3 -shared), called through ctypes (which releases the
- * GIL), one thread per direction. The raw socket side is batched with recvmmsg/sendmmsg.
+ * Built at run time by fastpath.py (gcc -O3 -march=native -shared), called through ctypes (which
+ * releases the GIL): dp_run, one thread per tunnel end serving both directions, pinned round robin
+ * over the CPUs by forward.py. The raw socket side is batched with recvmmsg/sendmmsg.
  * The TUN fd has IFF_VNET_HDR: decap coalesces consecutive segments of one TCP flow into one
  * GSO packet (what GRO does on a NIC), after checking every segment's checksum, so the gateway
  * forwards and the receiver processes (and acks) one packet instead of up to 64.
