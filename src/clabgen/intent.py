@@ -287,6 +287,16 @@ def _server(r: Reader, y: Y) -> Server | None:
                   ifname=_opt(m, "ifname", r.ifname, None))
 
 
+def _pair(r: Reader, y: Y, key: str, pos: dict[str, Where], what: str, count_message: str,
+          parse: Callable[[Y], T | None]) -> list[T | None]:
+    """A per-endpoint list (endpoints, addresses, ifnames): each item parsed and positioned."""
+    items = r.seq(y, what)
+    pos.update({f"{key}[{i}]": item.where for i, item in enumerate(items)})
+    if y.is_seq and len(items) != 2:
+        r.problems.add(y.where, f"{count_message}, got {len(items)}")
+    return [parse(i) for i in items]
+
+
 def _tunnel(r: Reader, y: Y) -> Tunnel | None:
     from .tunnels import TUNNEL_TYPES
     m = r.mapping(y, ("name", "type", "endpoints", "subnet", "addresses", "ifnames", "mtu"), ("endpoints", "subnet"))
@@ -295,28 +305,18 @@ def _tunnel(r: Reader, y: Y) -> Tunnel | None:
     endpoints: tuple[str, ...] = ()
     pos = _pos(m)
     if "endpoints" in m:
-        items = r.seq(m["endpoints"], "a list of 2 gateway names")
-        pos.update({f"endpoints[{i}]": item.where for i, item in enumerate(items)})
-        names = [r.name(i, "a gateway name") for i in items]
-        if m["endpoints"].is_seq and len(items) != 2:
-            r.problems.add(m["endpoints"].where, f"a tunnel has exactly 2 endpoints, got {len(items)}")
+        names = _pair(r, m["endpoints"], "endpoints", pos, "a list of 2 gateway names",
+                      "a tunnel has exactly 2 endpoints", lambda i: r.name(i, "a gateway name"))
         endpoints = tuple(n for n in names if n)
-    addresses = None
+    addresses = ifnames = None
     if "addresses" in m:
-        items = r.seq(m["addresses"], "a list of 2 addresses")
-        pos.update({f"addresses[{i}]": item.where for i, item in enumerate(items)})
-        if m["addresses"].is_seq and len(items) != 2:
-            r.problems.add(m["addresses"].where, f"give one address per endpoint (2), got {len(items)}")
-        parsed = [r.address(i) for i in items]
+        parsed = _pair(r, m["addresses"], "addresses", pos, "a list of 2 addresses",
+                       "give one address per endpoint (2)", r.address)
         addresses = tuple(a for a in parsed if a) if all(parsed) else None
-    ifnames = None
     if "ifnames" in m:
-        items = r.seq(m["ifnames"], "a list of 2 interface names")
-        pos.update({f"ifnames[{i}]": item.where for i, item in enumerate(items)})
-        if m["ifnames"].is_seq and len(items) != 2:
-            r.problems.add(m["ifnames"].where, f"give one interface name per endpoint (2), got {len(items)}")
-        names_ = [r.ifname(i) for i in items]
-        ifnames = tuple(n for n in names_ if n) if all(names_) else None
+        given = _pair(r, m["ifnames"], "ifnames", pos, "a list of 2 interface names",
+                      "give one interface name per endpoint (2)", r.ifname)
+        ifnames = tuple(n for n in given if n) if all(given) else None
     return Tunnel(y.where, pos, name=_opt(m, "name", r.name, None), ifnames=ifnames,
                   type=_opt(m, "type", lambda v: r.one_of(v, tuple(TUNNEL_TYPES), "tunnel type"), "ipip"),
                   endpoints=endpoints, subnet=_opt(m, "subnet", r.prefix, IPv4Network("0.0.0.0/32")),

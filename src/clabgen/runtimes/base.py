@@ -83,3 +83,14 @@ def deploy_once(rt: Runtime, lab: RenderedLab, progress: Progress, *,
     state.write(lab.name, {**(state.read(lab.name) or {}), "deployed": True})
     report.seconds = time.monotonic() - t0
     return report
+
+
+def forget(lab: RenderedLab, removed: list[str], progress: Progress) -> list[str]:
+    """The last step of every destroy: drop the lab's state directory and report what went."""
+    from . import state
+
+    if state.remove(lab.name):
+        removed.append(str(state.state_dir(lab.name)))
+    for r in removed:
+        progress(f"removed {r}")
+    return removed

@@ -28,7 +28,7 @@ from .. import netlink
 from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
 from . import state
-from .base import DeployReport, NodeHandle, Progress, deploy_once
+from .base import DeployReport, NodeHandle, Progress, deploy_once, forget
 from .docker import DockerNode, DockerRuntime, foreign_containers, images_for, wait_emulated
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -349,11 +349,7 @@ class ContainerlabRuntime:
                 if not n.attrs.get("Containers"):
                     n.remove()
                     removed.append(f"network {n.name}")
-        if state.remove(lab.name):
-            removed.append(str(state.state_dir(lab.name)))
-        for r in removed:
-            progress(f"removed {r}")
-        return removed
+        return forget(lab, removed, progress)
 
     def nodes(self, lab: RenderedLab) -> dict[str, NodeHandle]:
         return self._docker.nodes(lab)

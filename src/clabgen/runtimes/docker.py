@@ -20,7 +20,7 @@ from .. import netlink
 from ..errors import RuntimeFailure
 from ..labdir import LabNode, RenderedLab
 from . import state
-from .base import DeployReport, NodeHandle, Progress, deploy_once
+from .base import DeployReport, NodeHandle, Progress, deploy_once, forget
 
 EMU_STATUS = "/run/clabgen/emu/status.json"
 EMU_READY = "/run/clabgen/emu/dataplane.ready"
@@ -156,19 +156,13 @@ class DockerRuntime:
         try:
             client = self.client
         except RuntimeFailure:
-            if state.remove(lab.name):
-                removed.append(str(state.state_dir(lab.name)))
-            return removed
+            return forget(lab, removed, progress)
         for c in client.containers.list(all=True, filters={"label": f"containerlab={lab.name}"}):
             if c.labels.get("clab-owner") != "clabgen":
                 continue
             c.remove(force=True)
             removed.append(f"container {c.name}")
-        if state.remove(lab.name):
-            removed.append(str(state.state_dir(lab.name)))
-        for r in removed:
-            progress(f"removed {r}")
-        return removed
+        return forget(lab, removed, progress)
 
     def nodes(self, lab: RenderedLab) -> dict[str, NodeHandle]:
         out: dict[str, NodeHandle] = {}

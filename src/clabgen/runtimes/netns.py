@@ -18,7 +18,7 @@ from ..emu import apply as emu_apply, vyos
 from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
 from . import state
-from .base import DeployReport, NodeHandle, Progress, deploy_once
+from .base import DeployReport, NodeHandle, Progress, deploy_once, forget
 
 
 TUN_MISSING = "/dev/net/tun is missing: this kernel has no tunnel module for the lab and userspace tunnels need TUN"
@@ -117,11 +117,7 @@ class NetnsRuntime:
         for ns in dict.fromkeys([self._ns(lab, n) for n in lab.nodes] + list(recorded)):
             if netlink.ns_delete(ns):
                 removed.append(f"netns {ns}")
-        if state.remove(lab.name):
-            removed.append(str(sdir))
-        for r in removed:
-            progress(f"removed {r}")
-        return removed
+        return forget(lab, removed, progress)
 
     def nodes(self, lab: RenderedLab) -> dict[str, NodeHandle]:
         current = state.read(lab.name)
