@@ -158,3 +158,13 @@ def test_foreign_container_holding_a_name_is_left_alone(client: Any, tmp_path: P
     finally:
         foreign.remove(force=True)
     assert docker_residue(client, lname) == []
+
+
+def test_exec_in_a_container_keeps_its_deadline(deployed: Path) -> None:
+    import time
+    from clabgen import labdir
+    rendered = labdir.load(deployed)
+    handle = labops.runtime_for(rendered).nodes(rendered)["server1"]
+    t0 = time.monotonic()
+    result = handle.exec(["sleep", "30"], timeout=1)
+    assert result.returncode == 124 and time.monotonic() - t0 < 10

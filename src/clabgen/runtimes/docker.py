@@ -45,7 +45,9 @@ class DockerNode:
         self.container = container
 
     def exec(self, argv: Sequence[str], timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
-        code, (out, err) = self.container.exec_run(list(argv), demux=True)
+        # The engine's exec has no deadline: coreutils' timeout inside the node gives one (exit 124).
+        wrapped = ["timeout", "-k", "2", f"{timeout:g}", *argv]
+        code, (out, err) = self.container.exec_run(wrapped, demux=True)
         return subprocess.CompletedProcess(list(argv), code, (out or b"").decode(errors="replace"),
                                            (err or b"").decode(errors="replace"))
 
