@@ -51,8 +51,7 @@ def deploy(arg: Path, runtime: str, progress: Progress = quiet, **options: Any) 
             if options.get("tunnels", "auto") != "auto":
                 progress(f"--tunnels {options['tunnels']} applies to the netns runtime only; ignored on {runtime}")
             options = {}
-    rt = runtimes.get(runtime, **options) if options else runtimes.get(runtime)
-    return rt.deploy(lab, progress)
+    return runtimes.get(runtime, **options).deploy(lab, progress)
 
 
 def destroy(arg: Path, progress: Progress = quiet) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 import time
 from dataclasses import dataclass
 from ipaddress import IPv4Interface
@@ -14,7 +13,8 @@ from typing import Any, Callable, TypeVar
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .dataplane.nsenter import _setns
+from .dataplane.nsenter import entered
+from .iproute import route_text
 
 NETNS_DIR = Path("/run/netns")
 PROTO_NAMES = {2: "kernel", 3: "boot", 4: "static", 186: "bgp", 188: "ospf", 196: "static"}
@@ -34,19 +34,7 @@ class RouteInfo:
     metric: int | None
 
     def text(self) -> str:
-        parts = [self.dst]
-        if self.via:
-            parts += ["via", self.via]
-        parts += ["dev", self.dev]
-        if self.proto != "boot":
-            parts += ["proto", self.proto]
-        if self.scope != "universe":
-            parts += ["scope", self.scope]
-        if self.src:
-            parts += ["src", self.src]
-        if self.metric:
-            parts += ["metric", str(self.metric)]
-        return " ".join(parts)
+        return route_text(self.dst, self.dev, self.via, self.proto, self.scope, self.src, self.metric)
 
 
 @dataclass(frozen=True)
@@ -102,29 +90,9 @@ def _ipr(ns: str | None) -> IPRoute:
 
 
 def in_netns(ns: str | None, fn: Callable[[], T]) -> T:
-    """Run fn in a thread that has entered namespace ns (name or path); sockets it opens stay there."""
-    if ns is None:
+    """Run fn inside namespace ns (name or path), then come back; sockets it opens stay there."""
+    with entered(ns):
         return fn()
-    result: list[Any] = []
-    error: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            fd = os.open(ns_path(ns), os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _setns(fd)
-            finally:
-                os.close(fd)
-            result.append(fn())
-        except BaseException as exc:  # handed to the caller's thread
-            error.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join()
-    if error:
-        raise error[0]
-    return result[0]
 
 
 def veth(a_ns: str, a_if: str, b_ns: str, b_if: str, mtu: int) -> None:

@@ -8,13 +8,14 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Iterable
 
 from . import platforms
+from .emu.vyos import STATIC_METRIC
 from .errors import Problems, Where
+from .iproute import route_text
 from .model import Lab, Site
 from .tunnels import TUNNEL_TYPES
 
 CLAB_DEFAULT_MTU = 9500   # containerlab's veth MTU
 INITIAL_TTL = 64          # Linux default for ping
-STATIC_METRIC = 20        # FRR's kernel metric for static routes, as in the seed's `ip r s`
 LAN_IF, UNDERLAY_IF, SERVER_IF = "eth1", "eth2", "net0"
 PING_PAYLOAD_FRAME = 98   # 14 Ethernet + 20 IP + 8 ICMP + 56 data: a default ping in the LAN
 
@@ -40,19 +41,7 @@ class Route:
 
     def text(self) -> str:
         """The route as `ip route show` prints it."""
-        parts = [self.dst]
-        if self.via:
-            parts += ["via", self.via]
-        parts += ["dev", self.dev]
-        if self.proto not in ("boot",):
-            parts += ["proto", self.proto]
-        if self.scope != "universe":
-            parts += ["scope", self.scope]
-        if self.src:
-            parts += ["src", self.src]
-        if self.metric is not None:
-            parts += ["metric", str(self.metric)]
-        return " ".join(parts)
+        return route_text(self.dst, self.dev, self.via, self.proto, self.scope, self.src, self.metric)
 
     def network(self) -> IPv4Network:
         return IPv4Network("0.0.0.0/0" if self.dst == "default" else self.dst)

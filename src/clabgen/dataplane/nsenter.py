@@ -26,7 +26,8 @@ def _setns(fd: int) -> None:
 
 @contextmanager
 def entered(netns: str | None) -> Iterator[None]:
-    """Run the block inside /run/netns/<netns> (None: stay where we are), then come back."""
+    """Run the block inside netns: a name under /run/netns or a path such as /proc/PID/ns/net
+    (None: stay where we are), then come back."""
     if netns is None:
         yield
         return
