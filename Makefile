@@ -9,6 +9,8 @@ RUNTIME ?= netns
 deploy: RUNTIME := $(if $(filter file,$(origin RUNTIME)),auto,$(RUNTIME))
 LABS := $(wildcard labs/*/intent.yml)
 ORACLES ?= ../shared/oracles
+# The patched containerlab `make containerlab` builds (docs/containerlab.md); clabgen looks here first.
+export CLABGEN_CONTAINERLAB ?= $(CURDIR)/bin/containerlab
 # Debian packages the tests use (ping, captures, throughput, kernel-tunnel peer, docker).
 DEB_PKGS ?= iproute2 iputils-ping tcpdump iperf3 user-mode-linux debootstrap docker.io patch util-linux procps gcc
 

@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LABS = ROOT / "labs"
 SHARED = Path(os.environ.get("CLABGEN_SHARED", ROOT.parent / "shared"))
 ORACLES = SHARED / "oracles"
+# The patched containerlab `make containerlab` builds into the checkout (docs/containerlab.md).
+if (ROOT / "bin" / "containerlab").is_file():
+    os.environ.setdefault("CLABGEN_CONTAINERLAB", str(ROOT / "bin" / "containerlab"))
 
 
 def lab_dirs() -> list[Path]:

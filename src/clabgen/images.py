@@ -3,9 +3,9 @@
 No image registry is reachable from the lab hosts, so both images are made here:
 
 * ``clabgen/node:<hash>``: a minbase Debian (the host's release, from the host's apt
-  mirror) made by ``images/node/build.sh`` with debootstrap, then ``docker import``.
+  mirror) made by ``recipes/node/build.sh`` with debootstrap, then ``docker import``.
 * ``clabgen/vyos-emu:<hash>``: ``FROM clabgen/node:<hash>`` plus the pure-Python wheels of
-  ``images/vyos-emu/requirements.txt`` and a copy of ``src/clabgen``; ``/sbin/init`` runs
+  ``recipes/vyos-emu/requirements.txt`` and a copy of the clabgen package; ``/sbin/init`` runs
   ``python3 -m clabgen.emu.boot``. Built with ``docker build`` from a local base: no pull.
 
 The tag is a hash of everything that goes into the image (recipe files, package list,
@@ -38,7 +38,8 @@ EMU_REPO = "clabgen/vyos-emu"
 RECIPE_LABEL = "org.clabgen.recipe"
 HASH_LEN = 12
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# The recipes and the source copied into clabgen/vyos-emu ship inside the package itself.
+PACKAGE_DIR = Path(__file__).resolve().parent
 IGNORED_PARTS = {"__pycache__", ".mypy_cache", ".pytest_cache"}
 
 
@@ -62,19 +63,25 @@ class Paths:
 
     @property
     def node_recipe(self) -> Path:
-        return self.root / "images" / "node"
+        return self.root / "recipes" / "node"
 
     @property
     def emu_recipe(self) -> Path:
-        return self.root / "images" / "vyos-emu"
+        return self.root / "recipes" / "vyos-emu"
 
     @property
     def source(self) -> Path:
-        return self.root / "src" / "clabgen"
+        return self.root
 
     @property
     def cache(self) -> Path:
-        return Path(os.environ.get("CLABGEN_IMAGE_CACHE", self.root / ".cache" / "images"))
+        return Path(os.environ.get("CLABGEN_IMAGE_CACHE", user_cache_dir() / "images"))
+
+
+def user_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/clabgen (~/.cache/clabgen): builds and downloads kept between runs."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "clabgen"
 
 
 # ---------------------------------------------------------------- how nodes run here
@@ -297,7 +304,7 @@ def ensure_node(client: Any, paths: Paths, *, force: bool = False,
         work.mkdir(parents=True)
         rootfs, tarball = work / "rootfs", work / "rootfs.tar"
         try:
-            _run([str(paths.node_recipe / "build.sh"), str(rootfs), suite, mirror,
+            _run(["sh", str(paths.node_recipe / "build.sh"), str(rootfs), suite, mirror,
                   str(paths.cache / "debs")], log, "debootstrap of clabgen/node")
             _run(["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-cf", str(tarball), "."],
                  log, "tar of the node rootfs")
@@ -329,7 +336,7 @@ def _wheels(paths: Paths, log: Callable[[str], None]) -> list[Path]:
     for req in _requirements(paths):
         m = re.fullmatch(r"([A-Za-z0-9_.-]+)==([A-Za-z0-9_.+-]+)", req)
         if not m:
-            raise RuntimeFailure(f"images/vyos-emu/requirements.txt: pin exactly (name==version): {req!r}")
+            raise RuntimeFailure(f"recipes/vyos-emu/requirements.txt: pin exactly (name==version): {req!r}")
         stem = f"{re.sub(r'[-_.]+', '_', m.group(1)).lower()}-{m.group(2)}-"
         hits = sorted(w for w in wheel_dir.glob("*.whl") if w.name.lower().startswith(stem))
         if not hits:
@@ -396,15 +403,15 @@ def ensure_images(client: Any = None, *, root: Path | None = None, force: bool =
 
     Returns {"node": BuiltImage, "vyos-emu": BuiltImage}; runtimes should use `.name`
     (the hashed tag), so a lab always runs the code it was deployed with.
-    `root` is a clabgen checkout (default: the one this module lives in).
+    `root` is a clabgen package directory (default: the one this module lives in).
     """
     if client is None:
         import docker
 
         client = docker.from_env()
-    paths = Paths(root or REPO_ROOT)
+    paths = Paths(root or PACKAGE_DIR)
     if not paths.node_recipe.is_dir():
-        raise RuntimeFailure(f"no image recipes under {paths.root / 'images'}; ensure_images needs a clabgen checkout")
+        raise RuntimeFailure(f"no image recipes under {paths.node_recipe}; this clabgen installation is incomplete")
     node = ensure_node(client, paths, force=force, log=log)
     emu = ensure_emu(client, paths, node, force=force, log=log)
     return {"node": node, "vyos-emu": emu}

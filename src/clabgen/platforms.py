@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+# Shipped inside the package (wheel and sdist), never looked up relative to a checkout.
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 # Folders rendered for every lab, whatever its gateways run.
 LAB_OUTPUTS = ("containerlab", "linux", "docs")
 

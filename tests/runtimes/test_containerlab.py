@@ -132,18 +132,26 @@ def test_mgmt_network_lookup_is_exact() -> None:
     assert clab.mgmt_networks(Client(), "ip") == []
 
 
-def test_find_binary_prefers_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_find_binary_prefers_the_environment_then_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
-    assert clab.find_binary(tmp_path) is None
+    monkeypatch.setenv(clab.BINARY_ENV, str(tmp_path / "bin" / "containerlab"))
+    assert clab.find_binary() is None
     local = tmp_path / "bin" / "containerlab"
     local.parent.mkdir()
     local.write_text("#!/bin/sh\n")
     local.chmod(0o755)
-    assert clab.find_binary(tmp_path) == local
+    assert clab.find_binary() == local
+    on_path = tmp_path / "path" / "containerlab"
+    on_path.parent.mkdir()
+    on_path.write_text("#!/bin/sh\n")
+    on_path.chmod(0o755)
+    monkeypatch.setenv("PATH", str(on_path.parent))
+    monkeypatch.delenv(clab.BINARY_ENV)
+    assert clab.find_binary() == on_path
 
 
 def test_missing_binary_is_a_clear_preflight_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(clab, "find_binary", lambda root=None: None)
+    monkeypatch.setattr(clab, "find_binary", lambda: None)
     with pytest.raises(RuntimeFailure, match="containerlab is not installed") as info:
         _ = clab.ContainerlabRuntime().binary
     assert "make containerlab" in str(info.value)
@@ -159,7 +167,7 @@ def test_auto_runtime_choice(binary: bool, engine: bool, chosen: str, monkeypatc
             raise RuntimeFailure("no Docker engine answers at unix:///nowhere (DockerException)")
         return object()
 
-    monkeypatch.setattr(clab, "find_binary", lambda root=None: Path("/x/bin/containerlab") if binary else None)
+    monkeypatch.setattr(clab, "find_binary", lambda: Path("/x/bin/containerlab") if binary else None)
     monkeypatch.setattr(docker, "connect", connect)
     said: list[str] = []
     assert labops.choose_runtime(said.append) == chosen
@@ -191,7 +199,7 @@ def client() -> Any:
     if os.geteuid() != 0:
         pytest.skip("needs root")
     if clab.find_binary() is None:
-        pytest.skip("no containerlab binary (bin/containerlab or PATH); run `make containerlab`")
+        pytest.skip("no containerlab binary ($CLABGEN_CONTAINERLAB or PATH); run `make containerlab`")
     return _engine()
 
 

@@ -122,12 +122,12 @@ def test_engine_down_is_a_clear_error(client: Any, tmp_path: Path, monkeypatch: 
 def test_image_build_failure_leaves_nothing(client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lab = unique_lab(tmp_path, "ipip", tag="d")
     # A recipe root whose node build script fails: ensure_images really runs and really fails.
-    root = tmp_path / "recipes"
-    shutil.copytree(images.REPO_ROOT / "images", root / "images")
-    build = root / "images" / "node" / "build.sh"
+    root = tmp_path / "clabgen"
+    shutil.copytree(images.PACKAGE_DIR / "recipes", root / "recipes")
+    build = root / "recipes" / "node" / "build.sh"
     build.write_text("#!/bin/sh\necho 'E: simulated debootstrap failure' >&2\nexit 3\n")
     build.chmod(0o755)
-    monkeypatch.setattr(images, "REPO_ROOT", root)
+    monkeypatch.setattr(images, "PACKAGE_DIR", root)
     monkeypatch.setenv("CLABGEN_IMAGE_CACHE", str(tmp_path / "cache"))
     said: list[str] = []
     with pytest.raises(RuntimeFailure, match=r"debootstrap of clabgen/node failed \(exit 3\)") as info:

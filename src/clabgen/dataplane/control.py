@@ -74,8 +74,6 @@ def _start_locked(spec: dict[str, Any] | Sequence[TunnelSpec], state_dir: Path, 
     spec_path.write_text(json.dumps(_spec_dict(spec), indent=2) + "\n")
     (state_dir / READY_FILE).unlink(missing_ok=True)
     env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[2])  # works from a checkout without installing
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
     with open(state_dir / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "clabgen.dataplane", "--spec", str(spec_path), "--state-dir", str(state_dir),

@@ -1,4 +1,4 @@
-"""Run a rendered lab with containerlab itself (bin/containerlab, patched: docs/containerlab.md).
+"""Run a rendered lab with containerlab itself ($CLABGEN_CONTAINERLAB or `containerlab` on PATH).
 
 containerlab creates the containers clab-<lab>-<node>, wires the links (veth pairs, MTU 9500 by
 default), mounts the startup configs and runs the exec lines. clabgen never edits the checked-in
@@ -31,18 +31,21 @@ from . import state
 from .base import DeployReport, NodeHandle, Progress, deploy_once, forget
 from .docker import DockerNode, DockerRuntime, foreign_containers, images_for, wait_emulated
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 CONFIG_BOOT = "/opt/vyatta/etc/config/config.boot"
 # Management subnets come from this pool, one small block per lab (never the default 172.20.20.0/24).
 MGMT_POOL = IPv4Network("172.31.128.0/17")
 TIMEOUT = 300.0
 
 
-def find_binary(root: Path = REPO_ROOT) -> Path | None:
-    """bin/containerlab of the checkout (`make containerlab`), else `containerlab` on PATH."""
-    local = root / "bin" / "containerlab"
-    if local.is_file() and os.access(local, os.X_OK):
-        return local
+BINARY_ENV = "CLABGEN_CONTAINERLAB"
+
+
+def find_binary() -> Path | None:
+    """$CLABGEN_CONTAINERLAB (the Makefile points it at the patched bin/containerlab of a
+    checkout: docs/containerlab.md), else `containerlab` on PATH."""
+    given = os.environ.get(BINARY_ENV)
+    if given and os.path.isfile(given) and os.access(given, os.X_OK):
+        return Path(given)
     found = shutil.which("containerlab")
     return Path(found) if found else None
 
@@ -226,7 +229,7 @@ class ContainerlabRuntime:
     def binary(self) -> Path:
         found = self._binary or find_binary()
         if found is None:
-            raise RuntimeFailure("containerlab is not installed: no bin/containerlab in the checkout and none on PATH",
+            raise RuntimeFailure(f"containerlab is not installed: ${BINARY_ENV} names no executable and none is on PATH",
                                  "build it with `make containerlab` (patched 0.69.3, docs/containerlab.md)")
         return found
 
