@@ -49,6 +49,8 @@ render: install
 check: install
 	@for f in $(LABS); do $(BIN)/clabgen render $$f --check || exit 1; done
 	$(BIN)/python -m pyflakes src tests bench scripts
+	$(BIN)/python -m ruff check src tests bench scripts
+	$(BIN)/python -m mypy src
 
 bench: install deps
 	$(BIN)/python bench/run.py

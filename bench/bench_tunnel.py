@@ -21,9 +21,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from clabgen import dataplane
-from clabgen.dataplane import fastpath
-from clabgen.dataplane.nsenter import entered
+from clabgen import dataplane  # noqa: E402 (after the sys.path line: runs from a checkout)
+from clabgen.dataplane import fastpath  # noqa: E402
+from clabgen.dataplane.nsenter import entered  # noqa: E402
 
 
 def _load_lab() -> Any:

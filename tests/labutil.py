@@ -61,3 +61,45 @@ def host_snapshot() -> dict[str, str]:
         "forwarding": Path("/proc/sys/net/ipv4/ip_forward").read_text(),
         "neigh-count": str(len(json.loads(run("ip", "-j", "neigh", "show") or "[]"))),
     }
+
+
+def write_lab(tmp_path: Path, intent: str, tag: str = "t") -> Path:
+    """Render an intent given as text (its `name:` line replaced by a unique name); the lab dir."""
+    name = f"{tag}{uuid.uuid4().hex[:6]}"
+    out = tmp_path / name
+    out.mkdir()
+    path = out / "intent.yml"
+    path.write_text(re.sub(r"^name: .*$", f"name: {name}", intent, count=1, flags=re.M))
+    pipeline.render_intent(path)
+    return out
+
+
+CHAIN3 = """\
+# a - b - c: b is transit between a and c (no a-c tunnel)
+name: chain
+underlay: {subnet: 192.0.2.0/24}
+sites:
+  - {name: a, lan: 10.20.1.0/24, gateway: gwa, servers: [sa]}
+  - {name: b, lan: 10.20.2.0/24, gateway: gwb, servers: [sb]}
+  - {name: c, lan: 10.20.3.0/24, gateway: gwc, servers: [sc]}
+tunnels:
+  - {endpoints: [gwa, gwb], subnet: 10.255.1.0/30}
+  - {endpoints: [gwb, gwc], subnet: 10.255.2.0/30, type: gre}
+"""
+
+DUALHUB = """\
+# two hubs, each spoke tunnelled to both; spoke to spoke crosses a hub
+name: dualhub
+defaults: {gateway: {platform: vyos-1.4}}
+underlay: {subnet: 198.51.100.0/24}
+sites:
+  - {name: h1, lan: 10.30.1.0/24, gateway: hub1}
+  - {name: h2, lan: 10.30.2.0/24, gateway: hub2}
+  - {name: s1, lan: 10.30.11.0/24, gateway: sp1, servers: [srv1]}
+  - {name: s2, lan: 10.30.12.0/24, gateway: sp2, servers: [srv2]}
+tunnels:
+  - {endpoints: [sp1, hub1], subnet: 10.254.1.0/30}
+  - {endpoints: [sp1, hub2], subnet: 10.254.2.0/30, type: gre}
+  - {endpoints: [sp2, hub1], subnet: 10.254.3.0/30, type: gre}
+  - {endpoints: [sp2, hub2], subnet: 10.254.4.0/30}
+"""

@@ -70,8 +70,8 @@ def test_every_problem_line_has_a_position() -> None:
 
 def test_problems_are_in_file_order() -> None:
     result = run_clabgen("validate", "tests/data/bad/dup-node-gateways.yml")
-    positions = [tuple(map(int, re.match(r"^[^:]+:(\d+):(\d+):", l).groups()))  # type: ignore[union-attr]
-                 for l in result.stderr.splitlines()]
+    positions = [tuple(map(int, re.match(r"^[^:]+:(\d+):(\d+):", link).groups()))  # type: ignore[union-attr]
+                 for link in result.stderr.splitlines()]
     assert positions == sorted(positions)
 
 

@@ -114,7 +114,7 @@ def test_explicit_tunnel_mtu_is_kept(build) -> None:  # type: ignore[no-untyped-
 
 def test_two_members_make_one_veth(build) -> None:  # type: ignore[no-untyped-def]
     p = build(SEED)
-    assert [(l.a, l.b, l.segment) for l in p.links] == [
+    assert [(link.a, link.b, link.segment) for link in p.links] == [
         ("gw1:eth1", "server1:net0", "lan-site1"), ("gw2:eth1", "server2:net0", "lan-site2"),
         ("gw1:eth2", "gw2:eth2", "underlay")]
     assert not [n for n in p.nodes if n.role == "switch"]
@@ -129,14 +129,14 @@ def test_more_members_make_a_bridge_node(build) -> None:  # type: ignore[no-unty
     assert "ip link add br0 type bridge" in sw.clab.exec
     under = p.node("sw-underlay")
     assert [i.peer for i in under.interfaces] == ["gw-hub:eth2", "gw1:eth2", "gw2:eth2"]
-    assert {l.mtu for l in p.links if l.segment == "underlay"} == {9500}
+    assert {link.mtu for link in p.links if link.segment == "underlay"} == {9500}
 
 
 def test_single_site_has_no_underlay(build) -> None:  # type: ignore[no-untyped-def]
     text = "name: one\nunderlay: {subnet: 172.12.1.0/24}\nsites:\n  - {name: s, lan: 10.0.0.0/24, gateway: gw, servers: [a, b]}\n"
     p = build(text)
     assert [i.name for i in p.node("gw").interfaces] == ["eth1"]
-    assert {l.segment for l in p.links} == {"lan-s"}
+    assert {link.segment for link in p.links} == {"lan-s"}
     assert not p.tunnels and not p.node("gw").static_routes
 
 

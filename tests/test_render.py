@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from clabgen import pipeline, render
+from clabgen.contract import SCHEMA, LabContract
 from clabgen.errors import ClabgenError
 
 from .conftest import LABS, lab_dirs, run_clabgen
@@ -92,18 +93,24 @@ def test_stale_generated_files_are_removed(tmp_path: Path) -> None:
 
 
 def test_expected_json_is_complete() -> None:
-    data = json.loads((LABS / "ipip" / "expected.json").read_text())
-    assert data["lab"] == "ipip"
-    assert set(data["nodes"]) == {"gw1", "gw2", "server1", "server2"}
-    gw1 = [r["text"] for r in data["nodes"]["gw1"]["routes"]]
+    data = LabContract.load(LABS / "ipip" / "expected.json")
+    assert data.lab == "ipip" and data.schema == SCHEMA
+    assert [n.name for n in data.nodes] == ["gw1", "gw2", "server1", "server2"]
+    gw1 = [r.text() for r in data.node("gw1").routes]
     assert "10.1.8.0/24 via 1.1.1.2 dev tun0 proto static metric 20" in gw1
-    assert {(p["from"], p["to"], p["ttl"]) for p in data["pings"] if p["kind"] == "server"} == \
+    assert data.node("gw1").config == "startup-conf/gw1.cfg"
+    assert {(p.src, p.dst, p.ttl) for p in data.pings if p.kind == "server"} == \
         {("server1", "server2", 62), ("server2", "server1", 62)}
-    (cap,) = data["captures"]
-    assert cap["outer"] == {"src": "172.12.1.10", "dst": "172.12.1.11", "proto": 4}
-    assert (cap["lan_frame_len"], cap["underlay_frame_len"]) == (98, 118)
-    gre = json.loads((LABS / "gre" / "expected.json").read_text())
-    assert gre["captures"][0]["underlay_frame_len"] == 122 and gre["tunnels"][0]["mtu"] == 9476
+    (cap,) = data.captures
+    assert (cap.outer_src, cap.outer_dst, cap.ip_proto) == ("172.12.1.10", "172.12.1.11", 4)
+    assert (cap.lan_frame_len, cap.underlay_frame_len, cap.lan_ttl, cap.tunnel_ttl) == (98, 118, 64, 63)
+    (plat,) = data.platforms
+    assert (plat.name, plat.startup_config, plat.emulator, plat.static_metric) == \
+        ("vyos-1.2", "/opt/vyatta/etc/config/config.boot", "vyos", 20)
+    gre = LabContract.load(LABS / "gre" / "expected.json")
+    assert gre.captures[0].underlay_frame_len == 122 and gre.tunnels[0].mtu == 9476
+    raw = json.loads((LABS / "ipip" / "expected.json").read_text())
+    assert raw["pings"][0]["from"] == "server1"    # the JSON names of renamed fields
 
 
 def test_render_path_does_not_import_runtime_modules() -> None:

@@ -1,3 +1,3 @@
 """clabgen: tunnel-lab intent -> containerlab/VyOS/Linux lab -> deploy, verify, destroy."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

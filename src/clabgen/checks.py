@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 import difflib
+import re
 from ipaddress import IPv4Address, IPv4Network
 
 from . import platforms
 from .errors import Problems, Where
-from .model import Lab
+from .model import Gateway, Lab, Server
 from .tunnels import TUNNEL_TYPES
 
 
@@ -23,7 +22,7 @@ def check_lab(lab: Lab, problems: Problems) -> None:
 
 def _switch_names(lab: Lab) -> dict[str, str]:
     """The bridge nodes the plan adds for segments of more than two members, by name."""
-    out = {f"sw-{s.name}": f"the LAN of site {s.name}" for s in lab.sites if len(s.servers) >= 2}
+    out = {f"sw-{s.name}": f"the LAN of site {s.name}" for s in lab.sites if len(s.servers) != 1}
     if len(lab.sites) > 2:
         out["sw-underlay"] = "the underlay"
     return out
@@ -33,7 +32,8 @@ def _unique_names(lab: Lab, problems: Problems) -> None:
     seen: dict[str, Where] = {}
     switches = _switch_names(lab)
     for site in lab.sites:
-        for node in (site.gateway, *site.servers):
+        nodes: tuple[Gateway | Server, ...] = (site.gateway, *site.servers)
+        for node in nodes:
             where = node.at("name")
             if node.name in seen:
                 problems.add(where, f"duplicate node name {node.name!r}", f"first defined at line {seen[node.name].line}")
@@ -153,7 +153,7 @@ def _ifnames(lab: Lab, problems: Problems) -> None:
     from .plan import LAN_IF, SERVER_IF, UNDERLAY_IF
     for site in lab.sites:
         gw = site.gateway
-        rules = platforms.load(gw.platform or lab.defaults.gateway_platform).get("ifnames", {})
+        rules = platforms.load(gw.platform or lab.defaults.gateway_platform).facts.ifnames
         named: list[tuple[str, str, Where]] = [
             (gw.lan_ifname or LAN_IF, "ethernet", gw.at("lan_ifname")),
             (gw.underlay_ifname or UNDERLAY_IF, "ethernet", gw.at("underlay_ifname"))]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,7 +24,8 @@ def _display(path: Path) -> str:
 @app.command()
 def validate(intent: Path = typer.Argument(..., help="intent YAML file")) -> None:
     """Check an intent file; print every problem as FILE:LINE:COL: field: message."""
-    from . import intent as intent_mod, plan as plan_mod
+    from . import intent as intent_mod
+    from . import plan as plan_mod
     lab = intent_mod.read_lab(intent, _display(intent))
     p = plan_mod.build(lab)
     for w in p.warnings:
@@ -36,7 +36,7 @@ def validate(intent: Path = typer.Argument(..., help="intent YAML file")) -> Non
 @app.command()
 def render(
     intent: Path = typer.Argument(..., help="intent YAML file"),
-    out: Optional[Path] = typer.Option(None, "--out", help="output directory (default: next to the intent)"),
+    out: Path | None = typer.Option(None, "--out", help="output directory (default: next to the intent)"),
     check: bool = typer.Option(False, "--check", help="write nothing; exit 1 if files differ from a fresh render"),
     force: bool = typer.Option(False, "--force", help="overwrite files clabgen did not generate or that were edited"),
 ) -> None:
@@ -122,12 +122,14 @@ def destroy(lab: Path = typer.Argument(..., help=LAB_HELP)) -> None:
 def verify(
     lab: Path = typer.Argument(..., help=LAB_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the checks as JSON"),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="also write a JUnit XML report"),
+    junit: Path | None = typer.Option(None, "--junit", help="also write a JUnit XML report"),
 ) -> None:
     """Check routes, tunnels, pings and encapsulation against expected.json; exit 0 only if all pass."""
     import json
     from dataclasses import asdict
-    from . import labops, verify as verify_mod
+
+    from . import labops
+    from . import verify as verify_mod
     rendered, checks, seconds = labops.verify(lab)
     failed = [c for c in checks if not c.ok]
     if junit:
@@ -157,6 +159,7 @@ def inspect(
 ) -> None:
     """Show the lab's nodes and their state on the runtime that deployed it."""
     import json
+
     from . import labops
     info = labops.inspect(lab)
     if as_json:

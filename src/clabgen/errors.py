@@ -14,7 +14,7 @@ class Where:
     col: int = 0
     field: str = ""
 
-    def at(self, field: str) -> "Where":
+    def at(self, field: str) -> Where:
         return Where(self.file, self.line, self.col, field)
 
     def __str__(self) -> str:

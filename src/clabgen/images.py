@@ -27,9 +27,10 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from clabgen.errors import RuntimeFailure
 
@@ -125,7 +126,7 @@ def node_host_config(client: Any, **kwargs: Any) -> dict[str, Any]:
     )
     hc["MaskedPaths"] = []
     hc["ReadonlyPaths"] = []
-    return hc
+    return dict(hc)
 
 
 def run_node(client: Any, image: str, *, name: str, command: list[str] | None = None,
@@ -155,7 +156,7 @@ def _files(top: Path) -> list[Path]:
     )
 
 
-def _hash_tree(h: "hashlib._Hash", top: Path, label: str) -> None:
+def _hash_tree(h: hashlib._Hash, top: Path, label: str) -> None:
     for p in _files(top):
         rel = p.relative_to(top).as_posix()
         mode = "x" if os.access(p, os.X_OK) else "-"
@@ -217,11 +218,11 @@ def debian_mirror(suite: str) -> str:
         text = f.read_text(errors="replace")
         if f.suffix == ".sources":  # deb822 stanzas
             for stanza in re.split(r"\n\s*\n", text):
-                fields = dict(
-                    (k.strip().lower(), v.strip())
+                fields = {
+                    k.strip().lower(): v.strip()
                     for k, _, v in (ln.partition(":") for ln in stanza.splitlines()
                                     if ln and not ln.startswith("#") and ":" in ln)
-                )
+                }
                 if suite in fields.get("suites", "").split() and "deb" in fields.get("types", "").split():
                     return fields.get("uris", "").split()[0]
         else:  # one-line format: deb [opts] URI suite components
@@ -291,7 +292,7 @@ def ensure_node(client: Any, paths: Paths, *, force: bool = False,
     suite = host_suite()
     digest = node_hash(paths, suite)
     name = f"{NODE_REPO}:{digest}"
-    image = None if force else _existing(client, name)
+    image: Any = None if force else _existing(client, name)
     built = image is None
     if built:
         if os.geteuid() != 0:
@@ -372,7 +373,7 @@ def ensure_emu(client: Any, paths: Paths, node: BuiltImage, *, force: bool = Fal
     wheels = _wheels(paths, log)
     digest = emu_hash(paths, node.recipe_hash, wheels)
     name = f"{EMU_REPO}:{digest}"
-    image = None if force else _existing(client, name)
+    image: Any = None if force else _existing(client, name)
     built = image is None
     if built:
         log(f"building {name} FROM {node.name}")
@@ -431,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({k: asdict(v) for k, v in result.items()}, indent=2))
     else:
-        for key, img in result.items():
+        for _key, img in result.items():
             state = "built" if img.built else "cached"
             print(f"{img.name} ({img.latest}): {state} in {img.seconds}s, {img.size_bytes / 1e6:.1f} MB")
     return 0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from . import checks
 from .errors import Problems, Where
@@ -48,7 +49,7 @@ class Reader:
         if not y.is_seq:
             self.problems.add(y.where, f"expected {what}, got {_kind(y.value)}")
             return []
-        return y.value
+        return list(y.value)
 
     def string(self, y: Y, what: str = "a string") -> str | None:
         if not isinstance(y.value, str) or isinstance(y.value, bool):
@@ -85,9 +86,9 @@ class Reader:
 
     def integer(self, y: Y, lo: int, hi: int) -> int | None:
         if not isinstance(y.value, int) or isinstance(y.value, bool):
-            quoted = isinstance(y.value, str) and y.value.strip().isdigit()
+            text = y.value.strip() if isinstance(y.value, str) else ""
             self.problems.add(y.where, f"expected an integer, got {_kind(y.value)}",
-                              f"write {y.value.strip()} without quotes" if quoted else "")
+                              f"write {text} without quotes" if text.isdigit() else "")
             return None
         if not lo <= y.value <= hi:
             self.problems.add(y.where, f"{y.value} is out of range {lo}..{hi}")
@@ -298,7 +299,7 @@ def _pair(r: Reader, y: Y, key: str, pos: dict[str, Where], what: str, count_mes
 
 
 def _tunnel(r: Reader, y: Y) -> Tunnel | None:
-    from .tunnels import TUNNEL_TYPES
+    from .tunnels import DEFAULT_TYPE, TUNNEL_TYPES
     m = r.mapping(y, ("name", "type", "endpoints", "subnet", "addresses", "ifnames", "mtu"), ("endpoints", "subnet"))
     if m is None:
         return None
@@ -318,7 +319,7 @@ def _tunnel(r: Reader, y: Y) -> Tunnel | None:
                       "give one interface name per endpoint (2)", r.ifname)
         ifnames = tuple(n for n in given if n) if all(given) else None
     return Tunnel(y.where, pos, name=_opt(m, "name", r.name, None), ifnames=ifnames,
-                  type=_opt(m, "type", lambda v: r.one_of(v, tuple(TUNNEL_TYPES), "tunnel type"), "ipip"),
+                  type=_opt(m, "type", lambda v: r.one_of(v, tuple(TUNNEL_TYPES), "tunnel type"), DEFAULT_TYPE),
                   endpoints=endpoints, subnet=_opt(m, "subnet", r.prefix, IPv4Network("0.0.0.0/32")),
                   addresses=addresses, mtu=_opt(m, "mtu", lambda v: r.integer(v, 576, 65535), None))
 

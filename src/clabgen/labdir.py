@@ -1,8 +1,11 @@
-"""A rendered lab on disk: the topology, startup configs and expected.json that runtimes read."""
+"""A rendered lab on disk: its topology (links, node definitions) and its typed lab contract.
+
+Runtimes take nodes and links from the containerlab topology, as containerlab would, and
+everything else (roles, platforms, startup configs, what to verify) from expected.json.
+"""
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from .contract import FILE as CONTRACT_FILE
+from .contract import LabContract, PlatformSpec
 from .errors import ClabgenError, Problem, Where
 
 
@@ -21,7 +26,8 @@ class LabNode:
     cmd: str | None
     binds: tuple[str, ...]
     exec: tuple[tuple[str, ...], ...]   # argv lists, split like containerlab does
-    role: str                            # from expected.json: gateway | server | switch
+    role: str                            # from the contract: gateway | server | switch
+    platform: PlatformSpec | None        # a gateway's platform facts, from the contract
     config: Path | None                  # a gateway's startup config (config.boot)
 
 
@@ -41,7 +47,7 @@ class RenderedLab:
     topology: Path
     nodes: dict[str, LabNode]
     links: tuple[LabLink, ...]
-    expected: dict[str, Any]
+    contract: LabContract
 
     def container(self, node: str) -> str:
         """containerlab's naming: clab-<lab>-<node>; the netns runtime uses it for namespaces too."""
@@ -70,29 +76,33 @@ def load(path: Path) -> RenderedLab:
     if len(topos) != 1:
         raise ClabgenError(Problem(Where(str(lab_dir)), f"expected one *.clab.yml in the lab directory, found {len(topos)}",
                                    "render the intent first: clabgen render INTENT"))
-    exp_path = lab_dir / "expected.json"
+    contract = LabContract.load(lab_dir / CONTRACT_FILE)
     try:
-        expected = json.loads(exp_path.read_text(encoding="utf-8"))
         topo = yaml.safe_load(topos[0].read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ClabgenError(Problem(Where(str(exc.filename)), "missing; render the intent first")) from None
     except (ValueError, yaml.YAMLError) as exc:
         raise ClabgenError(Problem(Where(str(topos[0])), f"cannot parse: {exc}")) from None
-    roles = {n: v.get("role", "server") for n, v in expected.get("nodes", {}).items()}
+    where = Where(str(topos[0]))
+    if not isinstance(topo, dict) or not isinstance(topo.get("topology"), dict):
+        raise ClabgenError(Problem(where, "not a containerlab topology (no `topology:` mapping)"))
+    if topo.get("name") != contract.lab:
+        raise ClabgenError(Problem(where.at("name"), f"lab {topo.get('name')!r} but expected.json is for "
+                                   f"{contract.lab!r}", "render the lab again"))
+    specs = {n.name: n for n in contract.nodes}
     nodes: dict[str, LabNode] = {}
-    for name, raw in (topo.get("topology", {}).get("nodes") or {}).items():
-        config = None
-        for bind in raw.get("binds") or ():
-            src, _, dst = str(bind).partition(":")
-            if dst.split(":")[0] == "/opt/vyatta/etc/config/config.boot":
-                config = (lab_dir / src).resolve() if not src.startswith("/") else Path(src)
+    for name, raw in (topo["topology"].get("nodes") or {}).items():
+        spec = specs.get(str(name))
+        if spec is None:
+            raise ClabgenError(Problem(where.at(f"topology.nodes.{name}"), "node is not in expected.json",
+                                       "render the lab again"))
         execs = tuple(tuple(shlex.split(str(e))) for e in raw.get("exec") or ())
         nodes[str(name)] = LabNode(str(name), str(raw.get("kind", "linux")), str(raw.get("image", "")),
                                    raw.get("cmd"), tuple(str(b) for b in raw.get("binds") or ()), execs,
-                                   roles.get(str(name), "server"), config)
-    where = Where(str(topos[0]))
-    links = tuple(_link(raw, where) for raw in topo.get("topology", {}).get("links") or ())
-    return RenderedLab(str(topo["name"]), lab_dir.resolve(), topos[0].resolve(), nodes, links, expected)
+                                   spec.role, contract.platform(spec.platform),
+                                   (lab_dir / spec.config).resolve() if spec.config else None)
+    links = tuple(_link(raw, where) for raw in topo["topology"].get("links") or ())
+    return RenderedLab(contract.lab, lab_dir.resolve(), topos[0].resolve(), nodes, links, contract)
 
 
 def resolve(arg: Path) -> RenderedLab:

@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import labdir, runtimes, verify as verify_mod
+from . import labdir, runtimes
+from . import verify as verify_mod
 from .errors import RuntimeFailure
 from .runtimes import state
 from .runtimes.base import DeployReport, Progress, Runtime, quiet
@@ -14,8 +15,8 @@ from .runtimes.base import DeployReport, Progress, Runtime, quiet
 
 def runtime_for(lab: labdir.RenderedLab, requested: str | None = None) -> Runtime:
     """The runtime that deployed the lab (from its state), else the one asked for, else netns."""
-    recorded = (state.read(lab.name) or {}).get("runtime")
-    return runtimes.get(recorded or requested or "netns")
+    recorded = state.read_quietly(lab.name)
+    return runtimes.get(recorded.runtime if recorded else requested or "netns")
 
 
 def choose_runtime(progress: Progress = quiet) -> str:
@@ -51,30 +52,39 @@ def deploy(arg: Path, runtime: str, progress: Progress = quiet, **options: Any) 
             if options.get("tunnels", "auto") != "auto":
                 progress(f"--tunnels {options['tunnels']} applies to the netns runtime only; ignored on {runtime}")
             options = {}
-    return runtimes.get(runtime, **options).deploy(lab, progress)
+    rt = runtimes.get(runtime, **options)
+    with state.lock(lab.name, progress):
+        return rt.deploy(lab, progress)
 
 
 def destroy(arg: Path, progress: Progress = quiet) -> list[str]:
+    """Everything the lab made, on the runtime its state names, or on every runtime when the state
+    is gone or unreadable (each finds the lab's namespaces, processes and containers by name)."""
     lab = labdir.resolve(arg)
-    recorded = (state.read(lab.name) or {}).get("runtime")
-    names = [recorded] if recorded else list(runtimes.RUNTIMES)
-    removed: list[str] = []
-    for name in names:
-        removed += runtimes.get(name).destroy(lab, progress)
-    return removed
+    with state.lock(lab.name, progress):
+        recorded = state.read_quietly(lab.name)
+        names = [recorded.runtime] if recorded else list(runtimes.RUNTIMES)
+        removed: list[str] = []
+        for name in names:
+            removed += runtimes.get(name).destroy(lab, progress)
+        return removed
 
 
-def verify(arg: Path) -> tuple[labdir.RenderedLab, list[verify_mod.Check], float]:
+def verify(arg: Path, progress: Progress = quiet) -> tuple[labdir.RenderedLab, list[verify_mod.Check], float]:
     lab = labdir.resolve(arg)
-    if not state.read(lab.name):
-        raise RuntimeFailure(f"lab {lab.name} is not deployed", f"deploy it first: clabgen deploy {arg}")
-    t0 = time.monotonic()
-    checks = verify_mod.verify(lab, runtime_for(lab))
-    return lab, checks, time.monotonic() - t0
+    with state.lock(lab.name, progress):
+        current = state.read(lab.name)
+        if current is None or not current.deployed:
+            what = "is not deployed" if current is None else "is only half deployed"
+            raise RuntimeFailure(f"lab {lab.name} {what}", f"deploy it first: clabgen deploy {arg}")
+        t0 = time.monotonic()
+        checks = verify_mod.verify(lab, runtimes.get(current.runtime))
+        return lab, checks, time.monotonic() - t0
 
 
 def inspect(arg: Path) -> dict[str, Any]:
     lab = labdir.resolve(arg)
-    if not state.read(lab.name):
+    current = state.read_quietly(lab.name)
+    if current is None:
         return {"lab": lab.name, "deployed": False, "nodes": {}}
     return runtime_for(lab).inspect(lab)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Mapping
 
 from .errors import Where
+from .tunnels import DEFAULT_TYPE
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Underlay(Located):
 @dataclass(frozen=True)
 class Tunnel(Located):
     name: str | None = None
-    type: str = "ipip"
+    type: str = DEFAULT_TYPE
     endpoints: tuple[str, ...] = ()
     subnet: IPv4Network = IPv4Network("0.0.0.0/32")
     addresses: tuple[IPv4Address, ...] | None = None

@@ -5,16 +5,18 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Interface
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .dataplane.nsenter import entered
 from .iproute import route_text
+from .tunnels import KERNEL_KINDS, tunnel_type
 
 NETNS_DIR = Path("/run/netns")
 PROTO_NAMES = {2: "kernel", 3: "boot", 4: "static", 186: "bgp", 188: "ospf", 196: "static"}
@@ -45,7 +47,7 @@ class LinkInfo:
     mtu: int
     up: bool
     flags: int
-    local: str | None = None      # kernel ipip/gre tunnel endpoints
+    local: str | None = None      # a kernel tunnel's endpoints
     remote: str | None = None
 
 
@@ -170,24 +172,23 @@ def links(ns: str | None) -> list[LinkInfo]:
     out = []
     with _ipr(ns) as ipr:
         for link in ipr.link("dump"):
+            kind = link.get(("IFLA_LINKINFO", "IFLA_INFO_KIND"))
             info = link.get(("IFLA_LINKINFO", "IFLA_INFO_DATA"))
             local = remote = None
-            if info is not None and hasattr(info, "get"):   # some kinds' data come back undecoded
-                local = info.get("IFLA_IPTUN_LOCAL") or info.get("IFLA_GRE_LOCAL")
-                remote = info.get("IFLA_IPTUN_REMOTE") or info.get("IFLA_GRE_REMOTE")
-            out.append(LinkInfo(link.get("ifname"), int(link["index"]), link.get(("IFLA_LINKINFO", "IFLA_INFO_KIND")),
+            ttype = KERNEL_KINDS.get(kind)
+            if ttype is not None and info is not None and hasattr(info, "get"):   # some data come back undecoded
+                local, remote = ttype.link_endpoints(info)
+            out.append(LinkInfo(link.get("ifname"), int(link["index"]), kind,
                                 int(link.get("mtu")), link.get("state") == "up" or bool(link["flags"] & 1),
                                 int(link["flags"]), local, remote))
     return out
 
 
 def kernel_tunnel(ns: str | None, ifname: str, mode: str, local: str, remote: str, mtu: int | None) -> None:
-    """A kernel ipip/gre tunnel, as `ip tunnel add IF mode MODE local L remote R` makes it."""
+    """The kernel's own tunnel device of type `mode`, as `ip tunnel add IF mode MODE local L remote R`
+    makes it (the tunnel table says how)."""
     with _ipr(ns) as ipr:
-        if mode == "ipip":
-            ipr.link("add", ifname=ifname, kind="ipip", ipip_local=local, ipip_remote=remote)
-        else:
-            ipr.link("add", ifname=ifname, kind="gre", gre_local=local, gre_remote=remote)
+        ipr.link("add", **tunnel_type(mode).kernel_link(ifname, local, remote))
         idx = link_index(ipr, ifname)
         if mtu is not None:
             ipr.link("set", index=idx, mtu=mtu)

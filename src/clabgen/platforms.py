@@ -1,13 +1,24 @@
-"""Template folders and their platform.yml: what each platform supports and renders."""
+"""Template folders and their platform.yml: what each platform is, supports and renders.
+
+A platform folder under `templates/` holds a `platform.yml` of facts and the templates of its
+outputs. `parent:` inherits both: the parent's facts are the defaults, and a template the child
+does not have is taken from the parent (a child template may also `{% extends
+"<parent>/<file>" %}` and override blocks). Code asks a platform for facts
+(`platform.supports("gre")`, `platform.static_routes.metric`), never `if release == ...`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import yaml
+
+from . import codec
+from .errors import ClabgenError, Problem, Where
 
 # Shipped inside the package (wheel and sdist), never looked up relative to a checkout.
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -22,48 +33,118 @@ class Output:
     each: str = "lab"              # "lab" or "gateway"
     set_listing: str | None = None  # VyOS: also write the `set` form of this config tree
     executable: bool = False
+    startup: bool = False          # the node's startup configuration (mounted at startup_config)
+
+
+@dataclass(frozen=True)
+class RouteFacts:
+    """How the platform's routes look in the kernel (`ip route`: proto and metric)."""
+
+    proto: str
+    metric: int | None = None
+
+
+@dataclass(frozen=True)
+class ClabFacts:
+    """The containerlab node definition a gateway of this platform gets."""
+
+    kind: str = "linux"
+    cmd: str | None = None
+    binds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlatformFile:
+    """Every key a platform.yml may hold (after its parents' keys are merged in)."""
+
+    role: str = "lab"                       # "gateway" or "lab"
+    family: str | None = None               # vyos
+    release: str | None = None              # "1.4"
+    default_image: str | None = None
+    tunnels: tuple[str, ...] = ()           # tunnel types the platform's config can express
+    routing: tuple[str, ...] = ()           # routing protocols it renders
+    ifnames: dict[str, str] = field(default_factory=dict)   # interface kind -> naming rule (regex)
+    tunnel_mtu_in_config: bool = False      # write the tunnel MTU although it is the default
+    ethernet_mtu_in_config: bool = False    # write the ethernet MTU although it is the veth's
+    static_routes: RouteFacts | None = None
+    startup_config: str | None = None       # where the startup config is mounted in the node
+    emulator: str | None = None             # clabgen.emu entry that runs it without the vendor image
+    emulator_image: str | None = None       # local stand-in image (recipes/<name>) carrying the emulator
+    footer: str = ""                        # the release's config footer
+    clab: ClabFacts = ClabFacts()
+    outputs: tuple[Output, ...] = ()
 
 
 @dataclass(frozen=True)
 class Platform:
     name: str
-    role: str                       # "gateway" or "lab"
     folders: tuple[Path, ...]       # own folder first, then parents (template search path)
-    data: dict[str, Any] = field(default_factory=dict)
-    outputs: tuple[Output, ...] = ()
+    facts: PlatformFile
+
+    @property
+    def role(self) -> str:
+        return self.facts.role
+
+    @property
+    def outputs(self) -> tuple[Output, ...]:
+        return self.facts.outputs
 
     def supports(self, tunnel_type: str) -> bool:
-        return tunnel_type in self.data.get("tunnels", ())
+        return tunnel_type in self.facts.tunnels
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
+    def supports_routing(self, protocol: str) -> bool:
+        return protocol in self.facts.routing
+
+    @property
+    def startup_output(self) -> Output | None:
+        return next((o for o in self.outputs if o.startup), None)
+
+    def environment(self) -> jinja2.Environment:
+        """Templates by bare name from the nearest folder of the chain, or `<platform>/<file>`."""
+        names = [f.name for f in self.folders]
+        loader = jinja2.ChoiceLoader(
+            [jinja2.FileSystemLoader(str(f)) for f in self.folders]
+            + [jinja2.PrefixLoader({n: jinja2.FileSystemLoader(str(f)) for n, f in zip(names, self.folders)})])
+        return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                                  lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
 
 
 def _raw(name: str) -> dict[str, Any]:
     path = TEMPLATES_DIR / name / "platform.yml"
-    with path.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise ClabgenError(Problem(Where(str(path)), f"no platform {name!r}",
+                               f"platforms: {', '.join(all_platforms())}")) from None
+    if not isinstance(data, dict):
+        raise ClabgenError(Problem(Where(str(path)), "expected a mapping"))
+    return data
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> Platform:
     raw = _raw(name)
     folders = [TEMPLATES_DIR / name]
-    data: dict[str, Any] = {}
-    parent = raw.get("parent")
+    merged: dict[str, Any] = {}
+    parent = raw.pop("parent", None)
     if parent:
-        base = load(parent)
+        base = load(str(parent))
         folders.extend(base.folders)
-        data.update(base.data)
-    data.update({k: v for k, v in raw.items() if k != "parent"})
-    outputs = tuple(Output(**o) for o in data.get("outputs", ()))
-    return Platform(name, data.get("role", "lab"), tuple(folders), data, outputs)
+        merged.update(codec.to_data(base.facts))
+    merged.update(raw)
+    try:
+        facts = codec.from_data(PlatformFile, merged)
+    except codec.CodecError as exc:
+        raise ClabgenError(Problem(Where(str(TEMPLATES_DIR / name / "platform.yml"), field=exc.path),
+                                   exc.message)) from None
+    return Platform(name, tuple(folders), facts)
 
 
-@lru_cache(maxsize=None)
+def all_platforms() -> tuple[str, ...]:
+    return tuple(d.name for d in sorted(TEMPLATES_DIR.iterdir()) if (d / "platform.yml").is_file())
+
+
+@cache
 def gateway_platforms() -> tuple[str, ...]:
-    names = []
-    for d in sorted(TEMPLATES_DIR.iterdir()):
-        if (d / "platform.yml").is_file() and load(d.name).role == "gateway":
-            names.append(d.name)
-    return tuple(names)
+    return tuple(n for n in all_platforms() if load(n).role == "gateway")

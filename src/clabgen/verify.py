@@ -1,26 +1,33 @@
-"""Check a running lab against expected.json: routes, tunnels, pings, encapsulation on the wire.
+"""Check a running lab against its contract: routes, tunnels, pings, encapsulation on the wire.
 
 Works through the runtime interface only (node handles: exec and a network namespace), so the
-same checks run on network namespaces, Docker and containerlab.
+same checks run on network namespaces, Docker and containerlab. Everything it expects comes
+from the typed lab contract (expected.json); what a tunnel looks like comes from the tunnel table.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from ipaddress import IPv4Address
-from typing import Any
 from xml.etree import ElementTree as ET
 
 from . import netlink
+from .contract import CaptureSpec, PingSpec
 from .labdir import RenderedLab
 from .runtimes.base import NodeHandle, Runtime
+from .tunnels import KERNEL_KINDS, TunnelType, checksum, tunnel_type
 
 ETH_P_ALL = 0x0003
+ETH_HLEN = 14
 TTL_RE = re.compile(r"ttl=(\d+)")
+PROBE_DATA = 56          # a default ping's payload: the LAN frame is 98 bytes as the plan predicts
+PROBE_MARK = b"clabgen-verify "
 
 
 @dataclass(frozen=True)
@@ -32,89 +39,113 @@ class Check:
     detail: str
 
 
-def _route_key(r: dict[str, Any]) -> tuple[Any, ...]:
-    return (r["dst"], r["dev"], r.get("via"), r["proto"], r["scope"], r.get("src"), r.get("metric"))
-
-
 def check_routes(lab: RenderedLab, handles: dict[str, NodeHandle]) -> list[Check]:
-    ignore = set(lab.expected.get("ignore_route_devs", []))
+    ignore = set(lab.contract.ignore_route_devs)
     out = []
-    for name, node in lab.expected["nodes"].items():
-        if not node["routes"] and node["role"] == "switch":
+    for node in lab.contract.nodes:
+        if not node.routes and node.role == "switch":
             continue
-        actual = [r for r in netlink.routes(handles[name].netns()) if r.dev not in ignore]
-        got = {_route_key(asdict(r)): r.text() for r in actual}
-        want = {_route_key(r): r["text"] for r in node["routes"]}
+        actual = [r for r in netlink.routes(handles[node.name].netns()) if r.dev not in ignore]
+        got = {(r.dst, r.dev, r.via, r.proto, r.scope, r.src, r.metric): r.text() for r in actual}
+        want = {r.key(): r.text() for r in node.routes}
         missing = [want[k] for k in want if k not in got]
         extra = [got[k] for k in got if k not in want]
         detail = "; ".join([f"missing: {m}" for m in missing] + [f"unexpected: {e}" for e in extra])
-        out.append(Check("routes", name, f"{len(want)} routes", not missing and not extra,
+        out.append(Check("routes", node.name, f"{len(want)} routes", not missing and not extra,
                          detail or f"all {len(want)} routes as expected, none extra"))
     return out
 
 
 def check_tunnels(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle]) -> list[Check]:
     out = []
-    for t in lab.expected["tunnels"]:
-        for end in t["ends"]:
-            node, ifname = end["node"], end["ifname"]
-            label = f"{ifname} {t['type']}"
-            links = {link.ifname: link for link in netlink.links(handles[node].netns())}
-            link = links.get(ifname)
+    for t in lab.contract.tunnels:
+        ttype = tunnel_type(t.type)
+        for end in t.ends:
+            label = f"{end.ifname} {t.type}"
+            link = next((x for x in netlink.links(handles[end.node].netns()) if x.ifname == end.ifname), None)
             if link is None:
-                out.append(Check("tunnel", node, label, False, f"{ifname} does not exist"))
+                out.append(Check("tunnel", end.node, label, False, f"{end.ifname} does not exist"))
                 continue
             problems = []
             if not link.up:
                 problems.append("down")
-            if link.mtu != t["mtu"]:
-                problems.append(f"MTU {link.mtu}, expected {t['mtu']}")
-            if link.kind in ("ipip", "gre"):
+            if link.mtu != t.mtu:
+                problems.append(f"MTU {link.mtu}, expected {t.mtu}")
+            local: str | None
+            remote: str | None
+            if link.kind in KERNEL_KINDS:
                 kind, local, remote = f"kernel {link.kind}", link.local, link.remote
-                if link.kind != t["type"]:
-                    problems.append(f"kernel tunnel of type {link.kind}, expected {t['type']}")
+                if link.kind != ttype.kernel_kind:
+                    problems.append(f"kernel tunnel of kind {link.kind}, expected {ttype.kernel_kind}")
             else:
-                us = next((u for u in runtime.tunnel_state(lab, node) if u.get("ifname") == ifname), None)
-                if us is None:
-                    problems.append(f"{ifname} is a {link.kind or 'plain'} device but no userspace tunnel serves it "
-                                    "(dataplane down?)")
+                served = next((u for u in runtime.tunnel_state(lab, end.node) if u.get("ifname") == end.ifname), None)
+                if served is None:
+                    problems.append(f"{end.ifname} is a {link.kind or 'plain'} device but no userspace tunnel "
+                                    "serves it (dataplane down?)")
                     kind, local, remote = "userspace", None, None
                 else:
-                    kind, local, remote = f"userspace {us['mode']}", us.get("local"), us.get("remote")
-                    if us["mode"] != t["type"]:
-                        problems.append(f"userspace mode {us['mode']}, expected {t['type']}")
-            if (local, remote) != (end["local"], end["remote"]) and local is not None:
-                problems.append(f"endpoints {local} > {remote}, expected {end['local']} > {end['remote']}")
+                    kind, local, remote = f"userspace {served['mode']}", served.get("local"), served.get("remote")
+                    if served["mode"] != t.type:
+                        problems.append(f"userspace mode {served['mode']}, expected {t.type}")
+            if (local, remote) != (end.local, end.remote) and local is not None:
+                problems.append(f"endpoints {local} > {remote}, expected {end.local} > {end.remote}")
             detail = "; ".join(problems) or f"{kind}, up, MTU {link.mtu}, {local} > {remote}"
-            out.append(Check("tunnel", node, label, not problems, detail))
+            out.append(Check("tunnel", end.node, label, not problems, detail))
     return out
 
 
 def _ping(handle: NodeHandle, address: str, tries: int = 3) -> tuple[int | None, str]:
-    last = ""
+    last = "no output"
     for _ in range(tries):
         r = handle.exec(["ping", "-n", "-c", "1", "-W", "2", address], timeout=10)
         m = TTL_RE.search(r.stdout)
         if r.returncode == 0 and m:
             return int(m.group(1)), ""
-        last = (r.stdout + r.stderr).strip().splitlines()[-1:] or ["no output"]
-        last = last[0] if isinstance(last, list) else last
-    return None, str(last)
+        lines = (r.stdout + r.stderr).strip().splitlines()
+        last = lines[-1] if lines else "no output"
+    return None, last
 
 
 def check_pings(lab: RenderedLab, handles: dict[str, NodeHandle]) -> list[Check]:
-    pings = lab.expected["pings"]
+    pings = lab.contract.pings
 
-    def one(p: dict[str, Any]) -> Check:
-        ttl, err = _ping(handles[p["from"]], p["address"])
-        name = f"ping {p['to']} ({p['address']})"
+    def one(p: PingSpec) -> Check:
+        ttl, err = _ping(handles[p.src], p.address)
+        name = f"ping {p.dst} ({p.address})"
         if ttl is None:
-            return Check("ping", p["from"], name, False, f"no reply: {err}")
-        return Check("ping", p["from"], name, ttl == p["ttl"],
-                     f"reply ttl={ttl}" + ("" if ttl == p["ttl"] else f", expected ttl={p['ttl']}"))
+            return Check("ping", p.src, name, False, f"no reply: {err}")
+        return Check("ping", p.src, name, ttl == p.ttl,
+                     f"reply ttl={ttl}" + ("" if ttl == p.ttl else f", expected ttl={p.ttl}"))
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(pings)))) as pool:
         return list(pool.map(one, pings))
+
+
+# --- captures: verify's own echo request, followed across the tunnel --------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """An ICMP echo request only verify sends: its identifier and payload tell it apart from a
+    user's own pings between the same hosts."""
+
+    ident: int
+    payload: bytes
+
+    @classmethod
+    def new(cls) -> Probe:
+        nonce = os.urandom(8).hex().encode()
+        body = PROBE_MARK + nonce
+        return cls(int.from_bytes(os.urandom(2), "big") or 1, body + b"." * (PROBE_DATA - len(body)))
+
+    def message(self, seq: int) -> bytes:
+        head = struct.pack("!BBHHH", 8, 0, 0, self.ident, seq & 0xFFFF)
+        csum = checksum(head + self.payload)
+        return head[:2] + struct.pack("!H", csum) + head[4:] + self.payload
+
+    def matches(self, icmp: bytes) -> bool:
+        return (len(icmp) >= 8 + len(self.payload) and icmp[0] == 8
+                and struct.unpack_from("!H", icmp, 4)[0] == self.ident and icmp[8:8 + len(self.payload)] == self.payload)
 
 
 def _open_capture(ns: str, ifname: str) -> socket.socket:
@@ -126,20 +157,51 @@ def _open_capture(ns: str, ifname: str) -> socket.socket:
     return netlink.in_netns(ns, make)
 
 
-def _ip(pkt: bytes) -> tuple[int, str, str, int, int, bytes] | None:
-    """(proto, src, dst, ttl, header length, payload) of an IPv4 packet."""
+def _send_probe(ns: str, dst: str, probe: Probe, seq: int) -> None:
+    """From inside the sender's namespace: the kernel adds the IP header with its default TTL (64)."""
+    sock = netlink.in_netns(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP))
+    with sock:
+        sock.sendto(probe.message(seq), (dst, 0))
+
+
+def _ip(pkt: bytes) -> tuple[int, str, str, int, bytes] | None:
+    """(proto, src, dst, ttl, payload) of an IPv4 packet."""
     if len(pkt) < 20 or pkt[0] >> 4 != 4:
         return None
     ihl = (pkt[0] & 0xF) * 4
-    return pkt[9], str(IPv4Address(pkt[12:16])), str(IPv4Address(pkt[16:20])), pkt[8], ihl, pkt[ihl:]
+    return pkt[9], str(IPv4Address(pkt[12:16])), str(IPv4Address(pkt[16:20])), pkt[8], pkt[ihl:]
 
 
-def _echo(pkt: bytes, src: str, dst: str) -> tuple[int, bytes] | None:
-    """(ttl, ICMP bytes) if pkt is our echo request src > dst."""
+def _probe_in(pkt: bytes, cap: CaptureSpec, probe: Probe) -> tuple[int, bytes] | None:
+    """(inner TTL, ICMP bytes) if pkt is our probe from the sender to its destination."""
     ip = _ip(pkt)
-    if ip and ip[0] == 1 and ip[1] == src and ip[2] == dst and ip[5][:1] == b"\x08":
-        return ip[3], ip[5]
+    if ip and ip[0] == 1 and ip[1] == cap.src_address and ip[2] == cap.dst_address and probe.matches(ip[4]):
+        return ip[3], ip[4]
     return None
+
+
+Seen = tuple[int, int, bytes, tuple[str, str, int] | None]
+
+
+def _seen(where: str, frame: bytes, cap: CaptureSpec, ttype: TunnelType, probe: Probe) -> Seen | None:
+    """(frame length, inner TTL, ICMP bytes, outer src/dst/proto) of our probe in a captured frame;
+    on the underlay the tunnel type says where the inner packet starts."""
+    if where == "tun":   # a tunnel device carries raw IP, no Ethernet header
+        hit = _probe_in(frame, cap, probe)
+        return (len(frame), *hit, None) if hit else None
+    if len(frame) < ETH_HLEN or frame[12:14] != b"\x08\x00":
+        return None
+    if where == "lan":
+        hit = _probe_in(frame[ETH_HLEN:], cap, probe)
+        return (len(frame), *hit, None) if hit else None
+    outer = _ip(frame[ETH_HLEN:])
+    if not outer or outer[0] != cap.ip_proto:
+        return None
+    offset = ttype.inner_offset(outer[4])
+    if offset is None:
+        return None
+    hit = _probe_in(outer[4][offset:], cap, probe)
+    return (len(frame), *hit, (outer[1], outer[2], outer[0])) if hit else None
 
 
 def _drain(sock: socket.socket) -> list[bytes]:
@@ -151,75 +213,65 @@ def _drain(sock: socket.socket) -> list[bytes]:
             return frames
 
 
-def check_capture(lab: RenderedLab, handles: dict[str, NodeHandle], cap: dict[str, Any]) -> Check:
-    src, dst = cap["inner"]["src"], cap["inner"]["dst"]
-    outer = cap["outer"]
-    gre = outer["proto"] == 47
+def check_capture(lab: RenderedLab, handles: dict[str, NodeHandle], cap: CaptureSpec) -> Check:
+    label = f"{cap.iface} {cap.tunnel}"
+    ttype = tunnel_type(next(t.type for t in lab.contract.tunnels if t.name == cap.tunnel))
+    probe = Probe.new()
     socks = {
-        "lan": _open_capture(handles[cap["lan_node"]].netns(), cap["lan_if"]),
-        "tun": _open_capture(handles[cap["node"]].netns(), cap["tunnel_if"]),
-        "underlay": _open_capture(handles[cap["node"]].netns(), cap["iface"]),
+        "lan": _open_capture(handles[cap.lan_node].netns(), cap.lan_if),
+        "tun": _open_capture(handles[cap.node].netns(), cap.tunnel_if),
+        "underlay": _open_capture(handles[cap.node].netns(), cap.iface),
     }
-    seen: dict[str, tuple[int, int, bytes]] = {}   # where -> (frame length, inner ttl, icmp bytes)
-    underlay_outer: tuple[str, str, int] | None = None
+    seen: dict[str, Seen] = {}
     try:
-        for _ in range(3):
-            handles[cap["ping_from"]].exec(["ping", "-n", "-c", "1", "-W", "2", dst], timeout=10)
+        for seq in range(1, 4):
+            _send_probe(handles[cap.lan_node].netns(), cap.dst_address, probe, seq)
             deadline = time.monotonic() + 0.5
             while time.monotonic() < deadline and len(seen) < 3:
                 for where, s in socks.items():
                     for frame in _drain(s):
-                        if where == "tun":
-                            hit = _echo(frame, src, dst)
-                            if hit and frame[0] >> 4 == 4:
-                                seen.setdefault(where, (len(frame), *hit))
-                            continue
-                        if len(frame) < 14 or frame[12:14] != b"\x08\x00":
-                            continue
-                        if where == "lan":
-                            hit = _echo(frame[14:], src, dst)
-                            if hit:
-                                seen.setdefault(where, (len(frame), *hit))
-                            continue
-                        ip = _ip(frame[14:])
-                        if not ip or ip[0] != outer["proto"]:
-                            continue
-                        inner = ip[5][4:] if gre else ip[5]
-                        if gre and ip[5][:4] != b"\x00\x00\x08\x00":
-                            continue
-                        hit = _echo(inner, src, dst)
+                        hit = _seen(where, frame, cap, ttype, probe)
                         if hit:
-                            seen.setdefault(where, (len(frame), *hit))
-                            underlay_outer = (ip[1], ip[2], ip[0])
+                            seen.setdefault(where, hit)
                 time.sleep(0.01)
             if len(seen) == 3:
                 break
     finally:
         for s in socks.values():
             s.close()
+    missing = [f"verify's echo request {cap.src_address} > {cap.dst_address} not seen on the {w} side"
+               for w in ("lan", "tun", "underlay") if w not in seen]
+    if missing:
+        return Check("capture", cap.node, label, False, "; ".join(missing))
+    return Check("capture", cap.node, label, *_judge(cap, seen))
+
+
+def _judge(cap: CaptureSpec, seen: dict[str, Seen]) -> tuple[bool, str]:
+    lan_len, lan_ttl, lan_icmp, _ = seen["lan"]
+    tun_len, tun_ttl, tun_icmp, _ = seen["tun"]
+    und_len, und_ttl, und_icmp, outer = seen["underlay"]
     problems = []
-    for where in ("lan", "tun", "underlay"):
-        if where not in seen:
-            problems.append(f"no echo request {src} > {dst} seen on the {where} side")
-    if problems:
-        return Check("capture", cap["node"], f"{cap['iface']} {cap['tunnel']}", False, "; ".join(problems))
-    lan_len, lan_ttl, lan_icmp = seen["lan"]
-    tun_len, tun_ttl, tun_icmp = seen["tun"]
-    und_len, und_ttl, und_icmp = seen["underlay"]
-    if lan_len != cap["lan_frame_len"]:
-        problems.append(f"LAN frame {lan_len} bytes, expected {cap['lan_frame_len']}")
-    if und_len != cap["underlay_frame_len"]:
-        problems.append(f"underlay frame {und_len} bytes, expected {cap['underlay_frame_len']}")
-    if tun_len != lan_len - 14:
-        problems.append(f"{cap['tunnel_if']} packet {tun_len} bytes: expected raw IP of {lan_len - 14} (no Ethernet header)")
-    if underlay_outer != (outer["src"], outer["dst"], outer["proto"]):
-        problems.append(f"outer header {underlay_outer}, expected {outer['src']} > {outer['dst']} proto {outer['proto']}")
-    if not (lan_icmp == tun_icmp == und_icmp) or not (tun_ttl == und_ttl == lan_ttl - 1):
-        problems.append("the inner packet changed on its way (beyond the gateway's TTL decrement)")
+    if lan_len != cap.lan_frame_len:
+        problems.append(f"LAN frame {lan_len} bytes, expected {cap.lan_frame_len}")
+    if und_len != cap.underlay_frame_len:
+        problems.append(f"underlay frame {und_len} bytes, expected {cap.underlay_frame_len}")
+    if tun_len != lan_len - ETH_HLEN:
+        problems.append(f"{cap.tunnel_if} packet {tun_len} bytes: expected raw IP of {lan_len - ETH_HLEN} "
+                        "(no Ethernet header)")
+    if outer != (cap.outer_src, cap.outer_dst, cap.ip_proto):
+        problems.append(f"outer header {outer}, expected {cap.outer_src} > {cap.outer_dst} proto {cap.ip_proto}")
+    if lan_ttl != cap.lan_ttl:
+        problems.append(f"inner TTL {lan_ttl} on the LAN, expected {cap.lan_ttl}")
+    if (tun_ttl, und_ttl) != (cap.tunnel_ttl, cap.tunnel_ttl):
+        problems.append(f"inner TTL {tun_ttl} on {cap.tunnel_if} and {und_ttl} on {cap.iface}, expected "
+                        f"{cap.tunnel_ttl} ({cap.lan_ttl - cap.tunnel_ttl} router(s) on the way each take one)")
+    if not lan_icmp == tun_icmp == und_icmp:
+        problems.append("the ICMP message changed on its way")
     detail = "; ".join(problems) or (
-        f"LAN {lan_len} B {src} > {dst}; {cap['tunnel_if']} {tun_len} B raw IP; {cap['iface']} {und_len} B "
-        f"outer {outer['src']} > {outer['dst']} proto {outer['proto']} around the unchanged inner packet")
-    return Check("capture", cap["node"], f"{cap['iface']} {cap['tunnel']}", not problems, detail)
+        f"LAN {lan_len} B {cap.src_address} > {cap.dst_address} ttl {lan_ttl}; {cap.tunnel_if} {tun_len} B raw IP "
+        f"ttl {tun_ttl}; {cap.iface} {und_len} B outer {cap.outer_src} > {cap.outer_dst} proto {cap.ip_proto} "
+        "around the unchanged inner packet")
+    return not problems, detail
 
 
 def verify(lab: RenderedLab, runtime: Runtime) -> list[Check]:
@@ -227,11 +279,11 @@ def verify(lab: RenderedLab, runtime: Runtime) -> list[Check]:
     checks = check_routes(lab, handles)
     checks += check_tunnels(lab, runtime, handles)
     checks += check_pings(lab, handles)
-    for c in lab.expected.get("captures", []):
+    for c in lab.contract.captures:
         try:
             checks.append(check_capture(lab, handles, c))
         except OSError as exc:   # e.g. the interface to capture on is gone
-            checks.append(Check("capture", c["node"], f"{c['iface']} {c['tunnel']}", False,
+            checks.append(Check("capture", c.node, f"{c.iface} {c.tunnel}", False,
                                 f"cannot capture: {exc.strerror or exc}"))
     return checks
 
@@ -245,4 +297,4 @@ def junit(lab: RenderedLab, checks: list[Check]) -> bytes:
             ET.SubElement(case, "failure", message=c.detail).text = c.detail
         else:
             ET.SubElement(case, "system-out").text = c.detail
-    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+    return bytes(ET.tostring(suite, encoding="utf-8", xml_declaration=True))

@@ -16,10 +16,10 @@ class CNode:
     tag: str | None = None
     value: str | None = None
     leaf: bool = False
-    children: list["CNode"] = field(default_factory=list)
+    children: list[CNode] = field(default_factory=list)
     line: int = 0
 
-    def find(self, *path: str) -> list["CNode"]:
+    def find(self, *path: str) -> list[CNode]:
         """Children matching a path of names (tag values are matched by name only)."""
         nodes = [self]
         for name in path:

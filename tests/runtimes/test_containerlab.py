@@ -8,16 +8,18 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
 
 from clabgen import images, labops
 from clabgen.errors import RuntimeFailure
-from clabgen.runtimes import containerlab as clab, state
+from clabgen.runtimes import containerlab as clab
+from clabgen.runtimes import state
 
 from ..conftest import LABS, run_clabgen
 from ..labutil import lab_name, residue, unique_lab
@@ -228,9 +230,9 @@ def test_deploy_verify_destroy(name: str, client: Any, tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         if name == "gre":
             assert "runtime auto: containerlab" in result.stderr
-        assert "VyOS dataplane emulated" in result.stderr
+        assert "dataplane emulated" in result.stderr
         assert "bind /lib/modules:/lib/modules dropped" in result.stderr
-        assert state.read(lname)["runtime"] == "containerlab"
+        assert (current := state.read(lname)) is not None and current.runtime == "containerlab"
         variant = clab.variant_path(lname)
         assert variant.is_file() and (state.state_dir(lname) / f"clab-{lname}").is_dir()
         assert not (lab / f"clab-{lname}").exists(), "containerlab wrote into the lab directory"
@@ -282,15 +284,16 @@ def test_deploy_twice_says_so(deployed: Path) -> None:
     assert result.returncode == 0 and "already deployed" in result.stderr
 
 
-def test_failed_deploy_rolls_back(client: Any, tmp_path: Path) -> None:
+def test_a_broken_config_boot_is_refused_before_containerlab_runs(client: Any, tmp_path: Path) -> None:
     lab = unique_lab(tmp_path, "ipip", tag="c")
-    # containerlab deploys fine, then gw1's emulation cannot parse its config.boot.
+    # gw1 runs the emulator image, which could not parse this: the host parses it first.
     (lab / "startup-conf" / "gw1.cfg").write_text("interfaces {\n    ethernet eth1 {\n")
     result = run_clabgen("deploy", str(lab), "--runtime", "containerlab")
-    assert result.returncode == 1, result.stderr
-    assert "gw1: the VyOS emulation failed" in result.stderr and "rolling back" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert f"{lab}/startup-conf/gw1.cfg:2:1: unbalanced `{{`: missing `}}`" in result.stderr
+    assert "Traceback" not in result.stderr and "containerlab deployed" not in result.stderr
     assert clab_residue(client, lab_name(lab)) == []
+    assert state.read(lab_name(lab)) is None
 
 
 def test_failed_exec_line_fails_the_deploy_and_rolls_back(client: Any, tmp_path: Path) -> None:

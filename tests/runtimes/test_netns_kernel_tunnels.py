@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ..dataplane.uml import UML, _LOADER, module_paths
+from ..dataplane.uml import _LOADER, UML, module_paths
 from ..labutil import unique_lab
 
 pytestmark = [pytest.mark.uml, pytest.mark.netns]

@@ -24,6 +24,9 @@
 #define VNET_LEN 10
 #define GRO_MAX_SEGS 64
 #define GRO_MAX_LEN 65535
+/* Decapsulation formats: the tunnel table's c_format (clabgen/tunnels.py C_FORMAT_*). */
+#define DP_FORMAT_IPV4 0 /* the inner IPv4 packet follows the outer header */
+#define DP_FORMAT_GRE 1  /* RFC 2784 header first: optional checksum and sequence, no key/routing */
 
 /* merged_writes: GSO packets read (encap) or written (decap) instead of single segments */
 struct dp_counters { uint64_t packets, bytes, dropped, error, merged_writes; };
@@ -275,12 +278,12 @@ static void encap_free(struct encap *e)
 }
 
 /* Start of the inner packet a kernel tunnel would accept, or -1 to drop (see wire.decap). */
-static int decap_one(uint8_t *p, size_t n, int gre, const uint8_t *remote)
+static int decap_one(uint8_t *p, size_t n, int format, const uint8_t *remote)
 {
 	if (n < 20 || p[0] >> 4 != 4 || memcmp(p + 12, remote, 4))
 		return -1;
 	size_t start = (size_t)(p[0] & 0x0f) * 4;
-	if (gre) {
+	if (format == DP_FORMAT_GRE) {
 		if (n < start + 4)
 			return -1;
 		unsigned flags = (unsigned)p[start] << 8 | p[start + 1];
@@ -410,7 +413,7 @@ static void gro_append(struct gro *g, uint8_t *ip, size_t len, size_t hdr_len)
 }
 
 struct decap {
-	int raw, tun, gre, vnet;
+	int raw, tun, format, vnet;
 	const uint8_t *remote;
 	struct dp_counters *c;
 	uint8_t *bufs;
@@ -434,7 +437,7 @@ static int decap_step(struct decap *d)
 	for (int i = 0; i < n; i++) {
 		uint8_t *p = d->iov[i].iov_base;
 		size_t len = d->msgs[i].msg_len, hdr_len;
-		int start = decap_one(p, len, d->gre, d->remote);
+		int start = decap_one(p, len, d->format, d->remote);
 		if (start < 0) {
 			c->dropped++;
 			continue;
@@ -468,7 +471,7 @@ static int decap_step(struct decap *d)
 	return n;
 }
 
-static struct decap *decap_new(int raw, int tun, int gre, const uint8_t *remote, int vnet, struct dp_counters *c)
+static struct decap *decap_new(int raw, int tun, int format, const uint8_t *remote, int vnet, struct dp_counters *c)
 {
 	struct decap *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -480,7 +483,7 @@ static struct decap *decap_new(int raw, int tun, int gre, const uint8_t *remote,
 	}
 	d->raw = raw;
 	d->tun = tun;
-	d->gre = gre;
+	d->format = format;
 	d->remote = remote;
 	d->vnet = vnet;
 	d->c = c;
@@ -505,11 +508,11 @@ static void decap_free(struct decap *d)
 /* Both directions of one tunnel end on one thread: drain whichever side has packets, a batch at a
  * time, and sleep in poll only when neither has any (so an idle tunnel costs no CPU). One thread
  * instead of two saves the wakeup that each small packet (the ACKs) would otherwise cost. */
-int dp_run(int tun, int raw, const uint8_t *tmpl, int overhead, int gre, const uint8_t *remote, int vnet,
+int dp_run(int tun, int raw, const uint8_t *tmpl, int overhead, int format, const uint8_t *remote, int vnet,
 	   int stop_fd, const volatile int *stop, struct dp_counters *enc, struct dp_counters *dec)
 {
 	struct encap e;
-	struct decap *d = decap_new(raw, tun, gre, remote, vnet, dec);
+	struct decap *d = decap_new(raw, tun, format, remote, vnet, dec);
 	int rc = encap_init(&e, tun, raw, tmpl, overhead, vnet, enc);
 
 	if (rc || !d) {

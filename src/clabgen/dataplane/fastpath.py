@@ -77,7 +77,8 @@ def load() -> ctypes.CDLL:
     lib = ctypes.CDLL(str(build()))
     ptr = ctypes.POINTER
     i = ctypes.c_int
-    # (tun, raw, header template, overhead, is_gre, remote address, vnet, stop_fd, stop, encap and decap counters)
+    # (tun, raw, header template, overhead, decap format (tunnels.C_FORMAT_*), remote address, vnet,
+    #  stop_fd, stop, encap and decap counters)
     lib.dp_run.argtypes = [i, i, ctypes.c_char_p, i, i, ctypes.c_char_p, i, i, ptr(i), ptr(CCounters), ptr(CCounters)]
     lib.dp_run.restype = ctypes.c_int
     return lib

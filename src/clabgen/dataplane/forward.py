@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..tunnels import tunnel_type
 from . import pyloop, wire
 from .endpoint import Endpoint
 from .fastpath import CCounters
@@ -50,6 +51,7 @@ def _c_workers(lib: ctypes.CDLL, ep: Endpoint, stop: StopSignal, cpu: int | None
     spec, raw = ep.spec, ep.sock.fileno()
     tmpl = wire.header_template(spec.mode, spec.local, spec.remote)
     remote = socket.inet_aton(spec.remote)
+    c_format = tunnel_type(spec.mode).c_format
     enc, dec = CCounters(), CCounters()
 
     def call() -> None:
@@ -58,7 +60,7 @@ def _c_workers(lib: ctypes.CDLL, ep: Endpoint, stop: StopSignal, cpu: int | None
                 os.sched_setaffinity(0, {cpu})  # 0: this thread
             except OSError:
                 pass
-        lib.dp_run(ep.tun_fd, raw, tmpl, spec.overhead, int(spec.mode == "gre"), remote, int(ep.vnet_hdr),
+        lib.dp_run(ep.tun_fd, raw, tmpl, spec.overhead, c_format, remote, int(ep.vnet_hdr),
                    stop.read_fd, ctypes.byref(stop.flag), ctypes.byref(enc), ctypes.byref(dec))
 
     thread = threading.Thread(target=call, name=f"{spec.ifname}-fwd", daemon=True)

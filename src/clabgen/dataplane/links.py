@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -53,15 +54,14 @@ def link_exists(ifname: str) -> bool:
         return bool(ipr.link_lookup(ifname=ifname))
 
 
-def try_tunnel_link(mode: str) -> bool:
-    """Ask the kernel for an ipip/gre link; it loads the module itself if it has one."""
+def try_tunnel_link(link: dict[str, Any]) -> bool:
+    """Ask the kernel for a tunnel link (the tunnel table's kernel_link); it loads the module
+    itself if it has one. The caller's endpoints keep it from clashing with the fallback device
+    (tunl0/gre0), which would answer EEXIST."""
     with IPRoute() as ipr:
         try:
-            # Endpoints keep it from clashing with the fallback device (tunl0/gre0) -> EEXIST.
-            prefix = "gre" if mode == "gre" else "ipip"
-            ends = {f"{prefix}_local": "192.0.2.1", f"{prefix}_remote": "192.0.2.2"}
-            ipr.link("add", ifname="clabgenprobe0", kind=mode, **ends)
+            ipr.link("add", **link)
         except NetlinkError:
             return False
-        ipr.link("del", index=ipr.link_lookup(ifname="clabgenprobe0")[0])
+        ipr.link("del", index=ipr.link_lookup(ifname=link["ifname"])[0])
         return True

@@ -7,6 +7,7 @@ import os
 
 from pyroute2 import netns
 
+from ..tunnels import tunnel_type
 from . import links
 from .nsenter import NETNS_RUN_DIR, entered
 
@@ -14,13 +15,12 @@ from .nsenter import NETNS_RUN_DIR, entered
 @functools.cache
 def kernel_supports(mode: str) -> bool:
     """True if `ip link add type <mode>` works here; tried in a throwaway namespace, once per process."""
-    if mode not in ("ipip", "gre"):
-        raise ValueError(f"unknown tunnel mode {mode!r}; valid: ['gre', 'ipip']")
+    link = tunnel_type(mode).kernel_link("clabgenprobe0", "192.0.2.1", "192.0.2.2")
     name = f"clabgen-probe-{os.getpid()}"
     netns.create(name)
     try:
         with entered(name):
-            return links.try_tunnel_link(mode)
+            return links.try_tunnel_link(link)
     except OSError:
         return False
     finally:

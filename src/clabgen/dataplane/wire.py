@@ -9,27 +9,18 @@ tunnel as the kernel's does (the kernel would write 0 into a DF packet's ID left
 
 from __future__ import annotations
 
-import socket
 import struct
 
-IP_DF = 0x4000
+from ..tunnels import checksum, tunnel_type
+
 ECN_MASK = 0x03
 ECN_ECT0 = 0x02
 ECN_CE = 0x03
-GRE_PROTO_IPV4 = 0x0800
-GRE_CSUM = 0x8000
-GRE_ROUTING = 0x4000
-GRE_KEY = 0x2000
-GRE_SEQ = 0x1000
-GRE_VERSION = 0x0007
 
 
 def header_template(mode: str, local: str, remote: str) -> bytes:
     """Outer header with TOS, length and TTL zero: they are copied in per packet."""
-    proto = 47 if mode == "gre" else 4
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 0, 0, IP_DF, 0, proto, 0,
-                     socket.inet_aton(local), socket.inet_aton(remote))
-    return ip + (struct.pack("!HH", 0, GRE_PROTO_IPV4) if mode == "gre" else b"")
+    return tunnel_type(mode).outer_header(local, remote)
 
 
 def encap_tos(inner_tos: int) -> int:
@@ -50,36 +41,24 @@ def fill_outer(buf: bytearray | memoryview, overhead: int, inner_len: int, ident
     return total
 
 
-def checksum(data: bytes | memoryview) -> int:
-    """RFC 1071 Internet checksum."""
-    if len(data) % 2:
-        data = bytes(data) + b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+__all__ = ["checksum", "decap", "encap_tos", "fill_outer", "header_template"]
 
 
 def decap(packet: memoryview, mode: str, remote: bytes) -> tuple[int, int] | None:
     """(start, end) of the inner IPv4 packet a kernel tunnel would accept, or None to drop it.
 
-    packet is what a raw IPv4 socket returns (outer header included). The inner packet gets CE
-    if the outer had it (the kernel drops CE over not-ECT inner packets), and is otherwise untouched.
+    packet is what a raw IPv4 socket returns (outer header included); the tunnel type decides
+    what may sit between the outer header and the inner packet. The inner packet gets CE if the
+    outer had it (the kernel drops CE over not-ECT inner packets), and is otherwise untouched.
     """
     n = len(packet)
     if n < 20 or packet[0] >> 4 != 4 or packet[12:16] != remote:
         return None
-    start = (packet[0] & 0x0F) * 4
-    if mode == "gre":
-        if n < start + 4:
-            return None
-        flags, proto = struct.unpack_from("!HH", packet, start)
-        if flags & (GRE_VERSION | GRE_ROUTING | GRE_KEY) or proto != GRE_PROTO_IPV4:
-            return None
-        gre_len = 4 + (4 if flags & GRE_CSUM else 0) + (4 if flags & GRE_SEQ else 0)
-        if flags & GRE_CSUM and (n < start + gre_len or checksum(packet[start:n]) != 0):
-            return None
-        start += gre_len
+    outer_len = (packet[0] & 0x0F) * 4
+    offset = tunnel_type(mode).inner_offset(packet[outer_len:n])
+    if offset is None:
+        return None
+    start = outer_len + offset
     if n < start + 20 or packet[start] >> 4 != 4:
         return None
     if packet[1] & ECN_MASK == ECN_CE and packet[start + 1] & ECN_MASK != ECN_CE:

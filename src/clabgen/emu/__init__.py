@@ -1,1 +1,48 @@
-"""Emulation of network OS configurations on plain Linux namespaces (no vendor image needed)."""
+"""Emulation of network OS configurations on plain Linux namespaces (no vendor image needed).
+
+A platform names its emulator (`emulator:` in platform.yml, recorded in the lab contract); the
+runtimes look it up here. An emulator reads a startup config (raising FILE:LINE errors for what it
+would apply but cannot) and applies its dataplane subset in two steps: links and tunnels first
+(returning the tunnels a userspace dataplane must serve), routes once every tunnel exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Protocol
+
+# name -> "module:Class"; imported on use.
+EMULATORS: dict[str, str] = {"vyos": "clabgen.emu.apply:VyosEmulator"}
+
+
+@dataclass(frozen=True)
+class RouteFacts:
+    """How the emulated platform installs its static routes (`ip route`: proto and metric)."""
+
+    proto: str = "static"
+    metric: int | None = None
+
+
+class Emulator(Protocol):
+    name: str
+
+    def load(self, path: Path) -> Any:
+        """Parse a startup config; ClabgenError with FILE:LINE for a line it cannot apply."""
+        ...
+
+    def apply_links(self, ns: str | None, cfg: Any, *, tunnels: str = "auto", spec_netns: str | None = None) -> Any:
+        """Addresses, MTUs and tunnels; returns what was applied (with the userspace tunnels)."""
+        ...
+
+    def apply_routes(self, ns: str | None, cfg: Any, applied: Any, facts: RouteFacts) -> None:
+        ...
+
+
+def get(name: str) -> Emulator:
+    """The registry entry; an unknown name lists the valid ones."""
+    if name not in EMULATORS:
+        raise ValueError(f"unknown emulator {name!r}; valid: {', '.join(sorted(EMULATORS))}")
+    module, _, cls = EMULATORS[name].partition(":")
+    return getattr(import_module(module), cls)()  # type: ignore[no-any-return]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .. import netlink
 from ..dataplane import kernel_supports
-from .vyos import DeviceConfig, STATIC_METRIC, tunnel_mtu
+from . import RouteFacts
+from .vyos import DeviceConfig, parse, tunnel_mtu
 
 
 @dataclass
@@ -55,14 +57,31 @@ def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spe
     return out
 
 
-def apply_routes(ns: str | None, cfg: DeviceConfig, out: Applied) -> None:
-    """Static routes once every tunnel exists (FRR's proto static, metric 20, as on VyOS)."""
+def apply_routes(ns: str | None, cfg: DeviceConfig, out: Applied, facts: RouteFacts) -> None:
+    """Static routes once every tunnel exists, as the platform installs them (VyOS: FRR's staticd,
+    proto static, metric 20: the platform's facts say so)."""
     for r in cfg.routes:
         if not r.next_hops:
             dev = r.interfaces[0] if r.interfaces else None
-            netlink.add_route(ns, str(r.prefix), via=None, dev=dev, metric=STATIC_METRIC)
+            netlink.add_route(ns, str(r.prefix), via=None, dev=dev, proto=facts.proto, metric=facts.metric)
         else:
-            netlink.add_route(ns, str(r.prefix), via=str(r.next_hops[0]), metric=STATIC_METRIC)
+            netlink.add_route(ns, str(r.prefix), via=str(r.next_hops[0]), proto=facts.proto, metric=facts.metric)
             if len(r.next_hops) > 1:
                 out.warnings.append(f"route {r.prefix}: only the first of {len(r.next_hops)} next-hops is emulated")
         out.routes += 1
+
+
+class VyosEmulator:
+    """VyOS config.boot: interfaces, ipip/gre tunnels and static routes (clabgen.emu registry entry)."""
+
+    name = "vyos"
+
+    def load(self, path: Path) -> DeviceConfig:
+        return parse(path.read_text(encoding="utf-8"), str(path))
+
+    def apply_links(self, ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto",
+                    spec_netns: str | None = None) -> Applied:
+        return apply_links(ns, cfg, tunnels=tunnels, spec_netns=spec_netns)
+
+    def apply_routes(self, ns: str | None, cfg: DeviceConfig, applied: Applied, facts: RouteFacts) -> None:
+        apply_routes(ns, cfg, applied, facts)

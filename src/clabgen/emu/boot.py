@@ -16,11 +16,13 @@ import time
 from pathlib import Path
 
 from .. import dataplane, netlink
-from . import apply as emu_apply, vyos
+from . import RouteFacts, vyos
+from . import apply as emu_apply
 
 STATE = Path("/run/clabgen/emu")
 STATUS = STATE / "status.json"
 WAIT_LINKS = float(os.environ.get("CLABGEN_EMU_WAIT", "120"))
+ROUTE_FACTS_ENV = "CLABGEN_STATIC_ROUTES"
 
 
 def _log(msg: str) -> None:
@@ -51,13 +53,22 @@ def boot(config: Path) -> dict[str, object]:
     done = emu_apply.apply_links(None, cfg, tunnels=os.environ.get("CLABGEN_TUNNELS", "auto"))
     if done.userspace:
         dataplane.start({"tunnels": done.userspace}, STATE)
-    emu_apply.apply_routes(None, cfg, done)
+    emu_apply.apply_routes(None, cfg, done, route_facts(os.environ.get(ROUTE_FACTS_ENV, "")))
     status = {"applied": True, "config": str(config), "interfaces": done.interfaces,
               "kernel_tunnels": done.kernel_tunnels, "userspace_tunnels": [t["ifname"] for t in done.userspace],
               "routes": done.routes, "warnings": done.warnings + [f"interface {m} never appeared" for m in missing]}
     _write_status(status)
     _log(f"VyOS dataplane emulated from {config}: {json.dumps(status)}")
     return status
+
+
+def route_facts(value: str) -> RouteFacts:
+    """How the node's platform installs static routes, as the runtime passes them from the lab
+    contract (`proto:metric`, e.g. `static:20`); VyOS's FRR defaults when it does not."""
+    proto, _, metric = value.partition(":")
+    if not proto:
+        return RouteFacts("static", 20)
+    return RouteFacts(proto, int(metric) if metric.isdigit() else None)
 
 
 def main(argv: list[str]) -> int:

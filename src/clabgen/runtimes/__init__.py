@@ -19,4 +19,5 @@ def get(name: str, **options: object) -> Runtime:
     if name not in RUNTIMES:
         raise ClabgenError(Problem(None, f"unknown runtime {name!r}", f"valid: {', '.join(sorted(RUNTIMES))}"))
     module, _, cls = RUNTIMES[name].partition(":")
-    return getattr(import_module(module), cls)(**options)
+    runtime: Runtime = getattr(import_module(module), cls)(**options)
+    return runtime

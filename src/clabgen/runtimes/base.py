@@ -1,13 +1,17 @@
-"""The small interface every runtime implements, and the node handle verify uses."""
+"""The small interface every runtime implements, and the deploy skeleton they share."""
 
 from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
 from ..labdir import RenderedLab
+from . import state as state_mod
+from .state import LabState
 
 Progress = Callable[[str], None]
 
@@ -51,28 +55,35 @@ def quiet(_: str) -> None:
 
 
 def deploy_once(rt: Runtime, lab: RenderedLab, progress: Progress, *,
-                prepare: Callable[[dict[str, Any] | None], dict[str, Any]],
-                build: Callable[[DeployReport], None]) -> DeployReport:
-    """The deploy skeleton every runtime shares.
+                prepare: Callable[[LabState | None], dict[str, Any]],
+                build: Callable[[DeployReport, LabState], None]) -> DeployReport:
+    """The deploy skeleton every runtime shares; the caller holds the lab's lock.
 
-    A lab that is up is left alone. `prepare` checks the host (raising before anything exists)
-    and returns what to record; the record is written before `build` creates anything, so a
-    destroy can always find a half-built lab; any failure or Ctrl-C in `build` rolls back.
+    A lab that is up is left alone; a half-finished deploy (its process was killed) is reported
+    with what cleans it. `prepare` checks the host and the lab's inputs (raising before anything
+    exists) and returns what to record; the record is written before `build` creates anything, so
+    a destroy can always find a half-built lab; any failure or Ctrl-C in `build` rolls back.
     """
     from ..errors import RuntimeFailure
-    from . import state
 
     t0 = time.monotonic()
     report = DeployReport(rt.name, lab.name)
-    current = state.read(lab.name)
-    if current and current.get("deployed"):
+    current = state_mod.read(lab.name)
+    if current is not None and current.deployed:
         report.already_up = True
-        report.notes.append(f"lab {lab.name} is already deployed ({current.get('runtime')}); nothing changed")
+        report.notes.append(f"lab {lab.name} is already deployed ({current.runtime}); nothing changed")
         return report
-    record = prepare(current)
-    state.write(lab.name, {"lab": lab.name, "runtime": rt.name, "lab_dir": str(lab.dir), "deployed": False, **record})
+    if current is not None:
+        made = ", ".join(current.namespaces or current.containers) or "its state"
+        when = datetime.fromtimestamp(current.started).strftime("%Y-%m-%d %H:%M:%S")
+        raise RuntimeFailure(
+            f"lab {lab.name} has a half-finished {current.runtime} deploy (pid {current.pid}, started {when}, "
+            f"killed before it finished); what it may have left: {made}",
+            f"clean it up with `clabgen destroy {lab.dir}`, then deploy again")
+    record = state_mod.new(lab.name, rt.name, lab.dir, **prepare(current))
+    state_mod.write(record)
     try:
-        build(report)
+        build(report, record)
     except (Exception, KeyboardInterrupt) as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
         progress(f"deploy failed ({type(exc).__name__}: {first}); rolling back")
@@ -80,17 +91,15 @@ def deploy_once(rt: Runtime, lab: RenderedLab, progress: Progress, *,
         if isinstance(exc, (KeyboardInterrupt, RuntimeFailure)):
             raise
         raise RuntimeFailure(f"deploy of {lab.name} failed and was rolled back: {type(exc).__name__}: {exc}") from exc
-    state.write(lab.name, {**(state.read(lab.name) or {}), "deployed": True})
+    state_mod.mark_deployed(state_mod.read(lab.name) or record)
     report.seconds = time.monotonic() - t0
     return report
 
 
 def forget(lab: RenderedLab, removed: list[str], progress: Progress) -> list[str]:
     """The last step of every destroy: drop the lab's state directory and report what went."""
-    from . import state
-
-    if state.remove(lab.name):
-        removed.append(str(state.state_dir(lab.name)))
+    if state_mod.remove(lab.name):
+        removed.append(str(state_mod.state_dir(lab.name)))
     for r in removed:
         progress(f"removed {r}")
     return removed

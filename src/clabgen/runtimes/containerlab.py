@@ -17,10 +17,11 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import yaml
 
@@ -29,7 +30,16 @@ from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
 from . import state
 from .base import DeployReport, NodeHandle, Progress, deploy_once, forget
-from .docker import DockerNode, DockerRuntime, foreign_containers, images_for, wait_emulated
+from .docker import (
+    DockerNode,
+    DockerRuntime,
+    check_emulated_configs,
+    emulator_env,
+    foreign_containers,
+    images_for,
+    wait_emulated,
+)
+from .state import LabState, MgmtState
 
 CONFIG_BOOT = "/opt/vyatta/etc/config/config.boot"
 # Management subnets come from this pool, one small block per lab (never the default 172.20.20.0/24).
@@ -105,13 +115,13 @@ def mgmt_for(lab: str, nodes: int, taken: Iterable[IPv4Network] = ()) -> Mgmt:
 
 def variant_topology(raw: dict[str, Any], lab_dir: Path, images: dict[str, str], mgmt: Mgmt,
                      node_options: dict[str, Any], *, exists: Callable[[Path], bool] = Path.exists,
-                     ) -> tuple[dict[str, Any], list[str]]:
+                     env: dict[str, dict[str, str]] | None = None) -> tuple[dict[str, Any], list[str]]:
     """The lab's topology as this host can run it, and a note per change worth telling.
 
     Images the engine lacks are replaced (`images`: node -> image to run), relative bind sources
     become absolute paths into the lab directory, absolute ones missing here are dropped (containerlab
-    refuses them), every node gets `node_options`, the lab its own mgmt network. exec, cmd, links
-    and everything else stay as they are. `raw` is not modified.
+    refuses them), every node gets `node_options` (and its `env` entries), the lab its own mgmt
+    network. exec, cmd, links and everything else stay as they are. `raw` is not modified.
     """
     notes: list[str] = []
     topo = {k: v for k, v in raw.items() if k not in ("mgmt", "topology")}
@@ -136,6 +146,8 @@ def variant_topology(raw: dict[str, Any], lab_dir: Path, images: dict[str, str],
             binds.append(f"{path}:{rest}")
         if "binds" in node:
             node["binds"] = binds
+        if env and env.get(name):
+            node["env"] = {**(node.get("env") or {}), **env[name]}
         nodes[name] = node
     body["nodes"] = nodes
     topo["topology"] = body
@@ -256,7 +268,8 @@ class ContainerlabRuntime:
     def _write_variant(self, lab: RenderedLab, images: dict[str, str], mgmt: Mgmt) -> list[str]:
         from ..images import CONTAINERLAB_NODE_OPTIONS
         raw = yaml.safe_load(lab.topology.read_text(encoding="utf-8"))
-        topo, notes = variant_topology(raw, lab.dir, images, mgmt, CONTAINERLAB_NODE_OPTIONS)
+        env = {n: emulator_env(node, images[n]) for n, node in lab.nodes.items() if n in images}
+        topo, notes = variant_topology(raw, lab.dir, images, mgmt, CONTAINERLAB_NODE_OPTIONS, env=env)
         path = variant_path(lab.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -268,7 +281,7 @@ class ContainerlabRuntime:
     def deploy(self, lab: RenderedLab, progress: Progress) -> DeployReport:
         chosen: dict[str, Any] = {}
 
-        def prepare(current: dict[str, Any] | None) -> dict[str, Any]:
+        def prepare(current: LabState | None) -> dict[str, Any]:
             self.preflight(lab)
             foreign = foreign_containers(self.client, lab)
             if foreign:
@@ -278,13 +291,14 @@ class ContainerlabRuntime:
                 raise RuntimeFailure(f"a docker network clab-{lab.name} exists but no clabgen state records it; left "
                                      f"untouched", f"if it is a leftover, remove it: docker network rm clab-{lab.name}")
             chosen["images"] = images_for(self.client, lab, progress)
-            chosen["mgmt"] = self._mgmt(lab)
+            check_emulated_configs(lab, chosen["images"])
+            chosen["mgmt"] = mgmt = self._mgmt(lab)
             return {"topology": str(variant_path(lab.name)), "binary": str(self.binary),
-                    "mgmt": chosen["mgmt"].topology(), "images": chosen["images"],
-                    "containers": [lab.container(n) for n in lab.nodes]}
+                    "mgmt": MgmtState(mgmt.network, mgmt.bridge, mgmt.ipv4_subnet), "images": chosen["images"],
+                    "containers": tuple(lab.container(n) for n in lab.nodes)}
 
         return deploy_once(self, lab, progress, prepare=prepare,
-                           build=lambda _: self._deploy(lab, chosen["images"], chosen["mgmt"], progress))
+                           build=lambda _report, _state: self._deploy(lab, chosen["images"], chosen["mgmt"], progress))
 
     def _deploy(self, lab: RenderedLab, images: dict[str, str], mgmt: Mgmt, progress: Progress) -> None:
         for note in self._write_variant(lab, images, mgmt):
@@ -321,7 +335,7 @@ class ContainerlabRuntime:
             client = self.client
         except RuntimeFailure as exc:
             client = None
-            if state.read(lab.name):
+            if state.read_quietly(lab.name):
                 progress(f"{exc.problems[0].message}: cannot reach the lab's containers; only its state directory is removed")
         binary = self._binary or find_binary()
         if client is not None and binary is not None:
@@ -361,20 +375,21 @@ class ContainerlabRuntime:
         return self._docker.tunnel_state(lab, node)
 
     def inspect(self, lab: RenderedLab) -> dict[str, Any]:
-        current = state.read(lab.name) or {}
+        current = state.read_quietly(lab.name)
         found = self.inspect_nodes(lab) if variant_path(lab.name).is_file() else {}
-        nodes = {}
+        nodes: dict[str, dict[str, Any]] = {}
         for n in lab.nodes:
             node = found.get(n)
             if node is None:
                 nodes[n] = {"container": lab.container(n), "state": "absent", "interfaces": []}
                 continue
-            interfaces = []
+            interfaces: list[dict[str, Any]] = []
             if node.state == "running":
                 handle = DockerNode(n, self.client.containers.get(node.container))
                 interfaces = [{"name": link.ifname, "kind": link.kind, "mtu": link.mtu, "up": link.up}
                               for link in netlink.links(handle.netns()) if link.ifname != "lo"]
             nodes[n] = {"container": node.container, "state": node.state, "image": node.image,
                         "mgmt_ipv4": node.mgmt_ipv4, "interfaces": interfaces}
-        return {"lab": lab.name, "runtime": self.name, "deployed": bool(current.get("deployed")),
-                "topology": str(variant_path(lab.name)), "mgmt": current.get("mgmt"), "nodes": nodes}
+        return {"lab": lab.name, "runtime": self.name, "deployed": bool(current and current.deployed),
+                "topology": str(variant_path(lab.name)),
+                "mgmt": (current.mgmt.__dict__ if current and current.mgmt else None), "nodes": nodes}

@@ -12,15 +12,18 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .. import netlink
 from ..errors import RuntimeFailure
 from ..labdir import LabNode, RenderedLab
 from . import state
 from .base import DeployReport, NodeHandle, Progress, deploy_once, forget
+from .emulated import load_configs
+from .state import LabState
 
 EMU_STATUS = "/run/clabgen/emu/status.json"
 EMU_READY = "/run/clabgen/emu/dataplane.ready"
@@ -112,23 +115,30 @@ class DockerRuntime:
     def deploy(self, lab: RenderedLab, progress: Progress) -> DeployReport:
         images: dict[str, str] = {}
 
-        def prepare(current: dict[str, Any] | None) -> dict[str, Any]:
+        def prepare(current: LabState | None) -> dict[str, Any]:
             self.preflight(lab)
             foreign = self._foreign(lab)
             if foreign:
                 raise RuntimeFailure(f"container name(s) {', '.join(foreign)} are taken by containers that are not "
                                      f"this lab's; left untouched", "remove or rename them, or rename the lab")
+            leftover = leftover_containers(self.client, lab)
+            if leftover:
+                raise RuntimeFailure(f"containers {', '.join(leftover)} of lab {lab.name} exist but no clabgen state "
+                                     "records them", f"if they are leftovers, run: clabgen destroy {lab.dir}")
             images.update(self.images_for(lab, progress))
-            return {"containers": [lab.container(n) for n in lab.nodes], "images": images}
+            check_emulated_configs(lab, images)
+            return {"containers": tuple(lab.container(n) for n in lab.nodes), "images": images}
 
-        return deploy_once(self, lab, progress, prepare=prepare, build=lambda _: self._deploy(lab, images, progress))
+        return deploy_once(self, lab, progress, prepare=prepare,
+                           build=lambda _report, _state: self._deploy(lab, images, progress))
 
     def _start(self, lab: RenderedLab, node: LabNode, image: str, progress: Progress) -> Any:
         from ..images import node_host_config
         hc = node_host_config(self.client, network_mode="none", binds=self._binds(lab, node, progress))
         command = node.cmd.split() if node.cmd else None
         created = self.client.api.create_container(image, command=command, name=lab.container(node.name),
-                                                   hostname=node.name, labels=labels(lab, node), host_config=hc)
+                                                   hostname=node.name, labels=labels(lab, node), host_config=hc,
+                                                   environment=emulator_env(node, image))
         self.client.api.start(created["Id"])
         return self.client.containers.get(created["Id"])
 
@@ -192,8 +202,8 @@ class DockerRuntime:
                             if c.status == "running" else []}
             except Exception:
                 nodes[n] = {"container": lab.container(n), "state": "absent", "interfaces": []}
-        current = state.read(lab.name) or {}
-        return {"lab": lab.name, "runtime": self.name, "deployed": bool(current.get("deployed")), "nodes": nodes}
+        current = state.read_quietly(lab.name)
+        return {"lab": lab.name, "runtime": self.name, "deployed": bool(current and current.deployed), "nodes": nodes}
 
 
 # --- shared with the containerlab runtime (same containers, images and emulated gateways) -------
@@ -214,9 +224,11 @@ def foreign_containers(client: Any, lab: RenderedLab) -> list[str]:
 
 
 def images_for(client: Any, lab: RenderedLab, progress: Progress) -> dict[str, str]:
-    """Each node's image: its own if the engine has it, else the local stand-in
-    (clabgen/vyos-emu for a gateway, i.e. a node with a config.boot bind; clabgen/node otherwise)."""
+    """Each node's image: its own if the engine has it, else the local stand-in: the image that
+    carries its platform's emulator (the contract's emulator_image, e.g. clabgen/vyos-emu), or
+    clabgen/node for servers and switches."""
     import docker.errors
+
     from ..images import ensure_images
     have: dict[str, bool] = {}
     chosen: dict[str, str] = {}
@@ -238,8 +250,11 @@ def images_for(client: Any, lab: RenderedLab, progress: Progress) -> dict[str, s
                 raise
             except Exception as exc:   # engine errors while building: one clear line, no traceback
                 raise RuntimeFailure(f"cannot build the local node images: {type(exc).__name__}: {exc}") from exc
-        stand_in = built["vyos-emu"].name if n.config is not None else built["node"].name
-        what = "VyOS dataplane emulated" if n.config is not None else "generic Linux node"
+        recipe = n.platform.emulator_image if n.platform and n.platform.emulator_image else "node"
+        if recipe not in built:
+            raise RuntimeFailure(f"{n.name}: no local image recipe {recipe!r} (known: {', '.join(sorted(built))})")
+        stand_in = built[recipe].name
+        what = f"{n.platform.name} emulated" if recipe != "node" and n.platform else "generic Linux node"
         progress(f"{n.name}: image {n.image} is not in the engine; running {stand_in} ({what})")
         chosen[n.name] = stand_in
     return chosen
@@ -247,8 +262,8 @@ def images_for(client: Any, lab: RenderedLab, progress: Progress) -> dict[str, s
 
 def wait_emulated(lab: RenderedLab, handles: dict[str, DockerNode], images: dict[str, str],
                   progress: Progress, timeout: float = 60.0) -> None:
-    """Wait until every clabgen/vyos-emu node reports its applied config.boot (status.json)."""
-    waiting = {n for n in lab.nodes if "vyos-emu" in images[n]}
+    """Wait until every emulated gateway reports its applied startup config (status.json)."""
+    waiting = set(emulated_nodes(lab, images))
     deadline = time.monotonic() + timeout
     while waiting:
         for n in sorted(waiting):
@@ -256,8 +271,10 @@ def wait_emulated(lab: RenderedLab, handles: dict[str, DockerNode], images: dict
             if status is None:
                 continue
             if not status.get("applied"):
-                raise RuntimeFailure(f"{n}: the VyOS emulation failed: {status.get('error')}")
-            progress(f"{n}: VyOS dataplane emulated ({status['interfaces']} interfaces, "
+                raise RuntimeFailure(f"{n}: the emulation of its startup config failed: {status.get('error')}")
+            platform = lab.nodes[n].platform
+            progress(f"{n}: {platform.name if platform else '?'} dataplane emulated "
+                     f"({status['interfaces']} interfaces, "
                      f"tunnels: {', '.join(status['kernel_tunnels'] + status['userspace_tunnels']) or 'none'}, "
                      f"{status['routes']} static routes)")
             for w in status.get("warnings", []):
@@ -268,3 +285,39 @@ def wait_emulated(lab: RenderedLab, handles: dict[str, DockerNode], images: dict
             raise RuntimeFailure(f"{', '.join(sorted(waiting))}: no VyOS emulation status after {timeout:.0f}s:\n{logs}")
         if waiting:
             time.sleep(0.05)
+
+
+def emulated_nodes(lab: RenderedLab, images: dict[str, str]) -> list[str]:
+    """Gateways that run their platform's emulator image rather than the vendor's own."""
+    out = []
+    for n in lab.nodes.values():
+        recipe = n.platform.emulator_image if n.platform else None
+        if recipe and n.config is not None and images.get(n.name, "").startswith(f"clabgen/{recipe}:"):
+            out.append(n.name)
+    return out
+
+
+def emulator_env(node: LabNode, image: str) -> dict[str, str]:
+    """What the emulator in the stand-in image learns of the node's platform: how it installs
+    static routes (the contract's facts; the image carries no templates)."""
+    from ..emu.boot import ROUTE_FACTS_ENV
+    p = node.platform
+    if p and p.emulator_image and p.static_proto and image.startswith(f"clabgen/{p.emulator_image}:"):
+        return {"CLABGEN_PLATFORM": p.name, ROUTE_FACTS_ENV: f"{p.static_proto}:{p.static_metric or ''}"}
+    return {}
+
+
+def check_emulated_configs(lab: RenderedLab, images: dict[str, str]) -> None:
+    """Parse the startup config of every emulated gateway on the host first: a line the emulator
+    cannot apply is a FILE:LINE error before any container exists."""
+    emulated = set(emulated_nodes(lab, images))
+    if emulated:
+        load_configs(lab, only=emulated)
+
+
+def leftover_containers(client: Any, lab: RenderedLab) -> list[str]:
+    """This lab's containers (our labels) that no state records: a deploy whose records are gone."""
+    if state.read_quietly(lab.name) is not None:
+        return []
+    found = client.containers.list(all=True, filters={"label": f"containerlab={lab.name}"})
+    return sorted(c.name for c in found if c.labels.get("clab-owner") == "clabgen")

@@ -10,16 +10,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
-from .. import dataplane, netlink
-from ..emu import apply as emu_apply, vyos
+from .. import dataplane, emu, netlink
 from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
-from . import state
+from . import leftovers, state
 from .base import DeployReport, NodeHandle, Progress, deploy_once, forget
-
+from .emulated import load_configs, route_facts
+from .state import LabState
 
 TUN_MISSING = "/dev/net/tun is missing: this kernel has no tunnel module for the lab and userspace tunnels need TUN"
 
@@ -58,18 +59,23 @@ class NetnsRuntime:
         return lab.container(node)
 
     def deploy(self, lab: RenderedLab, progress: Progress) -> DeployReport:
-        def prepare(current: dict[str, Any] | None) -> dict[str, Any]:
+        configs: dict[str, tuple[emu.Emulator, Any]] = {}
+
+        def prepare(current: LabState | None) -> dict[str, Any]:
             taken = [self._ns(lab, n) for n in lab.nodes if netlink.ns_exists(self._ns(lab, n))]
-            if taken and not current:
+            if taken:
                 raise RuntimeFailure(f"namespaces {', '.join(taken)} exist but no clabgen state records them; "
                                      f"if they are leftovers, run: clabgen destroy {lab.dir}")
             self.preflight(lab)
-            return {"namespaces": [self._ns(lab, n) for n in lab.nodes]}
+            configs.update(load_configs(lab))   # every startup config checked before anything exists
+            return {"namespaces": tuple(self._ns(lab, n) for n in lab.nodes), "tunnels": self.tunnels}
 
         return deploy_once(self, lab, progress, prepare=prepare,
-                           build=lambda report: self._deploy(lab, state.state_dir(lab.name), progress, report))
+                           build=lambda report, _: self._deploy(lab, configs, progress, report))
 
-    def _deploy(self, lab: RenderedLab, sdir: Path, progress: Progress, report: DeployReport) -> None:
+    def _deploy(self, lab: RenderedLab, configs: dict[str, tuple[emu.Emulator, Any]], progress: Progress,
+                report: DeployReport) -> None:
+        sdir = state.state_dir(lab.name)
         for n in lab.nodes:
             netlink.ns_create(self._ns(lab, n))
         progress(f"created {len(lab.nodes)} namespaces (clab-{lab.name}-*)")
@@ -77,51 +83,60 @@ class NetnsRuntime:
             netlink.veth(self._ns(lab, link.a_node), link.a_if, self._ns(lab, link.b_node), link.b_if, link.mtu)
         progress(f"created {len(lab.links)} veth links")
         userspace: list[dict[str, Any]] = []
-        applied: dict[str, tuple[vyos.DeviceConfig, emu_apply.Applied]] = {}
-        for n in lab.nodes.values():
-            if n.config is None:
-                continue
-            ns = self._ns(lab, n.name)
-            cfg = vyos.parse(n.config.read_text(encoding="utf-8"), str(n.config))
-            done = emu_apply.apply_links(ns, cfg, tunnels=self.tunnels, spec_netns=ns)
+        applied: dict[str, Any] = {}
+        for name, (emulator, cfg) in configs.items():
+            ns = self._ns(lab, name)
+            done = emulator.apply_links(ns, cfg, tunnels=self.tunnels, spec_netns=ns)
             userspace.extend(done.userspace)
-            applied[n.name] = (cfg, done)
+            applied[name] = done
         if userspace:
             if not os.path.exists("/dev/net/tun"):
                 raise RuntimeFailure(TUN_MISSING)
             pid = dataplane.start({"tunnels": userspace}, sdir)
-            progress(f"userspace tunnel dataplane running (pid {pid}, {len(userspace)} tunnel ends)")
-        for name, (cfg, done) in applied.items():
-            emu_apply.apply_routes(self._ns(lab, name), cfg, done)
+            impl = (dataplane.ready_info(sdir) or {}).get("impl")
+            how = {"c": "C fast path", "python": "pure-Python fallback, see dataplane.log"}.get(str(impl), str(impl))
+            progress(f"userspace tunnel dataplane running (pid {pid}, {len(userspace)} tunnel ends, {how})")
+            recorded = state.read(lab.name)
+            if recorded is not None:
+                state.write(replace(recorded, userspace_tunnels=len(userspace)))
+        for name, done in applied.items():
+            node = lab.nodes[name]
+            emulator, cfg = configs[name]
+            emulator.apply_routes(self._ns(lab, name), cfg, done, route_facts(node))
             kinds = [f"{t} (kernel)" for t in done.kernel_tunnels] + \
                     [f"{t['ifname']} (userspace {t['mode']})" for t in done.userspace if t["netns"] == self._ns(lab, name)]
-            note = (f"{name}: VyOS dataplane emulated from {lab.nodes[name].config.name if lab.nodes[name].config else '?'}"
-                    f" ({done.interfaces} interfaces, tunnels: {', '.join(kinds) or 'none'}, {done.routes} static routes)")
-            progress(note)
+            config_name = node.config.name if node.config else "?"
+            progress(f"{name}: {node.platform.name if node.platform else '?'} dataplane emulated from {config_name}"
+                     f" ({done.interfaces} interfaces, tunnels: {', '.join(kinds) or 'none'}, {done.routes} static routes)")
             for w in done.warnings:
                 report.notes.append(f"{name}: {w}")
-        for n in lab.nodes.values():
-            for argv in n.exec:
-                result = NetnsNode(n.name, self._ns(lab, n.name)).exec(argv)
+        for other in lab.nodes.values():
+            for argv in other.exec:
+                result = NetnsNode(other.name, self._ns(lab, other.name)).exec(argv)
                 if result.returncode != 0:
-                    raise RuntimeFailure(f"{n.name}: exec {' '.join(argv)!r} failed: {result.stderr.strip()}")
-            if n.exec:
-                progress(f"{n.name}: ran {len(n.exec)} exec lines")
+                    raise RuntimeFailure(f"{other.name}: exec {' '.join(argv)!r} failed: {result.stderr.strip()}")
+            if other.exec:
+                progress(f"{other.name}: ran {len(other.exec)} exec lines")
 
     def destroy(self, lab: RenderedLab, progress: Progress) -> list[str]:
+        """Everything the lab owns, found by name even when its state directory is gone."""
         removed: list[str] = []
         sdir = state.state_dir(lab.name)
         if dataplane.stop(sdir):
             removed.append("dataplane process")
-        recorded = (state.read(lab.name) or {}).get("namespaces", [])
-        for ns in dict.fromkeys([self._ns(lab, n) for n in lab.nodes] + list(recorded)):
+        recorded = state.read_quietly(lab.name)
+        names = list(dict.fromkeys([self._ns(lab, n) for n in lab.nodes] + list(recorded.namespaces if recorded else ())))
+        strays = leftovers.dataplanes_of(sdir) + leftovers.in_namespaces(names)
+        for pid in leftovers.stop(sorted(set(strays))):
+            removed.append(f"left-over process {pid}")
+        for ns in names:
             if netlink.ns_delete(ns):
                 removed.append(f"netns {ns}")
         return forget(lab, removed, progress)
 
     def nodes(self, lab: RenderedLab) -> dict[str, NodeHandle]:
         current = state.read(lab.name)
-        if not current or not current.get("deployed") or current.get("runtime") != self.name:
+        if current is None or not current.deployed or current.runtime != self.name:
             raise RuntimeFailure(f"lab {lab.name} is not deployed on the netns runtime",
                                  f"deploy it: clabgen deploy {lab.dir} --runtime netns")
         return {n: NetnsNode(n, self._ns(lab, n)) for n in lab.nodes}
@@ -131,8 +146,11 @@ class NetnsRuntime:
         return [t for t in info.get("tunnels", []) if t.get("netns") == self._ns(lab, node)]
 
     def inspect(self, lab: RenderedLab) -> dict[str, Any]:
-        current = state.read(lab.name) or {}
-        pid = dataplane.running_pid(state.state_dir(lab.name))
+        current = state.read_quietly(lab.name)
+        sdir = state.state_dir(lab.name)
+        pid = dataplane.running_pid(sdir)
+        info = dataplane.ready_info(sdir) if pid else None
+        served = sum(1 for t in (info or {}).get("tunnels", ()))
         nodes = {}
         for n in lab.nodes:
             ns = self._ns(lab, n)
@@ -140,5 +158,9 @@ class NetnsRuntime:
             nodes[n] = {"netns": ns, "state": "running" if up else "absent",
                         "interfaces": [{"name": link.ifname, "kind": link.kind, "mtu": link.mtu, "up": link.up}
                                        for link in netlink.links(ns) if link.ifname != "lo"] if up else []}
-        return {"lab": lab.name, "runtime": self.name, "deployed": bool(current.get("deployed")),
-                "dataplane_pid": pid, "nodes": nodes}
+        dp: dict[str, Any] = {"pid": pid, "state": "running" if pid else "not running", "tunnel_ends": served,
+                              "impl": (info or {}).get("impl")}
+        if not pid and current is not None and current.userspace_tunnels:
+            dp["state"] = f"dead (it served {current.userspace_tunnels} tunnel ends)"
+        return {"lab": lab.name, "runtime": self.name, "deployed": bool(current and current.deployed),
+                "dataplane": dp, "nodes": nodes}

@@ -1,0 +1,228 @@
+"""The plan's values: every address, interface, tunnel, route and check of a lab, frozen.
+
+plan.py derives them from the model in phases; routing protocols (clabgen.routing), the view
+for templates and the lab contract read them. Nothing here decides anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from .iproute import route_text
+
+CLAB_DEFAULT_MTU = 9500   # containerlab's veth MTU
+
+
+@dataclass(frozen=True)
+class Iface:
+    name: str
+    role: str                        # lan | underlay | tunnel | switchport
+    address: IPv4Interface | None
+    mtu: int
+    peer: str | None = None          # "node:ifname" at the other end of the veth
+    mtu_in_config: bool = False      # a gateway's config writes the MTU out
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route as `ip route show` prints it."""
+
+    dst: str                         # "default" or a prefix
+    dev: str
+    via: str | None = None
+    proto: str = "kernel"            # kernel | static | boot
+    scope: str = "link"
+    src: str | None = None
+    metric: int | None = None
+
+    def text(self) -> str:
+        return route_text(self.dst, self.dev, self.via, self.proto, self.scope, self.src, self.metric)
+
+    @cached_property
+    def network(self) -> IPv4Network:
+        return IPv4Network("0.0.0.0/0" if self.dst == "default" else self.dst)
+
+
+@dataclass(frozen=True)
+class TunnelEnd:
+    node: str
+    ifname: str
+    local: IPv4Address
+    remote: IPv4Address
+    address: IPv4Interface
+    peer_node: str
+    peer_ifname: str
+    underlay_if: str
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    name: str
+    type: str
+    ip_proto: int
+    overhead: int
+    mtu: int
+    mtu_explicit: bool
+    subnet: IPv4Network
+    ends: tuple[TunnelEnd, TunnelEnd]
+
+    def end(self, node: str) -> TunnelEnd:
+        return self.ends[0] if self.ends[0].node == node else self.ends[1]
+
+    def peer(self, end: TunnelEnd) -> TunnelEnd:
+        return self.ends[1] if end is self.ends[0] else self.ends[0]
+
+
+@dataclass(frozen=True)
+class StaticRoute:
+    """A route a gateway's configuration declares (`protocols static route`)."""
+
+    prefix: IPv4Network
+    next_hop: IPv4Address
+    dev: str
+
+
+@dataclass(frozen=True)
+class ClabNode:
+    kind: str
+    image: str
+    cmd: str | None = None
+    binds: tuple[str, ...] = ()
+    exec: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostServer:
+    """A server as the Linux part-2 script builds it: its own namespace, a veth into the bridge."""
+
+    name: str
+    netns: str
+    host_if: str
+    address: IPv4Interface
+    gateway: IPv4Address
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    role: str                         # gateway | server | switch
+    site: str | None
+    platform: str                     # gateway platform, or "linux"
+    clab: ClabNode
+    interfaces: tuple[Iface, ...]
+    tunnels: tuple[TunnelEnd, ...] = ()
+    static_routes: tuple[StaticRoute, ...] = ()
+    routes: tuple[Route, ...] = ()
+    gateway: IPv4Address | None = None   # a server's default gateway
+    config: str | None = None            # a gateway's startup config, relative to the lab dir
+    host_servers: tuple[HostServer, ...] = ()   # a gateway's site as the Linux script builds it
+
+    def iface(self, name: str) -> Iface:
+        return next(i for i in self.interfaces if i.name == name)
+
+    @property
+    def ethernets(self) -> tuple[Iface, ...]:
+        return tuple(i for i in self.interfaces if i.role in ("lan", "underlay"))
+
+    @property
+    def address(self) -> IPv4Address | None:
+        first = next((i for i in self.interfaces if i.address is not None), None)
+        return first.address.ip if first and first.address else None
+
+
+@dataclass(frozen=True)
+class Link:
+    a: str                            # "node:ifname"
+    b: str
+    mtu: int
+    segment: str
+
+    @property
+    def mtu_is_default(self) -> bool:
+        return self.mtu == CLAB_DEFAULT_MTU
+
+
+@dataclass(frozen=True)
+class Hop:
+    node: str
+    in_if: str | None
+    route: str | None                 # the matching route, as `ip route` prints it
+    out_if: str | None
+    note: str = ""
+    forwards: bool = False            # a router passing the packet on (its TTL goes down by one)
+
+
+@dataclass(frozen=True)
+class Ping:
+    src: str
+    dst: str
+    address: IPv4Address
+    ttl: int
+    kind: str = "server"             # server | tunnel
+
+
+@dataclass(frozen=True)
+class Capture:
+    tunnel: str
+    node: str
+    iface: str
+    tunnel_if: str
+    lan_node: str
+    lan_if: str
+    src_address: IPv4Address
+    dst_address: IPv4Address
+    outer_src: IPv4Address
+    outer_dst: IPv4Address
+    ip_proto: int
+    lan_frame_len: int
+    underlay_frame_len: int
+    lan_ttl: int
+    tunnel_ttl: int
+
+
+@dataclass(frozen=True)
+class Walk:
+    src: str
+    dst: str
+    src_address: IPv4Address
+    dst_address: IPv4Address
+    hops: tuple[Hop, ...]
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    name: str
+    lan: IPv4Network
+    gateway: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    nodes: tuple[Node, ...]
+    links: tuple[Link, ...]
+    tunnels: tuple[Tunnel, ...]
+    pings: tuple[Ping, ...]
+    captures: tuple[Capture, ...]
+    walks: tuple[Walk, ...]
+    underlay: IPv4Network
+    sites: tuple[SiteInfo, ...]
+    routing: str = "static"
+    warnings: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def _by_name(self) -> dict[str, Node]:
+        return {n.name: n for n in self.nodes}
+
+    def node(self, name: str) -> Node:
+        return self._by_name[name]
+
+    @property
+    def gateways(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.role == "gateway")
+
+    @property
+    def servers(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.role == "server")

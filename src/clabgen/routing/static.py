@@ -1,0 +1,49 @@
+"""`routing: static`: every gateway routes each remote LAN to the first hop of a shortest path."""
+
+from __future__ import annotations
+
+from collections import deque
+from ipaddress import IPv4Address
+
+from ..planned import StaticRoute, TunnelEnd
+from .base import RoutingInput, RoutingPlan
+
+
+class StaticRouting:
+    name = "static"
+
+    def plan(self, lab: RoutingInput) -> RoutingPlan:
+        """Breadth-first over the tunnel graph from each gateway, ties broken by tunnel order;
+        a LAN with no tunnel path gets no route (the plan warns about such pings)."""
+        adj: dict[str, list[TunnelEnd]] = {}
+        peer_address: dict[tuple[str, str], IPv4Address] = {}
+        for t in lab.tunnels:
+            for e in t.ends:
+                adj.setdefault(e.node, []).append(e)
+                peer_address[(e.node, e.ifname)] = e.address.ip
+        routes: dict[str, tuple[StaticRoute, ...]] = {}
+        for site in lab.sites:
+            first = _first_hops(site.gateway, adj)
+            out = []
+            for other in lab.sites:
+                hop = first.get(other.gateway)
+                if other is site or hop is None:
+                    continue
+                out.append(StaticRoute(other.lan, peer_address[(hop.peer_node, hop.peer_ifname)], hop.ifname))
+            routes[site.gateway] = tuple(out)
+        return RoutingPlan(static=routes)
+
+
+def _first_hops(src: str, adj: dict[str, list[TunnelEnd]]) -> dict[str, TunnelEnd]:
+    """For every gateway reachable from src: the tunnel end at src that starts a shortest path."""
+    first: dict[str, TunnelEnd] = {}
+    seen = {src}
+    queue: deque[tuple[str, TunnelEnd | None]] = deque([(src, None)])
+    while queue:
+        node, via = queue.popleft()
+        for e in adj.get(node, ()):
+            if e.peer_node not in seen:
+                seen.add(e.peer_node)
+                first[e.peer_node] = via or e
+                queue.append((e.peer_node, via or e))
+    return first

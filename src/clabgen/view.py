@@ -1,0 +1,101 @@
+"""The plan as plain data for templates: formatting only (strings, labels, ids), no decisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import platforms
+from .planned import Hop, Node, Plan, Tunnel, TunnelEnd
+from .tunnels import tunnel_type
+
+
+def hop_text(h: Hop) -> str:
+    if h.route is None and h.out_if is None:
+        return f"**{h.node}** receives it on {h.in_if}: the destination is its own address."
+    if h.route is None:
+        return f"**{h.node}** {h.note}."
+    where = f" (in on {h.in_if})" if h.in_if else ""
+    text = f"**{h.node}**{where} matches `{h.route}` and sends it out of {h.out_if}"
+    return text + (f"; {h.note}." if h.note else ".")
+
+
+def lab_view(plan: Plan) -> dict[str, Any]:
+    # Mermaid ids: node names may be Mermaid words (`end`) or hold `--`, so the diagram numbers them.
+    ids = {n.name: f"n{i}" for i, n in enumerate(plan.nodes)}
+    tunnel_of = {(e.node, e.ifname): t for t in plan.tunnels for e in t.ends}
+    return {
+        "name": plan.name,
+        "nodes": [_node(n, ids) for n in plan.nodes],
+        "links": [_link(link, ids) for link in plan.links],
+        "tunnels": [_tunnel(t, ids) for t in plan.tunnels],
+        "gateways": [_gateway(plan, g, tunnel_of) for g in plan.gateways],
+        "pings": [{"src": p.src, "dst": p.dst, "address": str(p.address), "ttl": p.ttl} for p in plan.pings],
+        "walks": [{"src": w.src, "dst": w.dst, "src_address": str(w.src_address), "dst_address": str(w.dst_address),
+                   "hops": [hop_text(h) for h in w.hops]} for w in plan.walks],
+        "captures": [{"tunnel": c.tunnel, "node": c.node, "iface": c.iface, "tunnel_if": c.tunnel_if,
+                      "lan_node": c.lan_node, "lan_if": c.lan_if, "inner_src": str(c.src_address),
+                      "dst": str(c.dst_address), "outer_src": str(c.outer_src), "outer_dst": str(c.outer_dst),
+                      "ip_proto": c.ip_proto, "lan_frame_len": c.lan_frame_len,
+                      "underlay_frame_len": c.underlay_frame_len} for c in plan.captures],
+    }
+
+
+def _node(n: Node, ids: dict[str, str]) -> dict[str, Any]:
+    label = "<br/>".join([f"{n.name} ({n.platform if n.role == 'gateway' else n.role})"] +
+                         [f"{i.name} {i.address}" for i in n.interfaces if i.address and i.role != "tunnel"])
+    return {
+        "name": n.name, "id": ids[n.name], "role": n.role, "site": n.site, "platform": n.platform, "label": label,
+        "clab": {"kind": n.clab.kind, "image": n.clab.image, "cmd": n.clab.cmd,
+                 "binds": list(n.clab.binds), "exec": list(n.clab.exec)},
+        "interfaces": [{"name": i.name, "address": str(i.address) if i.address else None, "mtu": i.mtu,
+                        "peer": i.peer, "role": i.role} for i in n.interfaces],
+        "routes": [r.text() for r in n.routes],
+    }
+
+
+def _link(link: Any, ids: dict[str, str]) -> dict[str, Any]:
+    an, ai = link.a.split(":")
+    bn, bi = link.b.split(":")
+    seg = "underlay" if link.segment == "underlay" else "LAN"
+    return {"a": link.a, "b": link.b, "a_node": an, "a_if": ai, "b_node": bn, "b_if": bi,
+            "a_id": ids[an], "b_id": ids[bn], "mtu": link.mtu, "mtu_is_default": link.mtu_is_default,
+            "label": f"{ai} - {bi} ({seg}, MTU {link.mtu})"}
+
+
+def _tunnel(t: Tunnel, ids: dict[str, str]) -> dict[str, Any]:
+    a, b = t.ends
+    return {"name": t.name, "type": t.type, "ip_proto": t.ip_proto, "overhead": t.overhead,
+            "mtu": t.mtu, "a": a.node, "b": b.node, "a_id": ids[a.node], "b_id": ids[b.node],
+            "label": f"{a.ifname} {t.type} {a.address.ip} - {b.address.ip} {b.ifname}",
+            "ends": [{"node": e.node, "ifname": e.ifname, "address": str(e.address),
+                      "local": str(e.local), "remote": str(e.remote)} for e in t.ends]}
+
+
+def _gateway(plan: Plan, g: Node, tunnel_of: dict[tuple[str, str], Tunnel]) -> dict[str, Any]:
+    lan = next(i for i in g.interfaces if i.role == "lan")
+    underlay = next((i for i in g.interfaces if i.role == "underlay"), None)
+    return {
+        "name": g.name, "site": g.site, "platform": g.platform,
+        "lan_address": str(lan.address),
+        "underlay_address": str(underlay.address.ip) if underlay and underlay.address else "-",
+        "tunnel_types": "/".join(sorted({tunnel_of[(g.name, e.ifname)].type for e in g.tunnels})) or "tunnel",
+        "ethernets": [{"name": i.name, "address": str(i.address), "mtu": i.mtu, "mtu_in_config": i.mtu_in_config}
+                      for i in g.ethernets],
+        "tunnels": [_tunnel_end(g, e, tunnel_of[(g.name, e.ifname)]) for e in g.tunnels],
+        "static_routes": [{"prefix": str(r.prefix), "next_hop": str(r.next_hop), "dev": r.dev}
+                          for r in g.static_routes],
+        "servers": [{"name": s.name, "netns": s.netns, "host_if": s.host_if, "address": str(s.address),
+                     "gateway": str(s.gateway)} for s in g.host_servers],
+    }
+
+
+def _tunnel_end(g: Node, e: TunnelEnd, t: Tunnel) -> dict[str, Any]:
+    ttype = tunnel_type(t.type)
+    return {"ifname": e.ifname, "type": t.type, "mode": ttype.linux_mode, "encapsulation": ttype.vyos_encapsulation,
+            "address": str(e.address), "local": str(e.local), "remote": str(e.remote), "mtu": t.mtu,
+            "mtu_in_config": g.iface(e.ifname).mtu_in_config, "peer_node": e.peer_node}
+
+
+def platform_view(name: str) -> dict[str, Any]:
+    """A gateway platform's facts templates print (the release footer)."""
+    return {"name": name, "footer": platforms.load(name).facts.footer}

@@ -1,0 +1,76 @@
+"""The lab contract (expected.json) is typed and versioned: round trips, strict reads, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from clabgen import codec
+from clabgen.contract import SCHEMA, LabContract
+from clabgen.errors import ClabgenError
+
+from .conftest import LABS, lab_dirs, run_clabgen
+
+
+@pytest.mark.parametrize("lab", lab_dirs(), ids=lambda p: p.name)
+def test_every_checked_in_contract_round_trips(lab: Path) -> None:
+    text = (lab / "expected.json").read_text()
+    contract = LabContract.from_json(text)
+    assert contract.to_json() == text
+    assert all(n.config is None or (lab / n.config).is_file() for n in contract.nodes)
+
+
+def _edited(tmp_path: Path, change: dict[str, object]) -> Path:
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    for f in (LABS / "ipip").iterdir():
+        if f.is_file():
+            (lab / f.name).write_bytes(f.read_bytes())
+    (lab / "startup-conf").mkdir()
+    data = json.loads((lab / "expected.json").read_text())
+    data.update(change)
+    (lab / "expected.json").write_text(json.dumps(data))
+    return lab
+
+
+def test_a_lab_rendered_by_another_version_is_refused_with_the_fix(tmp_path: Path) -> None:
+    lab = _edited(tmp_path, {"schema": 1, "generator": "clabgen 0.1.0"})
+    result = run_clabgen("verify", str(lab))
+    assert result.returncode == 2
+    assert f"{lab}/expected.json: schema: rendered by clabgen 0.1.0 (lab contract schema 1)" in result.stderr
+    assert f"reads schema {SCHEMA}" in result.stderr and "render the lab again: clabgen render intent.yml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_hand_edited_contract_names_the_field(tmp_path: Path) -> None:
+    data = json.loads((LABS / "ipip" / "expected.json").read_text())
+    data["nodes"][0]["routes"][0]["metric"] = "20"
+    with pytest.raises(ClabgenError, match=r"x.json: nodes\[0\]\.routes\[0\]\.metric: expected an integer, got a string"):
+        LabContract.from_json(json.dumps(data), "x.json")
+    data = json.loads((LABS / "ipip" / "expected.json").read_text())
+    data["tunnels"][0]["colour"] = "red"
+    with pytest.raises(ClabgenError, match=r"tunnels\[0\]\.colour: unknown field"):
+        LabContract.from_json(json.dumps(data), "x.json")
+    with pytest.raises(ClabgenError, match="not valid JSON"):
+        LabContract.from_json("{", "x.json")
+
+
+def test_codec_checks_shapes() -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Pair:
+        a: tuple[int, int]
+        b: dict[str, str | None]
+
+    assert codec.from_data(Pair, {"a": [1, 2], "b": {"x": None}}) == Pair((1, 2), {"x": None})
+    with pytest.raises(codec.CodecError, match=r"^a: expected 2 items, got 3"):
+        codec.from_data(Pair, {"a": [1, 2, 3], "b": {}})
+    with pytest.raises(codec.CodecError, match=r"^b\.x: expected a string, got an integer"):
+        codec.from_data(Pair, {"a": [1, 2], "b": {"x": 3}})
+    with pytest.raises(codec.CodecError, match=r"^b: missing"):
+        codec.from_data(Pair, {"a": [1, 2]})
+    with pytest.raises(codec.CodecError, match=r"^a\[0\]: expected an integer, got a boolean"):
+        codec.from_data(Pair, {"a": [True, 2], "b": {}})
