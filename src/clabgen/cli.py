@@ -5,14 +5,43 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 
 from .errors import ClabgenError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+
+class _Interrupted(Exception):
+    """Ctrl-C inside a command: typer would turn it into a silent exit 130; main() says so."""
+
+
+class _Group(typer.core.TyperGroup):
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted() from exc
+
+
+# No pretty exceptions: main() turns an unexpected exception into one line (a traceback with
+# CLABGEN_DEBUG=1), never rich frames with local variables.
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
+                  pretty_exceptions_enable=False, pretty_exceptions_show_locals=False,
                   help="Turn a tunnel-lab intent into a containerlab/VyOS/Linux lab; deploy, verify, destroy it.")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from . import __version__
+        typer.echo(f"clabgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    pass
 
 
 def _display(path: Path) -> str:
@@ -55,10 +84,22 @@ def render(
         typer.echo(f"  {c}")
 
 
+def _internal_error(exc: Exception) -> NoReturn:
+    """A bug or an unforeseen host condition: one line (a plain traceback first with CLABGEN_DEBUG=1)."""
+    lines = str(exc).splitlines()
+    what = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    if os.environ.get("CLABGEN_DEBUG"):
+        import traceback
+        traceback.print_exception(exc)
+    print(f"clabgen: internal error: {what} (set CLABGEN_DEBUG=1 for the traceback)", file=sys.stderr)
+    sys.exit(1)
+
+
 def main() -> None:
     """Entry point: problems become `file:line:col: field: message` lines and exit 2, never a traceback."""
     try:
-        rc = app(standalone_mode=False)
+        # The click command itself, not app(): Typer.__call__ would install its excepthook.
+        rc = typer.main.get_command(app).main(standalone_mode=False)
         sys.exit(rc if isinstance(rc, int) else 0)
     except ClabgenError as exc:
         if os.environ.get("CLABGEN_DEBUG") and exc.__cause__ is not None:
@@ -69,7 +110,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Interrupted):
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as exc:  # click's usage errors (typer may vendor click, so duck-type them)
@@ -78,7 +119,7 @@ def main() -> None:
             sys.exit(exc.exit_code)
         if type(exc).__name__ == "Abort":
             sys.exit(130)
-        raise
+        _internal_error(exc)
 
 
 # --- run commands: imported lazily so `render` never loads runtime modules ---------------------
