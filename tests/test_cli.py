@@ -1,8 +1,10 @@
-"""The command line itself: --version, one-line internal errors."""
+"""The command line itself: --version, one-line internal errors, shell completion."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from importlib.metadata import version
@@ -102,3 +104,86 @@ def test_user_errors_keep_their_format(tmp_path: Path) -> None:
     assert len(result.stderr.splitlines()) == 1 and "internal error" not in result.stderr
     usage = run_clabgen("render", cwd=tmp_path)
     assert usage.returncode == 2 and "Missing argument 'INTENT'" in usage.stderr
+
+
+# --- shell completion through click/typer's own protocol ------------------------------------
+
+def _complete(shell: str, words: str, cwd: Path) -> list[str]:
+    """What the console script answers when bash or zsh asks to complete `words`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("_CLABGEN")}
+    env["_CLABGEN_COMPLETE"] = f"complete_{shell}"
+    if shell == "bash":
+        parts = words.split(" ")
+        env.update(COMP_WORDS=words, COMP_CWORD=str(len(parts) - 1))
+    else:
+        env["_TYPER_COMPLETE_ARGS"] = words
+    exe = shutil.which("clabgen", path=str(Path(sys.executable).parent))
+    assert exe, "the clabgen console script is not installed next to this python"
+    result = subprocess.run([exe], cwd=cwd, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    if shell == "zsh":  # _arguments '*: :(("gw1"\n"gw2"))'  or  _files when there is nothing to offer
+        out = result.stdout.strip()
+        return [] if out == "_files" else [w.strip("\"'():*") for w in out.split("((", 1)[1].splitlines()]
+    return result.stdout.split()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "rendered").mkdir()
+    (tmp_path / "rendered" / "expected.json").write_text(json.dumps({"nodes": {"r1": {}, "r2": {}, "host": {}}}))
+    (tmp_path / "topo-only").mkdir()
+    (tmp_path / "topo-only" / "x.clab.yml").write_text("name: x\n")
+    (tmp_path / "plain-dir").mkdir()
+    (tmp_path / "lab.yml").write_text("name: x\n")
+    (tmp_path / "lab.clab.yml").write_text("name: x\n")
+    (tmp_path / "notes.txt").write_text("")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "expected.json").write_text('{"nodes": [1, 2')
+    (tmp_path / "oldformat").mkdir()
+    (tmp_path / "oldformat" / "expected.json").write_text('{"nodes": "r1"}')
+    return tmp_path
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_lab_argument_completes_lab_dirs_and_intents(shell: str, workdir: Path) -> None:
+    for command in ("deploy", "verify", "inspect", "destroy", "exec"):
+        assert _complete(shell, f"clabgen {command} ", workdir) == \
+            ["broken", "lab.yml", "oldformat", "rendered", "topo-only"]
+    assert _complete(shell, "clabgen deploy r", workdir) == ["rendered"]
+    assert _complete(shell, "clabgen deploy labs/ip", ROOT) == ["labs/ipip", "labs/ipip-vyos14"]
+    assert _complete(shell, "clabgen deploy labs/", ROOT) == sorted(f"labs/{p.parent.name}"
+                                                                    for p in LABS.glob("*/expected.json"))
+    assert _complete(shell, "clabgen deploy labs/ipip/", ROOT) == ["labs/ipip/intent.yml"]
+    assert _complete(shell, "clabgen render ", workdir) == ["lab.yml"]
+    assert _complete(shell, "clabgen deploy nowhere/", workdir) == []
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_node_argument_completes_node_names(shell: str, workdir: Path) -> None:
+    nodes = json.loads((LABS / "ipip" / "expected.json").read_text())["nodes"]
+    assert _complete(shell, "clabgen exec labs/ipip ", ROOT) == list(nodes)
+    assert _complete(shell, "clabgen exec labs/ipip/intent.yml gw", ROOT) == [n for n in nodes if n.startswith("gw")]
+    assert _complete(shell, "clabgen exec rendered ", workdir) == ["r1", "r2", "host"]
+    for unreadable in ("broken", "oldformat", "plain-dir", "no-such-dir"):
+        assert _complete(shell, f"clabgen exec {unreadable} ", workdir) == []
+
+
+def test_bash_completion_script_end_to_end(tmp_path: Path) -> None:
+    """The script --show-completion prints, sourced into a real bash, completes node names."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash")
+    # Typer asks shellingham which shell runs us unless told not to; then the shell is an argument.
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1")
+    zsh = subprocess.run(["clabgen", "--show-completion", "zsh"], env=env, capture_output=True, text=True)
+    assert zsh.returncode == 0 and "_CLABGEN_COMPLETE=complete_zsh" in zsh.stdout, zsh.stderr
+    shown = subprocess.run(["clabgen", "--show-completion", "bash"], env=env, capture_output=True, text=True)
+    script = shown.stdout
+    assert shown.returncode == 0 and "_CLABGEN_COMPLETE=complete_bash" in script, shown.stderr
+    (tmp_path / "complete.bash").write_text(script)
+    probe = f'source {tmp_path}/complete.bash; COMP_WORDS=(clabgen exec labs/ipip g); COMP_CWORD=3; ' \
+            '_clabgen_completion clabgen; printf "%s\\n" "${COMPREPLY[@]}"'
+    result = subprocess.run([bash, "--norc", "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=30)
+    assert result.stdout.split() == ["gw1", "gw2"], result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Iterator, NoReturn, Optional
 
 import typer
 
@@ -26,7 +26,7 @@ class _Group(typer.core.TyperGroup):
 
 # No pretty exceptions: main() turns an unexpected exception into one line (a traceback with
 # CLABGEN_DEBUG=1), never rich frames with local variables.
-app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
+app = typer.Typer(add_completion=True, no_args_is_help=True, cls=_Group,
                   pretty_exceptions_enable=False, pretty_exceptions_show_locals=False,
                   help="Turn a tunnel-lab intent into a containerlab/VyOS/Linux lab; deploy, verify, destroy it.")
 
@@ -44,6 +44,56 @@ def _root(version: bool = typer.Option(False, "--version", callback=_show_versio
     pass
 
 
+# --- shell completion: cheap, only a directory listing or one small JSON file -------------------
+
+def _listing(incomplete: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(completion text, entry) for each entry of the directory `incomplete` points into."""
+    head, slash, prefix = incomplete.rpartition("/")
+    shown = head + slash
+    try:
+        with os.scandir(os.path.expanduser(shown) or ".") as entries:
+            for e in sorted(entries, key=lambda e: e.name):
+                if e.name.startswith(prefix) and (prefix.startswith(".") or not e.name.startswith(".")):
+                    yield shown + e.name, e
+    except OSError:
+        return
+
+
+def _is_intent(entry: os.DirEntry[str]) -> bool:
+    return entry.name.endswith((".yml", ".yaml")) and not entry.name.endswith(".clab.yml") and entry.is_file()
+
+
+def _is_lab_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        if not entry.is_dir():
+            return False
+        with os.scandir(entry.path) as inside:
+            return any(e.name == "expected.json" or e.name.endswith(".clab.yml") for e in inside)
+    except OSError:
+        return False
+
+
+def _complete_intent(incomplete: str) -> list[str]:
+    return [text for text, e in _listing(incomplete) if _is_intent(e)]
+
+
+def _complete_lab(incomplete: str) -> list[str]:
+    """Rendered lab directories (expected.json or a *.clab.yml inside) and intent files."""
+    return [text for text, e in _listing(incomplete) if _is_lab_dir(e) or _is_intent(e)]
+
+
+def _complete_node(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Node names from the lab's expected.json; nothing at all if it cannot be read."""
+    import json
+    lab = Path(os.path.expanduser(str(ctx.params.get("lab") or ".")))
+    try:
+        nodes = json.loads(((lab.parent if lab.is_file() else lab) / "expected.json").read_text())["nodes"]
+        names = list(nodes) if isinstance(nodes, dict) else [n["name"] for n in nodes]
+        return [n for n in names if isinstance(n, str) and n.startswith(incomplete)]
+    except Exception:  # anything unexpected in the file: no suggestions, never a traceback in the shell
+        return []
+
+
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
@@ -52,7 +102,7 @@ def _display(path: Path) -> str:
 
 
 @app.command()
-def validate(intent: Path = typer.Argument(..., help="intent YAML file")) -> None:
+def validate(intent: Path = typer.Argument(..., help="intent YAML file", autocompletion=_complete_intent)) -> None:
     """Check an intent file; print every problem as FILE:LINE:COL: field: message."""
     from . import intent as intent_mod, plan as plan_mod
     lab = intent_mod.read_lab(intent, _display(intent))
@@ -64,7 +114,7 @@ def validate(intent: Path = typer.Argument(..., help="intent YAML file")) -> Non
 
 @app.command()
 def render(
-    intent: Path = typer.Argument(..., help="intent YAML file"),
+    intent: Path = typer.Argument(..., help="intent YAML file", autocompletion=_complete_intent),
     out: Optional[Path] = typer.Option(None, "--out", help="output directory (default: next to the intent)"),
     check: bool = typer.Option(False, "--check", help="write nothing; exit 1 if files differ from a fresh render"),
     force: bool = typer.Option(False, "--force", help="overwrite files clabgen did not generate or that were edited"),
@@ -133,7 +183,7 @@ def _progress(msg: str) -> None:
 
 @app.command()
 def deploy(
-    lab: Path = typer.Argument(..., help=LAB_HELP),
+    lab: Path = typer.Argument(..., help=LAB_HELP, autocompletion=_complete_lab),
     runtime: str = typer.Option("auto", "--runtime", "-r",
                                 help="auto (containerlab if installed and an engine answers, else docker if an "
                                      "engine answers, else netns) | containerlab | docker | netns"),
@@ -152,7 +202,7 @@ def deploy(
 
 
 @app.command()
-def destroy(lab: Path = typer.Argument(..., help=LAB_HELP)) -> None:
+def destroy(lab: Path = typer.Argument(..., help=LAB_HELP, autocompletion=_complete_lab)) -> None:
     """Remove everything the lab created (idempotent; also cleans a half-finished deploy)."""
     from . import labops
     removed = labops.destroy(lab, _progress)
@@ -161,7 +211,7 @@ def destroy(lab: Path = typer.Argument(..., help=LAB_HELP)) -> None:
 
 @app.command()
 def verify(
-    lab: Path = typer.Argument(..., help=LAB_HELP),
+    lab: Path = typer.Argument(..., help=LAB_HELP, autocompletion=_complete_lab),
     as_json: bool = typer.Option(False, "--json", help="print the checks as JSON"),
     junit: Optional[Path] = typer.Option(None, "--junit", help="also write a JUnit XML report"),
 ) -> None:
@@ -193,7 +243,7 @@ def verify(
 
 @app.command()
 def inspect(
-    lab: Path = typer.Argument(..., help=LAB_HELP),
+    lab: Path = typer.Argument(..., help=LAB_HELP, autocompletion=_complete_lab),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Show the lab's nodes and their state on the runtime that deployed it."""
@@ -211,8 +261,8 @@ def inspect(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def exec(
-    lab: Path = typer.Argument(..., help=LAB_HELP),
-    node: str = typer.Argument(..., help="node name"),
+    lab: Path = typer.Argument(..., help=LAB_HELP, autocompletion=_complete_lab),
+    node: str = typer.Argument(..., help="node name", autocompletion=_complete_node),
     cmd: list[str] = typer.Argument(..., help="command and arguments (after --)"),
 ) -> None:
     """Run a command inside a node, e.g. clabgen exec labs/ipip gw1 -- ip route."""
