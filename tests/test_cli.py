@@ -187,3 +187,16 @@ def test_bash_completion_script_end_to_end(tmp_path: Path) -> None:
     result = subprocess.run([bash, "--norc", "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=30)
     assert result.stdout.split() == ["gw1", "gw2"], result.stderr
+
+
+# --- what deploy says about the userspace dataplane ------------------------------------------
+
+def test_dataplane_impl_label(tmp_path: Path) -> None:
+    from clabgen.dataplane import impl_label
+    ready = tmp_path / "dataplane.ready"
+    ready.write_text(json.dumps({"pid": 1, "impl": "c", "tunnels": []}))
+    assert impl_label(tmp_path) == "C fast path"
+    ready.write_text(json.dumps({"pid": 1, "impl": "python", "fallback": "C fast path unavailable: no C compiler"}))
+    assert impl_label(tmp_path) == "pure-Python fallback: C fast path unavailable: no C compiler"
+    ready.unlink()
+    assert impl_label(tmp_path) == "pure-Python fallback: reason unknown"

@@ -90,7 +90,7 @@ class NetnsRuntime:
             if not os.path.exists("/dev/net/tun"):
                 raise RuntimeFailure(TUN_MISSING)
             pid = dataplane.start({"tunnels": userspace}, sdir)
-            progress(f"userspace tunnel dataplane running (pid {pid}, {len(userspace)} tunnel ends)")
+            progress(f"userspace tunnel dataplane running (pid {pid}, {len(userspace)} tunnel ends, {dataplane.impl_label(sdir)})")
         for name, (cfg, done) in applied.items():
             emu_apply.apply_routes(self._ns(lab, name), cfg, done)
             kinds = [f"{t} (kernel)" for t in done.kernel_tunnels] + \
