@@ -196,7 +196,7 @@ def test_dataplane_impl_label(tmp_path: Path) -> None:
     ready = tmp_path / "dataplane.ready"
     ready.write_text(json.dumps({"pid": 1, "impl": "c", "tunnels": []}))
     assert impl_label(tmp_path) == "C fast path"
-    ready.write_text(json.dumps({"pid": 1, "impl": "python", "fallback": "C fast path unavailable: no C compiler"}))
-    assert impl_label(tmp_path) == "pure-Python fallback: C fast path unavailable: no C compiler"
+    ready.write_text(json.dumps({"pid": 1, "impl": "python", "fallback": "no C compiler (gcc/cc) on PATH"}))
+    assert impl_label(tmp_path) == "pure-Python fallback: no C compiler (gcc/cc) on PATH"
     ready.unlink()
     assert impl_label(tmp_path) == "pure-Python fallback: reason unknown"

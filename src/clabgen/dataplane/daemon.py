@@ -43,7 +43,7 @@ def _pick_impl(impl: str) -> tuple[Any, str]:
         if impl == "c":
             raise DataplaneError(f"C fast path unavailable: {exc}") from exc
         log.warning("C fast path unavailable, using pure Python: %s", exc)
-        return None, f"C fast path unavailable: {exc}".splitlines()[0].rstrip(": ")
+        return None, (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(": ")
 
 
 def _close_all(endpoints: list[Endpoint], close_fds: bool) -> None:
