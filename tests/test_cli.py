@@ -200,3 +200,13 @@ def test_dataplane_impl_label(tmp_path: Path) -> None:
     assert impl_label(tmp_path) == "pure-Python fallback: no C compiler (gcc/cc) on PATH"
     ready.unlink()
     assert impl_label(tmp_path) == "pure-Python fallback: reason unknown"
+
+
+@pytest.mark.parametrize("shell, script", [("bash", ".bash_completions/clabgen.sh"), ("zsh", ".zfunc/_clabgen")])
+def test_install_completion_writes_into_home(shell: str, script: str, tmp_path: Path) -> None:
+    env = dict(os.environ, HOME=str(tmp_path), _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1")
+    exe = shutil.which("clabgen", path=str(Path(sys.executable).parent))
+    result = subprocess.run([str(exe), "--install-completion", shell], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"_CLABGEN_COMPLETE=complete_{shell}" in (tmp_path / script).read_text()
+    assert (tmp_path / f".{shell}rc").is_file()
