@@ -14,7 +14,7 @@ export CLABGEN_CONTAINERLAB ?= $(CURDIR)/bin/containerlab
 # Debian packages the tests use (ping, captures, throughput, kernel-tunnel peer, docker).
 DEB_PKGS ?= iproute2 iputils-ping tcpdump iperf3 user-mode-linux debootstrap docker.io patch util-linux procps gcc
 
-.PHONY: install deps deps-demo test render check lint bench deploy verify destroy demo clean
+.PHONY: install deps deps-demo test test-install render check lint bench deploy verify destroy demo clean
 
 $(BIN)/clabgen: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,6 +42,10 @@ test: install deps
 	@scripts/docker-up.sh || echo "test: no container engine; docker/containerlab tests will skip"
 	@$(MAKE) --no-print-directory image containerlab || echo "test: images/containerlab not built; their tests will skip"
 	@set +e; $(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; scripts/docker-down.sh; exit $$rc
+
+# The install smoke suite alone: sdist -> wheel -> fresh venv and pipx, run outside the checkout.
+test-install: install
+	$(BIN)/python -m pytest -q -m install $(PYTEST_ARGS)
 
 render: install
 	@for f in $(LABS); do $(BIN)/clabgen render $$f || exit 1; done

@@ -104,3 +104,32 @@ def test_deploy_after_a_killed_deploy_says_what_is_left(tmp_path: Path) -> None:
     assert run_clabgen("deploy", str(lab), "--runtime", "netns").returncode == 0
     labops.destroy(lab)
     assert residue(name) == []
+
+
+def test_inspect_shows_a_dead_dataplane(tmp_path: Path) -> None:
+    lab = unique_lab(tmp_path, "ipip")
+    labops.deploy(lab, "netns", tunnels="userspace")
+    try:
+        shown = run_clabgen("inspect", str(lab)).stdout
+        assert "userspace tunnel dataplane: running (pid" in shown and "2 tunnel ends, C fast path" in shown
+        (pid,) = leftovers.dataplanes_of(state.state_dir(lab_name(lab)))
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shown = run_clabgen("inspect", str(lab)).stdout
+        assert "userspace tunnel dataplane: dead (it served 2 tunnel ends)" in shown, shown
+        assert '"state": "dead' in run_clabgen("inspect", str(lab), "--json").stdout
+    finally:
+        labops.destroy(lab)
+    assert residue(lab_name(lab)) == []
+
+
+def test_verify_json_on_a_lab_not_deployed_is_a_json_error(tmp_path: Path) -> None:
+    import json
+    lab = unique_lab(tmp_path, "ipip")
+    result = run_clabgen("verify", str(lab), "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["checks"] == []
+    assert f"lab {lab_name(lab)} is not deployed" in report["error"]

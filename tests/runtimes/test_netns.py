@@ -45,7 +45,7 @@ def deployed(tmp_path: Path) -> Iterator[Path]:
     assert residue(lab_name(lab)) == []
 
 
-@pytest.mark.parametrize("name", ["ipip", "ipip-vyos14", "gre", "hub3"])
+@pytest.mark.parametrize("name", ["ipip", "ipip-vyos14", "ipip-vyos15", "gre", "hub3"])
 def test_deploy_verify_destroy(name: str, tmp_path: Path) -> None:
     lab = unique_lab(tmp_path, name)
     lname = lab_name(lab)

@@ -10,6 +10,7 @@ One process serves a whole lab (`python -m clabgen.dataplane --spec SPEC.json --
     start(spec, state_dir) -> pid     spawn it, return once dataplane.ready exists
     stop(state_dir)                   SIGTERM, SIGKILL after a timeout; idempotent
     ready_info(state_dir)             the tunnels as created (kind "userspace")
+    impl_label(state_dir)             "C fast path" or "pure-Python fallback: <why>"
     kernel_supports("ipip")           can this kernel do it itself? (probed once, cached)
 
 Forwarding runs in C when gcc is there (fastpath.c: batching, TSO split / GRO coalescing through a
@@ -18,9 +19,9 @@ vnet-header TUN), else in Python (pyloop.py); bench/bench_tunnel.py measures bot
 
 from __future__ import annotations
 
-from .control import ready_info, running_pid, start, stop
+from .control import impl_label, ready_info, running_pid, start, stop
 from .probe import kernel_supports
 from .spec import OVERHEAD, DataplaneError, TunnelSpec, load_spec, parse_spec
 
-__all__ = ["OVERHEAD", "DataplaneError", "TunnelSpec", "kernel_supports", "load_spec", "parse_spec",
+__all__ = ["OVERHEAD", "DataplaneError", "TunnelSpec", "impl_label", "kernel_supports", "load_spec", "parse_spec",
            "ready_info", "running_pid", "start", "stop"]

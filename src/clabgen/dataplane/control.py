@@ -109,6 +109,14 @@ def ready_info(state_dir: Path) -> dict[str, Any] | None:
     return info
 
 
+def impl_label(state_dir: Path) -> str:
+    """How the lab's dataplane forwards, for progress lines: "C fast path" or "pure-Python fallback: why"."""
+    info = ready_info(state_dir) or {}
+    if info.get("impl") == "c":
+        return "C fast path"
+    return f"pure-Python fallback: {info.get('fallback') or 'reason unknown'}"
+
+
 def stop(state_dir: Path, *, timeout: float = 5.0) -> bool:
     """SIGTERM the lab's dataplane, SIGKILL it after timeout; False if none was running."""
     state_dir = Path(state_dir)

@@ -33,17 +33,17 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _pick_impl(impl: str) -> Any:
-    """The C library, or None for the Python loops; 'auto' falls back with a log line."""
+def _pick_impl(impl: str) -> tuple[Any, str]:
+    """The C library, or None for the Python loops and why; 'auto' falls back with a log line."""
     if impl == "python":
-        return None
+        return None, "--impl python"
     try:
-        return fastpath.load()
+        return fastpath.load(), ""
     except Exception as exc:  # no compiler, no headers, odd platform
         if impl == "c":
             raise DataplaneError(f"C fast path unavailable: {exc}") from exc
         log.warning("C fast path unavailable, using pure Python: %s", exc)
-        return None
+        return None, (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(": ")
 
 
 def _close_all(endpoints: list[Endpoint], close_fds: bool) -> None:
@@ -83,7 +83,7 @@ def run(spec_path: Path, state_dir: Path, impl: str = "auto") -> int:
     status = 0
     try:
         tunnels = load_spec(spec_path)
-        lib = _pick_impl(impl)
+        lib, fallback = _pick_impl(impl)
         impl_name = "c" if lib is not None else "python"
         for spec in tunnels:
             if stopping.is_set():
@@ -95,7 +95,7 @@ def run(spec_path: Path, state_dir: Path, impl: str = "auto") -> int:
             workers += make_workers(ep, lib, stop, cpu)
         for thread in dict.fromkeys(w.thread for w in workers):  # a thread may serve several workers
             thread.start()
-        ready = {"pid": os.getpid(), "impl": impl_name,
+        ready = {"pid": os.getpid(), "impl": impl_name, **({"fallback": fallback} if fallback else {}),
                  "tunnels": [{**ep.spec.as_dict(), "kind": "userspace"} for ep in endpoints]}
         if not stopping.is_set():
             _write_atomic(ready_file, json.dumps(ready, indent=2) + "\n")

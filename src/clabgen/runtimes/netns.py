@@ -93,9 +93,8 @@ class NetnsRuntime:
             if not os.path.exists("/dev/net/tun"):
                 raise RuntimeFailure(TUN_MISSING)
             pid = dataplane.start({"tunnels": userspace}, sdir)
-            impl = (dataplane.ready_info(sdir) or {}).get("impl")
-            how = {"c": "C fast path", "python": "pure-Python fallback, see dataplane.log"}.get(str(impl), str(impl))
-            progress(f"userspace tunnel dataplane running (pid {pid}, {len(userspace)} tunnel ends, {how})")
+            progress(f"userspace tunnel dataplane running (pid {pid}, {len(userspace)} tunnel ends, "
+                     f"{dataplane.impl_label(sdir)})")
             recorded = state.read(lab.name)
             if recorded is not None:
                 state.write(replace(recorded, userspace_tunnels=len(userspace)))
@@ -159,7 +158,7 @@ class NetnsRuntime:
                         "interfaces": [{"name": link.ifname, "kind": link.kind, "mtu": link.mtu, "up": link.up}
                                        for link in netlink.links(ns) if link.ifname != "lo"] if up else []}
         dp: dict[str, Any] = {"pid": pid, "state": "running" if pid else "not running", "tunnel_ends": served,
-                              "impl": (info or {}).get("impl")}
+                              "impl": dataplane.impl_label(sdir) if info else None}
         if not pid and current is not None and current.userspace_tunnels:
             dp["state"] = f"dead (it served {current.userspace_tunnels} tunnel ends)"
         return {"lab": lab.name, "runtime": self.name, "deployed": bool(current and current.deployed),
