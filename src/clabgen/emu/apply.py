@@ -1,13 +1,28 @@
-"""Put a parsed VyOS DeviceConfig into a namespace: links first, tunnels, then routes."""
+"""Put a parsed VyOS DeviceConfig into a namespace: links first, tunnels, then routes.
+
+Each netlink call applies one config.boot leaf, so when the kernel refuses a value the error
+names that leaf's FILE:LINE (a RuntimeFailure: the deploy rolls back) instead of a bare NetlinkError.
+"""
 
 from __future__ import annotations
 
+import errno
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
+
+from pyroute2.netlink.exceptions import NetlinkError
 
 from .. import netlink
 from ..dataplane import kernel_supports
-from .vyos import DeviceConfig, STATIC_METRIC, tunnel_mtu
+from ..dataplane.spec import DataplaneError, parse_tunnel
+from ..errors import Problem, RuntimeFailure
+from .vyos import DeviceConfig, Interface, STATIC_METRIC, Tunnel, tunnel_mtu
+
+# Why the kernel usually says this, for the leaves applied here.
+KERNEL_HINTS = {errno.ENETUNREACH: "no interface applied from this config has an address in the next-hop's subnet",
+                errno.EEXIST: "something equivalent exists already (another tunnel with the same endpoints?)"}
 
 
 @dataclass
@@ -19,11 +34,40 @@ class Applied:
     warnings: list[str] = field(default_factory=list)
 
 
+@contextmanager
+def applying(cfg: DeviceConfig, line: int, path: str, action: str) -> Iterator[None]:
+    """Turn a kernel refusal while applying one leaf into FILE:LINE: path: action: reason."""
+    try:
+        yield
+    except NetlinkError as exc:
+        code = abs(exc.code) if isinstance(exc.code, int) else 0
+        reason = os.strerror(code) if code else str(exc)
+        raise RuntimeFailure(Problem(cfg.where(line, path), f"{action}: the kernel refused it: {reason}",
+                                     KERNEL_HINTS.get(code, ""))) from exc
+    except (LookupError, DataplaneError) as exc:   # no such interface; a tunnel userspace cannot run
+        raise RuntimeFailure(Problem(cfg.where(line, path), f"{action}: {exc}")) from exc
+
+
 def choose_backend(mode: str, want: str) -> str:
     """`auto` uses the kernel's tunnel when this kernel has it, else the userspace dataplane."""
     if want == "auto":
         return "kernel" if kernel_supports(mode) else "userspace"
     return want
+
+
+def configure(ns: str | None, cfg: DeviceConfig, link: Interface | Tunnel, *, up: bool = True) -> None:
+    """MTU, then each address, one call per leaf; bringing the link up rides on the last call."""
+    steps: list[tuple[int, str, str, dict[str, Any]]] = []
+    if link.mtu:
+        steps.append((link.mtu.line, f"{link.path} mtu", f"setting MTU {link.mtu.value} on {link.ifname}",
+                      {"mtu": link.mtu.value}))
+    for a in link.addresses:
+        steps.append((a.line, f"{link.path} address", f"adding {a.value} to {link.ifname}", {"addresses": [a.value]}))
+    if not steps and up:
+        steps.append((link.line, link.path, f"bringing {link.ifname} up", {}))
+    for n, (line, path, action, kw) in enumerate(steps):
+        with applying(cfg, line, path, action):
+            netlink.configure(ns, link.ifname, up=up and n == len(steps) - 1, **kw)
 
 
 def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spec_netns: str | None = None) -> Applied:
@@ -35,34 +79,46 @@ def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spe
         if i.ifname not in present:
             out.warnings.append(f"interface {i.ifname} is configured but not connected in the topology")
             continue
-        netlink.configure(ns, i.ifname, addresses=list(i.addresses), mtu=i.mtu, up=not i.disabled)
+        configure(ns, cfg, i, up=not i.disabled)
         if i.mtu:
-            present[i.ifname] = i.mtu
+            present[i.ifname] = i.mtu.value
         out.interfaces += 1
     for t in cfg.tunnels:
         mtu = tunnel_mtu(cfg, t, present)
         if choose_backend(t.mode, tunnels) == "kernel":
-            netlink.kernel_tunnel(ns, t.ifname, t.mode, t.local, t.remote, t.mtu)
-            netlink.configure(ns, t.ifname, addresses=list(t.addresses))
+            with applying(cfg, t.line, t.path, f"creating {t.mode} tunnel {t.ifname} local {t.local} remote {t.remote}"):
+                netlink.kernel_tunnel(ns, t.ifname, t.mode, t.local, t.remote, None)
+            configure(ns, cfg, t)
             out.kernel_tunnels.append(t.ifname)
             continue
         if len(t.addresses) > 1:
             out.warnings.append(f"tunnel {t.ifname}: only the first address is emulated")
-        out.userspace.append({"netns": spec_netns, "ifname": t.ifname, "mode": t.mode, "local": t.local,
-                              "remote": t.remote, "address": str(t.addresses[0]) if t.addresses else None,
-                              "mtu": mtu})
+        out.userspace.append(userspace_tunnel(cfg, t, mtu, spec_netns))
     out.warnings.extend(f"not applied (outside the emulated dataplane): {p}" for p in cfg.ignored)
     return out
+
+
+def userspace_tunnel(cfg: DeviceConfig, t: Tunnel, mtu: int, spec_netns: str | None) -> dict[str, Any]:
+    """The dataplane spec entry for a tunnel, checked now: a value it cannot run names the tunnel's line."""
+    entry = {"netns": spec_netns, "ifname": t.ifname, "mode": t.mode, "local": t.local, "remote": t.remote,
+             "address": str(t.addresses[0].value) if t.addresses else None, "mtu": mtu}
+    with applying(cfg, t.line, t.path, f"userspace {t.mode} tunnel {t.ifname}"):
+        parse_tunnel(entry, t.ifname)
+    return entry
 
 
 def apply_routes(ns: str | None, cfg: DeviceConfig, out: Applied) -> None:
     """Static routes once every tunnel exists (FRR's proto static, metric 20, as on VyOS)."""
     for r in cfg.routes:
-        if not r.next_hops:
-            dev = r.interfaces[0] if r.interfaces else None
-            netlink.add_route(ns, str(r.prefix), via=None, dev=dev, metric=STATIC_METRIC)
+        if r.next_hops:
+            hop = r.next_hops[0]
+            with applying(cfg, hop.line, f"{r.path} next-hop", f"adding route {r.prefix} via {hop.value}"):
+                netlink.add_route(ns, str(r.prefix), via=str(hop.value), metric=STATIC_METRIC)
         else:
-            netlink.add_route(ns, str(r.prefix), via=str(r.next_hops[0]), metric=STATIC_METRIC)
-            if len(r.next_hops) > 1:
-                out.warnings.append(f"route {r.prefix}: only the first of {len(r.next_hops)} next-hops is emulated")
+            dev = r.interfaces[0]
+            with applying(cfg, dev.line, f"{r.path} interface", f"adding route {r.prefix} dev {dev.value}"):
+                netlink.add_route(ns, str(r.prefix), via=None, dev=dev.value, metric=STATIC_METRIC)
+        gateways = len(r.next_hops) + len(r.interfaces)
+        if gateways > 1:
+            out.warnings.append(f"route {r.prefix}: only the first of its {gateways} next-hops/interfaces is emulated")
         out.routes += 1
