@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import netlink
+from ..emu import vyos
 from ..errors import RuntimeFailure
 from ..labdir import LabNode, RenderedLab
 from . import state
@@ -113,6 +114,9 @@ class DockerRuntime:
         images: dict[str, str] = {}
 
         def prepare(current: dict[str, Any] | None) -> dict[str, Any]:
+            # The gateways' config.boot files, checked on the host before any container exists, so a
+            # bad line is FILE:LINE here instead of a failed emulation inside a container.
+            vyos.load_gateways(lab.nodes.values())
             self.preflight(lab)
             foreign = self._foreign(lab)
             if foreign:

@@ -58,7 +58,12 @@ class NetnsRuntime:
         return lab.container(node)
 
     def deploy(self, lab: RenderedLab, progress: Progress) -> DeployReport:
+        configs: dict[str, vyos.DeviceConfig] = {}
+
         def prepare(current: dict[str, Any] | None) -> dict[str, Any]:
+            # Every gateway's config.boot is read and checked before anything exists: a bad line is
+            # FILE:LINE with nothing to roll back, and the build applies exactly what was checked.
+            configs.update(vyos.load_gateways(lab.nodes.values()))
             taken = [self._ns(lab, n) for n in lab.nodes if netlink.ns_exists(self._ns(lab, n))]
             if taken and not current:
                 raise RuntimeFailure(f"namespaces {', '.join(taken)} exist but no clabgen state records them; "
@@ -67,9 +72,10 @@ class NetnsRuntime:
             return {"namespaces": [self._ns(lab, n) for n in lab.nodes]}
 
         return deploy_once(self, lab, progress, prepare=prepare,
-                           build=lambda report: self._deploy(lab, state.state_dir(lab.name), progress, report))
+                           build=lambda report: self._deploy(lab, configs, state.state_dir(lab.name), progress, report))
 
-    def _deploy(self, lab: RenderedLab, sdir: Path, progress: Progress, report: DeployReport) -> None:
+    def _deploy(self, lab: RenderedLab, configs: dict[str, vyos.DeviceConfig], sdir: Path, progress: Progress,
+                report: DeployReport) -> None:
         for n in lab.nodes:
             netlink.ns_create(self._ns(lab, n))
         progress(f"created {len(lab.nodes)} namespaces (clab-{lab.name}-*)")
@@ -78,14 +84,11 @@ class NetnsRuntime:
         progress(f"created {len(lab.links)} veth links")
         userspace: list[dict[str, Any]] = []
         applied: dict[str, tuple[vyos.DeviceConfig, emu_apply.Applied]] = {}
-        for n in lab.nodes.values():
-            if n.config is None:
-                continue
-            ns = self._ns(lab, n.name)
-            cfg = vyos.parse(n.config.read_text(encoding="utf-8"), str(n.config))
+        for name, cfg in configs.items():
+            ns = self._ns(lab, name)
             done = emu_apply.apply_links(ns, cfg, tunnels=self.tunnels, spec_netns=ns)
             userspace.extend(done.userspace)
-            applied[n.name] = (cfg, done)
+            applied[name] = (cfg, done)
         if userspace:
             if not os.path.exists("/dev/net/tun"):
                 raise RuntimeFailure(TUN_MISSING)
