@@ -93,7 +93,7 @@ INVALID_12 = [
     ("encapsulation ipip", "encapsulation bogus",
      f"interfaces tunnel tun0 encapsulation: invalid value 'bogus': not an encapsulation VyOS knows (VyOS 1.2 accepts {ENCAP_12})"),
     ("encapsulation ipip", "encapsulation gretap",     # gretap arrived in 1.3; 1.2 called it gre-bridge
-     f"interfaces tunnel tun0 encapsulation: invalid value 'gretap': not an encapsulation VyOS knows (VyOS 1.2 accepts {ENCAP_12})"),
+     f"interfaces tunnel tun0 encapsulation: invalid value 'gretap': not available in VyOS 1.2 (VyOS 1.2 accepts {ENCAP_12})"),
     ("remote-ip 172.12.1.11", "remote-ip 172.12.1",
      "interfaces tunnel tun0 remote-ip: invalid value '172.12.1': 172.12.1 is not an IPv4 or IPv6 address"),
     ("local-ip 172.12.1.10", "local-ip 2001:db8::10",
@@ -342,7 +342,8 @@ def run_boot_in(ns: str, cfg: Path, state: Path) -> dict[str, object]:
     env = {**os.environ, "CLABGEN_EMU_WAIT": "0.2", "CLABGEN_TUNNELS": "userspace"}
     out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code, str(cfg), str(state)],
                          capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, check=True).stdout
-    return json.loads(out.splitlines()[-1])
+    status: dict[str, object] = json.loads(out.splitlines()[-1])
+    return status
 
 
 def test_boot_reports_a_kernel_refusal_with_its_line(ipip: Path, tmp_path: Path, namespace: str) -> None:

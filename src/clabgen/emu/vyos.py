@@ -32,6 +32,7 @@ class Release:
 
     name: str
     ethernet_names: str                 # regex a `interfaces ethernet` tag must match
+    ethernet_shown: str                 # the same, for people
     ethernet_mtu: tuple[int, int]
     tunnel_mtu: tuple[int, int]
     encapsulations: tuple[str, ...]
@@ -40,22 +41,23 @@ class Release:
 
     @property
     def label(self) -> str:
-        return "any VyOS release" if self.name == "any" else f"VyOS {self.name}"
+        return "VyOS" if self.name == "any" else f"VyOS {self.name}"
 
 
 _ENCAP_12 = ("gre", "gre-bridge", "ip6gre", "ip6ip6", "ipip", "ipip6", "sit")
 _ENCAP_13 = ("gre", "gretap", "ip6gre", "ip6ip6", "ipip", "ipip6", "sit")
 _ENCAP_14 = ("erspan", "gre", "gretap", "ip6erspan", "ip6gre", "ip6gretap", "ip6ip6", "ipip", "ipip6", "sit")
-_ETH_12 = r"(eth|lan)[0-9]+"
-_ETH_13 = r"(eth|lan)[0-9]+|(eno|ens|enp|enx).+"
+_ETH_12 = (r"(eth|lan)[0-9]+", "ethN or lanN")
+_ETH_13 = (r"(eth|lan)[0-9]+|(eno|ens|enp|enx).+", "ethN, lanN, eno*, ens*, enp* or enx*")
 RELEASES = {
-    "1.2": Release("1.2", _ETH_12, (68, 9000), (64, 8024), _ENCAP_12, "local-ip", "remote-ip"),
-    "1.3": Release("1.3", _ETH_13, (68, 16000), (64, 8024), _ENCAP_13, "source-address", "remote"),
-    "1.4": Release("1.4", _ETH_13, (68, 16000), (68, 16000), _ENCAP_14, "source-address", "remote"),
+    "1.2": Release("1.2", *_ETH_12, (68, 9000), (64, 8024), _ENCAP_12, "local-ip", "remote-ip"),
+    "1.3": Release("1.3", *_ETH_13, (68, 16000), (64, 8024), _ENCAP_13, "source-address", "remote"),
+    "1.4": Release("1.4", *_ETH_13, (68, 16000), (68, 16000), _ENCAP_14, "source-address", "remote"),
 }
 # A config.boot without a release footer (written by hand): whatever some release accepts.
-ANY_RELEASE = Release("any", _ETH_13, (68, 16000), (64, 16000),
+ANY_RELEASE = Release("any", *_ETH_13, (68, 16000), (64, 16000),
                       tuple(sorted(set(_ENCAP_12 + _ENCAP_14))), "source-address", "remote")
+KNOWN_ENCAPSULATIONS = set(ANY_RELEASE.encapsulations)
 # Encapsulations whose underlay is IPv6: VyOS wants IPv6 endpoints for these, IPv4 for the others.
 IPV6_UNDERLAY = {"ipip6", "ip6ip6", "ip6gre", "ip6gretap", "ip6erspan"}
 # VyOS 1.4's constraint on `protocols static route X interface`, besides an interface that exists.
@@ -341,9 +343,8 @@ def parse(text: str, file: str = "config.boot") -> DeviceConfig:
 
 
 def _interfaces(r: _Reader, top: CNode) -> None:
-    names = {"ethernet": (r.release.ethernet_names, "ethN or lanN" if r.release.name == "1.2" else
-                          "ethN, lanN, eno*, ens*, enp* or enx*"),
-             "loopback": ("lo", "lo"), "tunnel": (r"tun[0-9]+", "tunN")}
+    names = {"ethernet": (r.release.ethernet_names, r.release.ethernet_shown), "loopback": ("lo", "lo"),
+             "tunnel": (r"tun[0-9]+", "tunN")}
     for node in top.children:
         if node.name not in names:
             r.not_applied(f"interfaces {_named(node)}")
@@ -396,7 +397,7 @@ def _tunnel(r: _Reader, node: CNode, ifname: str, path: str) -> None:
         r.problem(node, path, "no encapsulation: VyOS refuses to commit a tunnel without one",
                   f"{rel.label} accepts {', '.join(rel.encapsulations)}")
     else:
-        mode = r.value(encap_node, f"{path} encapsulation", lambda v: _choice(v, rel.encapsulations),
+        mode = r.value(encap_node, f"{path} encapsulation", lambda v: _encapsulation(v, rel),
                        f"{rel.label} accepts {', '.join(rel.encapsulations)}")
     family = 6 if mode in IPV6_UNDERLAY else 4
     ends = {}
@@ -434,9 +435,11 @@ def _distinct_tunnels(r: _Reader) -> None:
                            f"(line {first.line}): the second tunnel cannot be told apart from the first")
 
 
-def _choice(value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
+def _encapsulation(value: str, release: Release) -> str:
+    if value not in KNOWN_ENCAPSULATIONS:
         raise ValueError("not an encapsulation VyOS knows")
+    if value not in release.encapsulations:
+        raise ValueError(f"not available in {release.label}")
     return value
 
 

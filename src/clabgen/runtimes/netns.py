@@ -98,7 +98,7 @@ class NetnsRuntime:
             emu_apply.apply_routes(self._ns(lab, name), cfg, done)
             kinds = [f"{t} (kernel)" for t in done.kernel_tunnels] + \
                     [f"{t['ifname']} (userspace {t['mode']})" for t in done.userspace if t["netns"] == self._ns(lab, name)]
-            note = (f"{name}: VyOS dataplane emulated from {lab.nodes[name].config.name if lab.nodes[name].config else '?'}"
+            note = (f"{name}: VyOS dataplane emulated from {Path(cfg.file).name}"
                     f" ({done.interfaces} interfaces, tunnels: {', '.join(kinds) or 'none'}, {done.routes} static routes)")
             progress(note)
             for w in done.warnings:

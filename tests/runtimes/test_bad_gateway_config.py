@@ -1,6 +1,7 @@
-"""A hand-edited gateway config.boot on the netns runtime, through the CLI: an invalid line fails the
-deploy with FILE:LINE before anything exists, a kernel refusal fails it with FILE:LINE and rolls
-back, and a line VyOS accepts but the emulation does not model still deploys, listed as not applied."""
+"""A hand-edited gateway config.boot, deployed through the CLI: an invalid line fails the deploy with
+FILE:LINE before anything exists (netns and docker), a kernel refusal fails it with FILE:LINE and
+rolls back, and a line VyOS accepts but the emulation does not model still deploys, listed as not
+applied."""
 
 from __future__ import annotations
 
@@ -120,4 +121,18 @@ def test_a_line_vyos_accepts_but_the_emulation_does_not_model_still_deploys(tmp_
         assert verified.returncode == 0, verified.stdout
     finally:
         assert run_clabgen("destroy", str(lab)).returncode == 0
+    assert_nothing_left(lab)
+
+
+def test_the_docker_runtime_checks_configs_before_it_talks_to_the_engine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No engine answers at this address: the config error must come first, and nothing is recorded.
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    lab = unique_lab(tmp_path, "ipip")
+    cfg = gw1_config(lab)
+    line = replace_line(cfg, "encapsulation ipip", "encapsulation bogus")
+    result = run_clabgen("deploy", str(lab), "--runtime", "docker")
+    assert result.returncode == 2, result.stderr
+    assert f"{cfg}:{line}: interfaces tunnel tun0 encapsulation: invalid value 'bogus': " in result.stderr
+    assert "Docker engine" not in result.stderr and "Traceback" not in result.stderr
     assert_nothing_left(lab)
