@@ -142,8 +142,8 @@ INVALID_14 = [   # (old, new, the line the error names, message)
                                      "68..16000)"),
     ("mtu 9500\n        speed auto\n    }\n    ethernet eth2", "mtu 16001\n        speed auto\n    }\n    ethernet eth2",
      "mtu 16001", "interfaces ethernet eth1 mtu: invalid value '16001': out of range (VyOS 1.4 accepts 68..16000)"),
-    ("remote 172.12.1.11", "remote fe80::1%eth2", "remote fe80",
-     "interfaces tunnel tun0 remote: invalid value 'fe80::1%eth2': fe80::1%eth2 is not an IPv4 or IPv6 address"),
+    ("remote 172.12.1.11", "remote gw2", "remote gw2",      # VyOS takes an address, not a name
+     "interfaces tunnel tun0 remote: invalid value 'gw2': gw2 is not an IPv4 or IPv6 address"),
     ("encapsulation ipip", "encapsulation ip6ip6", "remote 172",     # a valid encapsulation with an IPv6 underlay
      "interfaces tunnel tun0 remote: invalid value '172.12.1.11': encapsulation ip6ip6 needs an IPv6 address"),
 ]
@@ -255,15 +255,19 @@ def test_without_a_release_footer_any_releases_values_are_accepted(ipip: Path) -
     eth_mtu = edit(ipip, "10.1.5.1/24\n        duplex auto\n", "10.1.5.1/24\n        mtu 9500\n") + 1   # 1.3+ take 9500
     cfg = vyos.load(ipip)
     assert cfg.release == "any"
-    assert (cfg.tunnels[0].mtu, cfg.interfaces[0].mtu) == (vyos.At(64, tun_mtu), vyos.At(9500, eth_mtu))
+    assert (cfg.tunnels[0].mtu, cfg.interfaces[0].mtu) == (vyos.At(64, tun_mtu, "interfaces tunnel tun0 mtu"),
+                                                           vyos.At(9500, eth_mtu, "interfaces ethernet eth1 mtu"))
 
 
 def test_line_numbers_travel_with_the_values(ipip14: Path) -> None:
     cfg = vyos.load(ipip14)
     eth1 = cfg.interfaces[0]
-    assert (eth1.line, eth1.addresses[0].line, eth1.mtu) == (2, 3, vyos.At(9500, 5))
+    assert (eth1.line, eth1.addresses[0].line, eth1.mtu) == (2, 3, vyos.At(9500, 5, "interfaces ethernet eth1 mtu"))
     tun = cfg.tunnels[0]
-    assert (tun.line, tun.mtu, tun.addresses[0].line) == (line_of(ipip14, "tunnel tun0 {"), vyos.At(9480, 19), 17)
+    assert (tun.line, tun.mtu, tun.addresses[0].line) == (line_of(ipip14, "tunnel tun0 {"),
+                                                          vyos.At(9480, 19, "interfaces tunnel tun0 mtu"), 17)
+    assert (tun.local, tun.remote) == (vyos.At("172.12.1.10", 21, "interfaces tunnel tun0 source-address"),
+                                       vyos.At("172.12.1.11", 20, "interfaces tunnel tun0 remote"))
     route = cfg.routes[0]
     assert (route.line, route.next_hops[0].line) == (line_of(ipip14, "route 10.1.8.0/24"), line_of(ipip14, "next-hop"))
 
@@ -291,6 +295,18 @@ def test_a_value_the_userspace_tunnel_cannot_run_names_the_tunnel(ipip: Path, na
         emu_apply.apply_links(namespace, cfg, tunnels="userspace")
     assert str(err.value) == (f"{ipip}:{line_of(ipip, 'tunnel tun0 {')}: interfaces tunnel tun0: userspace ipip tunnel "
                               f"tun0: tun0.mtu: 64 must be an integer in 68..65515")
+
+
+def test_a_local_address_the_userspace_tunnel_cannot_bind_names_its_line(ipip: Path, namespace: str) -> None:
+    # Valid for VyOS, and the kernel's ipip takes it, but a raw socket cannot bind an address no
+    # interface has: the error names the local-ip line, not a dataplane traceback.
+    netlink.veth(namespace, "eth2", namespace, "peer2", 1500)
+    line = edit(ipip, "local-ip 172.12.1.10", "local-ip 172.12.1.99")
+    with pytest.raises(RuntimeFailure) as err:
+        emu_apply.apply_links(namespace, vyos.load(ipip), tunnels="userspace")
+    assert str(err.value) == (f"{ipip}:{line}: interfaces tunnel tun0 local-ip: userspace ipip tunnel tun0: no "
+                              f"interface of this gateway has 172.12.1.99, so the tunnel cannot send from it (the "
+                              f"kernel's ipip tunnel would accept it but carry nothing)")
 
 
 def test_a_kernel_refusal_names_the_leaf_being_applied(ipip: Path, namespace: str) -> None:

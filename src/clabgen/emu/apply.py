@@ -10,7 +10,8 @@ import errno
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from ipaddress import IPv4Address
+from typing import Any, Iterator, Protocol
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -34,18 +35,27 @@ class Applied:
     warnings: list[str] = field(default_factory=list)
 
 
+class Located(Protocol):
+    """Something read from config.boot: a leaf's value (vyos.At) or a whole interface, tunnel or route."""
+
+    @property
+    def line(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+
+
 @contextmanager
-def applying(cfg: DeviceConfig, line: int, path: str, action: str) -> Iterator[None]:
-    """Turn a kernel refusal while applying one leaf into FILE:LINE: path: action: reason."""
+def applying(cfg: DeviceConfig, what: Located, action: str) -> Iterator[None]:
+    """Turn a refusal while applying one leaf into FILE:LINE: path: action: reason."""
     try:
         yield
     except NetlinkError as exc:
         code = abs(exc.code) if isinstance(exc.code, int) else 0
         reason = os.strerror(code) if code else str(exc)
-        raise RuntimeFailure(Problem(cfg.where(line, path), f"{action}: the kernel refused it: {reason}",
+        raise RuntimeFailure(Problem(cfg.where(what.line, what.path), f"{action}: the kernel refused it: {reason}",
                                      KERNEL_HINTS.get(code, ""))) from exc
     except (LookupError, DataplaneError) as exc:   # no such interface; a tunnel userspace cannot run
-        raise RuntimeFailure(Problem(cfg.where(line, path), f"{action}: {exc}")) from exc
+        raise RuntimeFailure(Problem(cfg.where(what.line, what.path), f"{action}: {exc}")) from exc
 
 
 def choose_backend(mode: str, want: str) -> str:
@@ -57,16 +67,15 @@ def choose_backend(mode: str, want: str) -> str:
 
 def configure(ns: str | None, cfg: DeviceConfig, link: Interface | Tunnel, *, up: bool = True) -> None:
     """MTU, then each address, one call per leaf; bringing the link up rides on the last call."""
-    steps: list[tuple[int, str, str, dict[str, Any]]] = []
+    steps: list[tuple[Located, str, dict[str, Any]]] = []
     if link.mtu:
-        steps.append((link.mtu.line, f"{link.path} mtu", f"setting MTU {link.mtu.value} on {link.ifname}",
-                      {"mtu": link.mtu.value}))
+        steps.append((link.mtu, f"setting MTU {link.mtu.value} on {link.ifname}", {"mtu": link.mtu.value}))
     for a in link.addresses:
-        steps.append((a.line, f"{link.path} address", f"adding {a.value} to {link.ifname}", {"addresses": [a.value]}))
+        steps.append((a, f"adding {a.value} to {link.ifname}", {"addresses": [a.value]}))
     if not steps and up:
-        steps.append((link.line, link.path, f"bringing {link.ifname} up", {}))
-    for n, (line, path, action, kw) in enumerate(steps):
-        with applying(cfg, line, path, action):
+        steps.append((link, f"bringing {link.ifname} up", {}))
+    for n, (what, action, kw) in enumerate(steps):
+        with applying(cfg, what, action):
             netlink.configure(ns, link.ifname, up=up and n == len(steps) - 1, **kw)
 
 
@@ -75,6 +84,9 @@ def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spe
     out = Applied()
     netlink.sysctl(ns, "net.ipv4.ip_forward", "1")
     present = {link.ifname: link.mtu for link in netlink.links(ns)}
+    # What the userspace tunnel can bind: the addresses this config puts on links that exist.
+    local_ips = {a.value.ip for i in cfg.interfaces if i.ifname in present for a in i.addresses} | \
+                {a.value.ip for t in cfg.tunnels for a in t.addresses}
     for i in cfg.interfaces:
         if i.ifname not in present:
             out.warnings.append(f"interface {i.ifname} is configured but not connected in the topology")
@@ -86,24 +98,31 @@ def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spe
     for t in cfg.tunnels:
         mtu = tunnel_mtu(cfg, t, present)
         if choose_backend(t.mode, tunnels) == "kernel":
-            with applying(cfg, t.line, t.path, f"creating {t.mode} tunnel {t.ifname} local {t.local} remote {t.remote}"):
-                netlink.kernel_tunnel(ns, t.ifname, t.mode, t.local, t.remote, None)
+            with applying(cfg, t, f"creating {t.mode} tunnel {t.ifname} local {t.local.value} remote {t.remote.value}"):
+                netlink.kernel_tunnel(ns, t.ifname, t.mode, t.local.value, t.remote.value, None)
             configure(ns, cfg, t)
             out.kernel_tunnels.append(t.ifname)
             continue
         if len(t.addresses) > 1:
             out.warnings.append(f"tunnel {t.ifname}: only the first address is emulated")
-        out.userspace.append(userspace_tunnel(cfg, t, mtu, spec_netns))
+        out.userspace.append(userspace_tunnel(cfg, t, mtu, spec_netns, local_ips))
     out.warnings.extend(f"not applied (outside the emulated dataplane): {p}" for p in cfg.ignored)
     return out
 
 
-def userspace_tunnel(cfg: DeviceConfig, t: Tunnel, mtu: int, spec_netns: str | None) -> dict[str, Any]:
-    """The dataplane spec entry for a tunnel, checked now: a value it cannot run names the tunnel's line."""
-    entry = {"netns": spec_netns, "ifname": t.ifname, "mode": t.mode, "local": t.local, "remote": t.remote,
-             "address": str(t.addresses[0].value) if t.addresses else None, "mtu": mtu}
-    with applying(cfg, t.line, t.path, f"userspace {t.mode} tunnel {t.ifname}"):
+def userspace_tunnel(cfg: DeviceConfig, t: Tunnel, mtu: int, spec_netns: str | None,
+                     local_ips: set[IPv4Address]) -> dict[str, Any]:
+    """The dataplane spec entry for a tunnel, checked now, so what the userspace tunnel cannot run
+    names its line here instead of failing later in the dataplane process."""
+    entry = {"netns": spec_netns, "ifname": t.ifname, "mode": t.mode, "local": t.local.value,
+             "remote": t.remote.value, "address": str(t.addresses[0].value) if t.addresses else None, "mtu": mtu}
+    with applying(cfg, t, f"userspace {t.mode} tunnel {t.ifname}"):
         parse_tunnel(entry, t.ifname)
+    if IPv4Address(t.local.value) not in local_ips:    # its raw socket binds the local address
+        raise RuntimeFailure(Problem(cfg.where(t.local.line, t.local.path),
+                                     f"userspace {t.mode} tunnel {t.ifname}: no interface of this gateway has "
+                                     f"{t.local.value}, so the tunnel cannot send from it",
+                                     f"the kernel's {t.mode} tunnel would accept it but carry nothing"))
     return entry
 
 
@@ -112,11 +131,11 @@ def apply_routes(ns: str | None, cfg: DeviceConfig, out: Applied) -> None:
     for r in cfg.routes:
         if r.next_hops:
             hop = r.next_hops[0]
-            with applying(cfg, hop.line, f"{r.path} next-hop", f"adding route {r.prefix} via {hop.value}"):
+            with applying(cfg, hop, f"adding route {r.prefix} via {hop.value}"):
                 netlink.add_route(ns, str(r.prefix), via=str(hop.value), metric=STATIC_METRIC)
         else:
             dev = r.interfaces[0]
-            with applying(cfg, dev.line, f"{r.path} interface", f"adding route {r.prefix} dev {dev.value}"):
+            with applying(cfg, dev, f"adding route {r.prefix} dev {dev.value}"):
                 netlink.add_route(ns, str(r.prefix), via=None, dev=dev.value, metric=STATIC_METRIC)
         gateways = len(r.next_hops) + len(r.interfaces)
         if gateways > 1:

@@ -82,10 +82,11 @@ def release_of(text: str) -> Release:
 
 @dataclass(frozen=True)
 class At(Generic[T]):
-    """A value read from config.boot and its line, so a kernel refusal can point at it."""
+    """A value read from config.boot with its line and config path, so a refusal can point at it."""
 
     value: T
     line: int
+    path: str                                   # `interfaces ethernet eth1 address`
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,8 @@ class Tunnel:
     ifname: str
     path: str
     mode: str
-    local: str
-    remote: str
+    local: At[str]
+    remote: At[str]
     addresses: tuple[At[IPv4Interface], ...]
     mtu: At[int] | None
     line: int = 0
@@ -259,7 +260,7 @@ class _Reader:
                 continue
             addr = self.value(node, f"{path} address", host_address, f"VyOS accepts {accepts}")
             if isinstance(addr, IPv4Interface):
-                out.append(At(addr, node.line))
+                out.append(At(addr, node.line, f"{path} address"))
             elif addr is not None:
                 self.not_applied(f"{path} address {addr} (IPv6 is not emulated)")
         return tuple(out)
@@ -269,7 +270,7 @@ class _Reader:
             return None
         mtu = self.value(node, f"{path} mtu", integer_in(bounds),
                          f"{self.release.label} accepts {bounds[0]}..{bounds[1]}")
-        return At(mtu, node.line) if mtu is not None else None
+        return At(mtu, node.line, f"{path} mtu") if mtu is not None else None
 
 
 def decode(data: bytes, file: str) -> str:
@@ -400,11 +401,12 @@ def _tunnel(r: _Reader, node: CNode, ifname: str, path: str) -> None:
         mode = r.value(encap_node, f"{path} encapsulation", lambda v: _encapsulation(v, rel),
                        f"{rel.label} accepts {', '.join(rel.encapsulations)}")
     family = 6 if mode in IPV6_UNDERLAY else 4
-    ends = {}
+    ends: dict[str, At[str] | None] = {}
     for role, names in (("local", ("local-ip", "source-address")), ("remote", ("remote-ip", "remote"))):
         end = next((c for c in node.children if c.name in names), None)
         if end is not None:
-            ends[role] = r.value(end, f"{path} {end.name}", lambda v: _endpoint(v, mode, family))
+            ip = r.value(end, f"{path} {end.name}", lambda v: _endpoint(v, mode, family))
+            ends[role] = At(ip, end.line, f"{path} {end.name}") if ip is not None else None
     if "local" not in ends:
         if node.find("source-interface"):
             r.not_applied(f"{path} (a local address taken from source-interface is not emulated)")
@@ -428,7 +430,7 @@ def _distinct_tunnels(r: _Reader) -> None:
     dataplane) cannot tell their packets apart and refuse the second; VyOS refuses it for gre."""
     seen: dict[tuple[str, str, str], Tunnel] = {}
     for t in r.cfg.tunnels:
-        first = seen.setdefault((t.mode, t.local, t.remote), t)
+        first = seen.setdefault((t.mode, t.local.value, t.remote.value), t)
         if first is not t:
             r.problems.add(r.cfg.where(t.line, t.path),
                            f"same encapsulation ({t.mode}), local and remote address as {first.path} "
@@ -473,12 +475,12 @@ def _route(r: _Reader, route: CNode, prefix: IPv4Network) -> None:
         if c.name == "next-hop":
             hop = r.value(c, f"{path} next-hop", ipv4_address)
             if hop is not None:
-                hops.append(At(hop, c.line))
+                hops.append(At(hop, c.line, f"{path} next-hop"))
                 _not_applied_below(r, c, f"{path} next-hop {hop}")
         elif c.name == "interface":
             dev = r.value(c, f"{path} interface", lambda v: _route_ifname(v, configured))
             if dev is not None:
-                devs.append(At(dev, c.line))
+                devs.append(At(dev, c.line, f"{path} interface"))
                 _not_applied_below(r, c, f"{path} interface {dev}")
         elif c.name not in INERT:
             r.not_applied(f"{path} {_named(c)}")
@@ -504,5 +506,5 @@ def tunnel_mtu(cfg: DeviceConfig, t: Tunnel, link_mtus: dict[str, int]) -> int:
     """The MTU the kernel would give this tunnel: configured, else underlay MTU - overhead."""
     if t.mtu:
         return t.mtu.value
-    base = cfg.underlay_mtu(t.local, link_mtus) or 1500
+    base = cfg.underlay_mtu(t.local.value, link_mtus) or 1500
     return base - TUNNEL_TYPES[t.mode].overhead
