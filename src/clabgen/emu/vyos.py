@@ -63,7 +63,7 @@ IPV6_UNDERLAY = {"ipip6", "ip6ip6", "ip6gre", "ip6gretap", "ip6erspan"}
 # VyOS 1.4's constraint on `protocols static route X interface`, besides an interface that exists.
 ROUTE_IFNAME = re.compile(r"(bond|br|dum|en|ersp|eth|gnv|ifb|ipoe|lan|l2tp|l2tpeth|macsec|peth|ppp|pppoe|pptp|"
                           r"sstp|sstpc|tun|veth|vti|vtun|vxlan|wg|wlan|wwan)[0-9]+(.\d+)?|lo")
-_RELEASE_LINE = re.compile(r"Release version:\s*(\d+)\.(\d+)")
+_RELEASE_LINE = re.compile(r"^\s*(?:/\*|//)\s*Release version:\s*(\d+)\.(\d+)", re.M)   # the footer comment
 _NOT_TEXT = re.compile(r"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]+")
 
