@@ -18,6 +18,7 @@ def check_lab(lab: Lab, problems: Problems) -> None:
     _addresses(lab, problems)
     _tunnels(lab, problems)
     _ifnames(lab, problems)
+    _config_mtus(lab, problems)
 
 
 def _switch_names(lab: Lab) -> dict[str, str]:
@@ -143,6 +144,41 @@ def _tunnels(lab: Lab, problems: Problems) -> None:
             limit = lab.underlay.mtu - ttype.overhead
             problems.add(t.at("mtu"), f"tunnel MTU {t.mtu} is above {limit}, the underlay MTU {lab.underlay.mtu} "
                                       f"minus {ttype.overhead} bytes of {t.type} overhead")
+
+
+def _config_mtus(lab: Lab, problems: Problems) -> None:
+    """An MTU a gateway's config will state must be one its platform accepts (VyOS 1.2 refuses an
+    ethernet MTU above 9000 at commit, for instance)."""
+    from .planned import CLAB_DEFAULT_MTU
+    seen: set[tuple[str, str]] = set()
+    gateways = {s.gateway.name: s.gateway for s in lab.sites}
+    for gw in gateways.values():
+        pname = gw.platform or lab.defaults.gateway_platform
+        facts = platforms.load(pname).facts
+        low, high = facts.mtu.get("ethernet", (0, 1 << 16))
+        written = facts.ethernet_mtu_in_config or lab.underlay.mtu != CLAB_DEFAULT_MTU
+        if len(lab.sites) > 1 and written and not low <= lab.underlay.mtu <= high and (pname, "u") not in seen:
+            seen.add((pname, "u"))
+            problems.add(lab.underlay.at("mtu"), f"underlay MTU {lab.underlay.mtu} is outside {low}..{high}, "
+                                                 f"the ethernet MTUs {pname} accepts")
+    for t in lab.tunnels:
+        ttype = TUNNEL_TYPES.get(t.type)
+        if ttype is None:
+            continue
+        mtu = t.mtu if t.mtu is not None else lab.underlay.mtu - ttype.overhead
+        for name in t.endpoints:
+            end = gateways.get(name)
+            if end is None:
+                continue
+            pname = end.platform or lab.defaults.gateway_platform
+            facts = platforms.load(pname).facts
+            low, high = facts.mtu.get("tunnel", (0, 1 << 16))
+            if (facts.tunnel_mtu_in_config or t.mtu is not None) and not low <= mtu <= high:
+                where = t.at("mtu") if t.mtu is not None else lab.underlay.at("mtu")
+                problems.add(where, f"tunnel MTU {mtu} of {t.name or '-'.join(t.endpoints)} is outside {low}..{high}, "
+                                    f"the tunnel MTUs {pname} accepts", "set the tunnel's mtu explicitly"
+                             if t.mtu is None else "")
+                break
 
 
 MGMT_IF = "eth0"   # containerlab's management interface in every container

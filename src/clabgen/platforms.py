@@ -66,6 +66,7 @@ class PlatformFile:
     ifnames: dict[str, str] = field(default_factory=dict)   # interface kind -> naming rule (regex)
     tunnel_mtu_in_config: bool = False      # write the tunnel MTU although it is the default
     ethernet_mtu_in_config: bool = False    # write the ethernet MTU although it is the veth's
+    mtu: dict[str, tuple[int, int]] = field(default_factory=dict)   # interface kind -> MTU range the config accepts
     static_routes: RouteFacts | None = None
     startup_config: str | None = None       # where the startup config is mounted in the node
     emulator: str | None = None             # clabgen.emu entry that runs it without the vendor image

@@ -51,17 +51,17 @@ def parse_boot(text: str, file: str = "config.boot", allow_hash_comments: bool =
     """Parse config.boot (curly-brace) syntax into a tree; comments and the version footer are skipped."""
     root = CNode("")
     stack = [root]
-    in_comment = False
+    comment_from = 0                # line of an open /* comment
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        if in_comment:
+        if comment_from:
             if "*/" in line:
-                in_comment = False
+                comment_from = 0
             continue
         if not line or line.startswith("//"):
             continue
         if line.startswith("/*"):
-            in_comment = "*/" not in line
+            comment_from = 0 if "*/" in line[2:] else lineno
             continue
         if line.startswith("#"):
             if allow_hash_comments:
@@ -86,8 +86,13 @@ def parse_boot(text: str, file: str = "config.boot", allow_hash_comments: bool =
             stack.append(node)
         else:
             stack[-1].children.append(CNode(name, value=arg, leaf=True, line=lineno))
+    if comment_from:
+        raise ClabgenError(Problem(Where(file, comment_from, 1), "unterminated `/*` comment: no `*/` follows"))
     if len(stack) != 1:
-        raise ClabgenError(Problem(Where(file, len(text.splitlines()), 1), "unbalanced `{`: missing `}`"))
+        # The innermost block left open is where the missing `}` belongs; the end of file says nothing.
+        opener = stack[-1]
+        head = " ".join(w for w in (opener.name, opener.tag) if w)
+        raise ClabgenError(Problem(Where(file, opener.line, 1), f"unbalanced `{{`: `{head} {{` is never closed"))
     return root
 
 

@@ -290,7 +290,7 @@ def test_a_broken_config_boot_is_refused_before_containerlab_runs(client: Any, t
     (lab / "startup-conf" / "gw1.cfg").write_text("interfaces {\n    ethernet eth1 {\n")
     result = run_clabgen("deploy", str(lab), "--runtime", "containerlab")
     assert result.returncode == 2, result.stderr
-    assert f"{lab}/startup-conf/gw1.cfg:2:1: unbalanced `{{`: missing `}}`" in result.stderr
+    assert f"{lab}/startup-conf/gw1.cfg:2:1: unbalanced `{{`: `ethernet eth1 {{` is never closed" in result.stderr
     assert "Traceback" not in result.stderr and "containerlab deployed" not in result.stderr
     assert clab_residue(client, lab_name(lab)) == []
     assert state.read(lab_name(lab)) is None

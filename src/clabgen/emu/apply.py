@@ -1,15 +1,32 @@
-"""Put a parsed VyOS DeviceConfig into a namespace: links first, tunnels, then routes."""
+"""Put a parsed VyOS DeviceConfig into a namespace: links first, tunnels, then routes.
+
+Each netlink call applies one config.boot leaf, so when the kernel refuses a value the error
+names that leaf's FILE:LINE (a RuntimeFailure: the deploy rolls back) instead of a bare NetlinkError.
+"""
 
 from __future__ import annotations
 
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from pyroute2.netlink.exceptions import NetlinkError
 
 from .. import netlink
 from ..dataplane import kernel_supports
+from ..dataplane.spec import DataplaneError, parse_tunnel
+from ..errors import Problem, RuntimeFailure
 from . import RouteFacts
-from .vyos import DeviceConfig, parse, tunnel_mtu
+from .vyos import DeviceConfig, Interface, Tunnel, load, tunnel_mtu
+
+# Why the kernel usually says this, for the leaves applied here.
+KERNEL_HINTS = {errno.ENETUNREACH: "no interface applied from this config has an address in the next-hop's subnet",
+                errno.EEXIST: "something equivalent exists already (another tunnel with the same endpoints?)"}
 
 
 @dataclass
@@ -21,6 +38,29 @@ class Applied:
     warnings: list[str] = field(default_factory=list)
 
 
+class Located(Protocol):
+    """Something read from config.boot: a leaf's value (vyos.At) or a whole interface, tunnel or route."""
+
+    @property
+    def line(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+
+
+@contextmanager
+def applying(cfg: DeviceConfig, what: Located, action: str) -> Iterator[None]:
+    """Turn a refusal while applying one leaf into FILE:LINE: path: action: reason."""
+    try:
+        yield
+    except NetlinkError as exc:
+        code = abs(exc.code) if isinstance(exc.code, int) else 0
+        reason = os.strerror(code) if code else str(exc)
+        raise RuntimeFailure(Problem(cfg.where(what.line, what.path), f"{action}: the kernel refused it: {reason}",
+                                     KERNEL_HINTS.get(code, ""))) from exc
+    except (LookupError, DataplaneError) as exc:   # no such interface; a tunnel userspace cannot run
+        raise RuntimeFailure(Problem(cfg.where(what.line, what.path), f"{action}: {exc}")) from exc
+
+
 def choose_backend(mode: str, want: str) -> str:
     """`auto` uses the kernel's tunnel when this kernel has it, else the userspace dataplane."""
     if want == "auto":
@@ -28,46 +68,83 @@ def choose_backend(mode: str, want: str) -> str:
     return want
 
 
+def configure(ns: str | None, cfg: DeviceConfig, link: Interface | Tunnel, *, up: bool = True) -> None:
+    """MTU, then each address, one call per leaf; bringing the link up rides on the last call."""
+    steps: list[tuple[Located, str, dict[str, Any]]] = []
+    if link.mtu:
+        steps.append((link.mtu, f"setting MTU {link.mtu.value} on {link.ifname}", {"mtu": link.mtu.value}))
+    for a in link.addresses:
+        steps.append((a, f"adding {a.value} to {link.ifname}", {"addresses": [a.value]}))
+    if not steps and up:
+        steps.append((link, f"bringing {link.ifname} up", {}))
+    for n, (what, action, kw) in enumerate(steps):
+        with applying(cfg, what, action):
+            netlink.configure(ns, link.ifname, up=up and n == len(steps) - 1, **kw)
+
+
 def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spec_netns: str | None = None) -> Applied:
     """Addresses, MTUs and tunnels; returns the tunnels the userspace dataplane must create."""
     out = Applied()
     netlink.sysctl(ns, "net.ipv4.ip_forward", "1")
     present = {link.ifname: link.mtu for link in netlink.links(ns)}
+    # What the userspace tunnel can bind: the addresses this config puts on links that exist.
+    local_ips = {a.value.ip for i in cfg.interfaces if i.ifname in present for a in i.addresses} | \
+                {a.value.ip for t in cfg.tunnels for a in t.addresses}
     for i in cfg.interfaces:
         if i.ifname not in present:
             out.warnings.append(f"interface {i.ifname} is configured but not connected in the topology")
             continue
-        netlink.configure(ns, i.ifname, addresses=list(i.addresses), mtu=i.mtu, up=not i.disabled)
+        configure(ns, cfg, i, up=not i.disabled)
         if i.mtu:
-            present[i.ifname] = i.mtu
+            present[i.ifname] = i.mtu.value
         out.interfaces += 1
     for t in cfg.tunnels:
         mtu = tunnel_mtu(cfg, t, present)
         if choose_backend(t.mode, tunnels) == "kernel":
-            netlink.kernel_tunnel(ns, t.ifname, t.mode, t.local, t.remote, t.mtu)
-            netlink.configure(ns, t.ifname, addresses=list(t.addresses))
+            with applying(cfg, t, f"creating {t.mode} tunnel {t.ifname} local {t.local.value} remote {t.remote.value}"):
+                netlink.kernel_tunnel(ns, t.ifname, t.mode, t.local.value, t.remote.value, None)
+            configure(ns, cfg, t)
             out.kernel_tunnels.append(t.ifname)
             continue
         if len(t.addresses) > 1:
             out.warnings.append(f"tunnel {t.ifname}: only the first address is emulated")
-        out.userspace.append({"netns": spec_netns, "ifname": t.ifname, "mode": t.mode, "local": t.local,
-                              "remote": t.remote, "address": str(t.addresses[0]) if t.addresses else None,
-                              "mtu": mtu})
+        out.userspace.append(userspace_tunnel(cfg, t, mtu, spec_netns, local_ips))
     out.warnings.extend(f"not applied (outside the emulated dataplane): {p}" for p in cfg.ignored)
     return out
+
+
+def userspace_tunnel(cfg: DeviceConfig, t: Tunnel, mtu: int, spec_netns: str | None,
+                     local_ips: set[IPv4Address]) -> dict[str, Any]:
+    """The dataplane spec entry for a tunnel, checked now, so what the userspace tunnel cannot run
+    names its line here instead of failing later in the dataplane process."""
+    entry = {"netns": spec_netns, "ifname": t.ifname, "mode": t.mode, "local": t.local.value,
+             "remote": t.remote.value, "address": str(t.addresses[0].value) if t.addresses else None, "mtu": mtu}
+    with applying(cfg, t, f"userspace {t.mode} tunnel {t.ifname}"):
+        parse_tunnel(entry, t.ifname)
+    if IPv4Address(t.local.value) not in local_ips:    # its raw socket binds the local address
+        raise RuntimeFailure(Problem(cfg.where(t.local.line, t.local.path),
+                                     f"userspace {t.mode} tunnel {t.ifname}: no interface of this gateway has "
+                                     f"{t.local.value}, so the tunnel cannot send from it",
+                                     f"the kernel's {t.mode} tunnel would accept it but carry nothing"))
+    return entry
 
 
 def apply_routes(ns: str | None, cfg: DeviceConfig, out: Applied, facts: RouteFacts) -> None:
     """Static routes once every tunnel exists, as the platform installs them (VyOS: FRR's staticd,
     proto static, metric 20: the platform's facts say so)."""
     for r in cfg.routes:
-        if not r.next_hops:
-            dev = r.interfaces[0] if r.interfaces else None
-            netlink.add_route(ns, str(r.prefix), via=None, dev=dev, proto=facts.proto, metric=facts.metric)
+        if r.next_hops:
+            hop = r.next_hops[0]
+            with applying(cfg, hop, f"adding route {r.prefix} via {hop.value}"):
+                netlink.add_route(ns, str(r.prefix), via=str(hop.value), proto=facts.proto, metric=facts.metric)
         else:
-            netlink.add_route(ns, str(r.prefix), via=str(r.next_hops[0]), proto=facts.proto, metric=facts.metric)
-            if len(r.next_hops) > 1:
-                out.warnings.append(f"route {r.prefix}: only the first of {len(r.next_hops)} next-hops is emulated")
+            dev = r.interfaces[0]
+            with applying(cfg, dev, f"adding route {r.prefix} dev {dev.value}"):
+                netlink.add_route(ns, str(r.prefix), via=None, dev=dev.value, proto=facts.proto,
+                                  metric=facts.metric)
+        gateways = len(r.next_hops) + len(r.interfaces)
+        if gateways > 1:
+            out.warnings.append(f"route {r.prefix}: only the first of its {gateways} next-hops/interfaces is emulated")
         out.routes += 1
 
 
@@ -77,7 +154,7 @@ class VyosEmulator:
     name = "vyos"
 
     def load(self, path: Path) -> DeviceConfig:
-        return parse(path.read_text(encoding="utf-8"), str(path))
+        return load(path)
 
     def apply_links(self, ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto",
                     spec_netns: str | None = None) -> Applied:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from .. import dataplane, netlink
+from ..errors import ClabgenError
 from . import RouteFacts, vyos
 from . import apply as emu_apply
 
@@ -29,20 +30,22 @@ def _log(msg: str) -> None:
     print(f"clabgen-emu: {msg}", flush=True)
 
 
-def _write_status(data: dict[str, object]) -> None:
-    STATE.mkdir(parents=True, exist_ok=True)
-    tmp = STATUS.with_suffix(".tmp")
+def _write_status(data: dict[str, object], state: Path = STATE) -> None:
+    state.mkdir(parents=True, exist_ok=True)
+    status = state / STATUS.name
+    tmp = status.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, STATUS)
+    os.replace(tmp, status)
 
 
-def boot(config: Path) -> dict[str, object]:
+def boot(config: Path, state: Path = STATE) -> dict[str, object]:
+    """Check config.boot (every problem as FILE:LINE, before anything is applied), then apply it."""
     deadline = time.monotonic() + WAIT_LINKS
     while not config.is_file():
         if time.monotonic() > deadline:
             raise FileNotFoundError(f"{config} never appeared")
         time.sleep(0.1)
-    cfg = vyos.parse(config.read_text(encoding="utf-8"), str(config))
+    cfg = vyos.load(config)
     wanted = {i.ifname for i in cfg.interfaces if i.ifname != "lo"}
     while True:
         present = {link.ifname for link in netlink.links(None)}
@@ -52,12 +55,12 @@ def boot(config: Path) -> dict[str, object]:
     missing = sorted(wanted - present)
     done = emu_apply.apply_links(None, cfg, tunnels=os.environ.get("CLABGEN_TUNNELS", "auto"))
     if done.userspace:
-        dataplane.start({"tunnels": done.userspace}, STATE)
+        dataplane.start({"tunnels": done.userspace}, state)
     emu_apply.apply_routes(None, cfg, done, route_facts(os.environ.get(ROUTE_FACTS_ENV, "")))
     status = {"applied": True, "config": str(config), "interfaces": done.interfaces,
               "kernel_tunnels": done.kernel_tunnels, "userspace_tunnels": [t["ifname"] for t in done.userspace],
               "routes": done.routes, "warnings": done.warnings + [f"interface {m} never appeared" for m in missing]}
-    _write_status(status)
+    _write_status(status, state)
     _log(f"VyOS dataplane emulated from {config}: {json.dumps(status)}")
     return status
 
@@ -71,6 +74,21 @@ def route_facts(value: str) -> RouteFacts:
     return RouteFacts(proto, int(metric) if metric.isdigit() else None)
 
 
+def start(config: Path, state: Path = STATE) -> dict[str, object]:
+    """boot(), reporting a failure in status.json instead of raising: a config problem as its
+    FILE:LINE lines (what the runtime shows the user), anything else with its exception type."""
+    try:
+        return boot(config, state)
+    except ClabgenError as exc:
+        error = "\n".join(str(p) for p in exc.problems)
+    except Exception as exc:  # keep the container up so the error can be read with `docker logs`
+        error = f"{type(exc).__name__}: {exc}"
+    _log(f"failed: {error}")
+    status: dict[str, object] = {"applied": False, "config": str(config), "error": error}
+    _write_status(status, state)
+    return status
+
+
 def main(argv: list[str]) -> int:
     config = Path(argv[1] if len(argv) > 1 else "/opt/vyatta/etc/config/config.boot")
     stopping = False
@@ -81,11 +99,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    try:
-        boot(config)
-    except Exception as exc:  # keep the container up so the error can be read with `docker logs`
-        _log(f"failed: {type(exc).__name__}: {exc}")
-        _write_status({"applied": False, "error": f"{type(exc).__name__}: {exc}"})
+    start(config)
     while not stopping:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)   # PID 1 reaps orphans

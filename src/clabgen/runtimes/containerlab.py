@@ -33,15 +33,14 @@ from .base import DeployReport, NodeHandle, Progress, deploy_once, forget
 from .docker import (
     DockerNode,
     DockerRuntime,
-    check_emulated_configs,
     emulator_env,
     foreign_containers,
     images_for,
     wait_emulated,
 )
+from .emulated import load_configs
 from .state import LabState, MgmtState
 
-CONFIG_BOOT = "/opt/vyatta/etc/config/config.boot"
 # Management subnets come from this pool, one small block per lab (never the default 172.20.20.0/24).
 MGMT_POOL = IPv4Network("172.31.128.0/17")
 TIMEOUT = 300.0
@@ -282,6 +281,7 @@ class ContainerlabRuntime:
         chosen: dict[str, Any] = {}
 
         def prepare(current: LabState | None) -> dict[str, Any]:
+            load_configs(lab, required=False)   # FILE:LINE before containerlab runs (see docker.py)
             self.preflight(lab)
             foreign = foreign_containers(self.client, lab)
             if foreign:
@@ -291,7 +291,6 @@ class ContainerlabRuntime:
                 raise RuntimeFailure(f"a docker network clab-{lab.name} exists but no clabgen state records it; left "
                                      f"untouched", f"if it is a leftover, remove it: docker network rm clab-{lab.name}")
             chosen["images"] = images_for(self.client, lab, progress)
-            check_emulated_configs(lab, chosen["images"])
             chosen["mgmt"] = mgmt = self._mgmt(lab)
             return {"topology": str(variant_path(lab.name)), "binary": str(self.binary),
                     "mgmt": MgmtState(mgmt.network, mgmt.bridge, mgmt.ipv4_subnet), "images": chosen["images"],

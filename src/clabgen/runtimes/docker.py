@@ -116,6 +116,10 @@ class DockerRuntime:
         images: dict[str, str] = {}
 
         def prepare(current: LabState | None) -> dict[str, Any]:
+            # Gateways' startup configs are checked on the host before the engine is asked anything: a
+            # bad line is FILE:LINE here, not a failed emulation inside a container (real VyOS would
+            # refuse it too: the checks follow VyOS's own definitions).
+            load_configs(lab, required=False)
             self.preflight(lab)
             foreign = self._foreign(lab)
             if foreign:
@@ -126,7 +130,6 @@ class DockerRuntime:
                 raise RuntimeFailure(f"containers {', '.join(leftover)} of lab {lab.name} exist but no clabgen state "
                                      "records them", f"if they are leftovers, run: clabgen destroy {lab.dir}")
             images.update(self.images_for(lab, progress))
-            check_emulated_configs(lab, images)
             return {"containers": tuple(lab.container(n) for n in lab.nodes), "images": images}
 
         return deploy_once(self, lab, progress, prepare=prepare,
@@ -305,14 +308,6 @@ def emulator_env(node: LabNode, image: str) -> dict[str, str]:
     if p and p.emulator_image and p.static_proto and image.startswith(f"clabgen/{p.emulator_image}:"):
         return {"CLABGEN_PLATFORM": p.name, ROUTE_FACTS_ENV: f"{p.static_proto}:{p.static_metric or ''}"}
     return {}
-
-
-def check_emulated_configs(lab: RenderedLab, images: dict[str, str]) -> None:
-    """Parse the startup config of every emulated gateway on the host first: a line the emulator
-    cannot apply is a FILE:LINE error before any container exists."""
-    emulated = set(emulated_nodes(lab, images))
-    if emulated:
-        load_configs(lab, only=emulated)
 
 
 def leftover_containers(client: Any, lab: RenderedLab) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import emu
-from ..errors import RuntimeFailure
+from ..errors import ClabgenError, Problem
 from ..labdir import LabNode, RenderedLab
 
 
@@ -16,16 +16,27 @@ def route_facts(node: LabNode) -> emu.RouteFacts:
     return emu.RouteFacts(p.static_proto, p.static_metric)
 
 
-def load_configs(lab: RenderedLab, only: set[str] | None = None) -> dict[str, tuple[emu.Emulator, Any]]:
-    """Parse every gateway's startup config (or those in `only`) with its platform's emulator,
-    before anything exists: a bad line is a FILE:LINE error and the deploy never starts."""
+def load_configs(lab: RenderedLab, *, required: bool = True) -> dict[str, tuple[emu.Emulator, Any]]:
+    """Parse and check every gateway's startup config with its platform's emulator before anything
+    exists: a bad line is FILE:LINE (all files' problems in one error) and the deploy never starts.
+
+    required: every gateway must have an emulator (netns); else gateways without one are skipped
+    (docker and containerlab can run the vendor's own image)."""
     out: dict[str, tuple[emu.Emulator, Any]] = {}
+    problems: list[Problem] = []
     for n in lab.nodes.values():
-        if n.config is None or (only is not None and n.name not in only):
+        if n.config is None:
             continue
         if n.platform is None or n.platform.emulator is None:
-            raise RuntimeFailure(f"{n.name}: platform {n.platform.name if n.platform else '?'} has no emulator; "
-                                 "it runs only on its own image (docker/containerlab runtimes)")
+            if required:
+                problems.append(Problem(None, f"{n.name}: platform {n.platform.name if n.platform else '?'} has no "
+                                              "emulator; it runs only on its own image (docker/containerlab)"))
+            continue
         emulator = emu.get(n.platform.emulator)
-        out[n.name] = (emulator, emulator.load(n.config))
+        try:
+            out[n.name] = (emulator, emulator.load(n.config))
+        except ClabgenError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ClabgenError(*problems)
     return out
