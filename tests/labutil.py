@@ -16,13 +16,15 @@ from .conftest import LABS
 
 def unique_lab(tmp_path: Path, lab: str, tag: str = "t") -> Path:
     """Render labs/<lab>/intent.yml as `<tag><hex>-<lab>` into tmp_path; returns the lab dir."""
-    name = f"{tag}{uuid.uuid4().hex[:5]}-{lab}"[:30]
-    text = (LABS / lab / "intent.yml").read_text()
+    return _render_as(tmp_path, (LABS / lab / "intent.yml").read_text(), f"{tag}{uuid.uuid4().hex[:5]}-{lab}"[:30])
+
+
+def _render_as(tmp_path: Path, intent: str, name: str) -> Path:
     out = tmp_path / name
     out.mkdir()
-    intent = out / "intent.yml"
-    intent.write_text(re.sub(r"^name: .*$", f"name: {name}", text, count=1, flags=re.M))
-    pipeline.render_intent(intent)
+    path = out / "intent.yml"
+    path.write_text(re.sub(r"^name: .*$", f"name: {name}", intent, count=1, flags=re.M))
+    pipeline.render_intent(path)
     return out
 
 
@@ -65,13 +67,7 @@ def host_snapshot() -> dict[str, str]:
 
 def write_lab(tmp_path: Path, intent: str, tag: str = "t") -> Path:
     """Render an intent given as text (its `name:` line replaced by a unique name); the lab dir."""
-    name = f"{tag}{uuid.uuid4().hex[:6]}"
-    out = tmp_path / name
-    out.mkdir()
-    path = out / "intent.yml"
-    path.write_text(re.sub(r"^name: .*$", f"name: {name}", intent, count=1, flags=re.M))
-    pipeline.render_intent(path)
-    return out
+    return _render_as(tmp_path, intent, f"{tag}{uuid.uuid4().hex[:6]}")
 
 
 CHAIN3 = """\

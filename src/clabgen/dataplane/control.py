@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..procs import alive
 from .daemon import LOG_FILE, PID_FILE, READY_FILE
 from .spec import DataplaneError, TunnelSpec, parse_spec
 
@@ -32,21 +33,6 @@ def _spec_dict(spec: dict[str, Any] | Sequence[TunnelSpec]) -> dict[str, Any]:
         parse_spec(spec)  # fail here, with the field named, rather than in the child
         return spec
     return {"tunnels": [t.as_dict() for t in spec]}
-
-
-def _alive(pid: int) -> bool:
-    """True while pid runs; reaps it when it is our own exited child."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _is_dataplane(pid: int) -> bool:
@@ -97,7 +83,7 @@ def running_pid(state_dir: Path) -> int | None:
         pid = int((Path(state_dir) / PID_FILE).read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) and _is_dataplane(pid) else None
+    return pid if alive(pid) and _is_dataplane(pid) else None
 
 
 def ready_info(state_dir: Path) -> dict[str, Any] | None:
@@ -135,7 +121,7 @@ def _stop_locked(state_dir: Path, timeout: float) -> bool:
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while alive(pid):
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + timeout

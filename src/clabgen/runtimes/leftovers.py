@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ..netlink import NETNS_DIR
+from ..procs import alive
 
 DATAPLANE_MODULE = b"clabgen.dataplane"
 
@@ -58,18 +59,6 @@ def in_namespaces(names: list[str]) -> list[int]:
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def stop(pids: list[int], timeout: float = 3.0) -> list[int]:
     """SIGTERM, then SIGKILL what is still there after timeout; the pids that were signalled."""
     hit = []
@@ -80,15 +69,15 @@ def stop(pids: list[int], timeout: float = 3.0) -> list[int]:
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + timeout
-    while any(_alive(p) for p in hit) and time.monotonic() < deadline:
+    while any(alive(p) for p in hit) and time.monotonic() < deadline:
         time.sleep(0.02)
     for pid in hit:
-        if _alive(pid):
+        if alive(pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    while any(_alive(p) for p in hit) and time.monotonic() < deadline + timeout:
+    while any(alive(p) for p in hit) and time.monotonic() < deadline + timeout:
         time.sleep(0.02)
     return hit
 
