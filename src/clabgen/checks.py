@@ -19,6 +19,7 @@ def check_lab(lab: Lab, problems: Problems) -> None:
     _tunnels(lab, problems)
     _ifnames(lab, problems)
     _config_mtus(lab, problems)
+    _routing(lab, problems)
 
 
 def _switch_names(lab: Lab) -> dict[str, str]:
@@ -179,6 +180,99 @@ def _config_mtus(lab: Lab, problems: Problems) -> None:
                                     f"the tunnel MTUs {pname} accepts", "set the tunnel's mtu explicitly"
                              if t.mtu is None else "")
                 break
+
+
+def tunnel_names(lab: Lab) -> list[str]:
+    """Each tunnel's name as the plan names it (explicit, else endpoint0-endpoint1-type)."""
+    return [t.name or f"{t.endpoints[0]}-{t.endpoints[1]}-{t.type}" if len(t.endpoints) == 2 else (t.name or "")
+            for t in lab.tunnels]
+
+
+def _routing(lab: Lab, problems: Problems) -> None:
+    """Routing options that cannot work together, with what each gateway's platform renders."""
+    from .routing import ROUTING
+    r = lab.routing
+    dynamic = ROUTING[r.type].dynamic if r.type in ROUTING else False
+    lacking: dict[str, list[str]] = {}
+    for site in lab.sites:
+        gw = site.gateway
+        pname = gw.platform or lab.defaults.gateway_platform
+        if not platforms.load(pname).supports_routing(r.type):
+            lacking.setdefault(pname, []).append(gw.name)
+        if gw.loopback is not None and not dynamic:
+            problems.add(gw.at("loopback"), f"a loopback is used by dynamic routing (ospf, bgp), not {r.type}")
+        if gw.asn is not None and r.type != "bgp":
+            problems.add(gw.at("asn"), f"an AS number is used by routing bgp, not {r.type}")
+    for pname, gws in lacking.items():
+        problems.add(r.at("type"), f"platform {pname} ({', '.join(gws)}) does not render routing {r.type!r}",
+                     f"it renders: {', '.join(platforms.load(pname).facts.routing)}")
+    names = tunnel_names(lab)
+    for name, opts in r.tunnels.items():
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+            problems.add(opts.where, f"no tunnel named {name!r}",
+                         f"did you mean {close[0]!r}?" if close else f"tunnels: {', '.join(names) or 'none'}")
+    if r.hello >= r.dead:
+        problems.add(r.at("dead"), f"dead interval {r.dead} must be longer than the hello interval {r.hello}")
+    if r.keepalive >= r.holdtime:
+        problems.add(r.at("holdtime"), f"holdtime {r.holdtime} must be longer than keepalive {r.keepalive}")
+    if r.bfd and not dynamic:
+        problems.add(r.at("bfd"), f"bfd works with routing ospf or bgp, not {r.type}")
+    if dynamic:
+        _loopbacks(lab, problems)
+    if r.type == "ospf":
+        _ospf_areas(lab, names, problems)
+
+
+def _loopbacks(lab: Lab, problems: Problems) -> None:
+    pool = lab.routing.loopbacks
+    where = lab.routing.at("loopbacks")
+    nets = [(lab.underlay.subnet, "the underlay subnet")] + [(s.lan, f"the LAN of site {s.name}") for s in lab.sites]
+    nets += [(t.subnet, f"the subnet of tunnel {t.name or '-'.join(t.endpoints)}") for t in lab.tunnels]
+    for net, label in nets:
+        if pool.overlaps(net):
+            problems.add(where, f"loopback pool {pool} overlaps {net}, {label}")
+            break
+    explicit: dict[IPv4Address, str] = {}
+    for s in lab.sites:
+        addr = s.gateway.loopback
+        if addr is None:
+            continue
+        clash = next((label for net, label in nets if addr in net), None)
+        if clash:
+            problems.add(s.gateway.at("loopback"), f"loopback {addr} lies in {clash}")
+        if addr in explicit:
+            problems.add(s.gateway.at("loopback"), f"loopback {addr} is already {explicit[addr]}'s")
+        explicit[addr] = s.gateway.name
+    derived = sum(1 for s in lab.sites if s.gateway.loopback is None)
+    free = pool.num_addresses - 2 - sum(1 for a in explicit if a in pool)
+    if derived > free:
+        problems.add(where, f"loopback pool {pool} has {max(free, 0)} free addresses for {derived} gateways")
+
+
+def _ospf_areas(lab: Lab, names: list[str], problems: Problems) -> None:
+    """Every non-backbone area must touch area 0 through a border router (no virtual links)."""
+    from .routing.ospf import area_key
+    r = lab.routing
+    area_of: dict[str, str] = {}
+    for n in names:
+        own = r.tunnels[n].area if n in r.tunnels else None
+        area_of[n] = own if own is not None else r.area
+    areas = {area_key(a) for a in area_of.values()}
+    if len(areas) < 2:
+        return
+    touching: dict[str, set[int]] = {}
+    for t, name in zip(lab.tunnels, names):
+        for e in t.endpoints:
+            touching.setdefault(e, set()).add(area_key(area_of[name]))
+    if 0 not in areas:
+        problems.add(r.at("area"), "several OSPF areas but none is the backbone (area 0)")
+        return
+    for area in sorted(areas - {0}):
+        if not any(area in a and 0 in a for a in touching.values()):
+            where = next((r.tunnels[n].at("area") for n in names if n in r.tunnels
+                          and area_key(area_of[n]) == area), r.at("area"))
+            problems.add(where, f"OSPF area {area} has no border router to area 0 (a gateway with tunnels in both)")
 
 
 MGMT_IF = "eth0"   # containerlab's management interface in every container

@@ -217,6 +217,7 @@ def verify(
     lab: Path = typer.Argument(..., help=LAB_HELP, autocompletion=_complete_lab),
     as_json: bool = typer.Option(False, "--json", help="print the checks as JSON"),
     junit: Path | None = typer.Option(None, "--junit", help="also write a JUnit XML report"),
+    wait: float = typer.Option(60.0, "--wait", help="seconds to wait for dynamic routing to converge"),
 ) -> None:
     """Check routes, tunnels, pings and encapsulation against expected.json; exit 0 only if all pass."""
     import json
@@ -225,7 +226,7 @@ def verify(
     from . import labops
     from . import verify as verify_mod
     try:
-        rendered, checks, seconds = labops.verify(lab, _progress)
+        rendered, checks, seconds = labops.verify(lab, _progress, wait)
     except ClabgenError as exc:
         if as_json:   # a JSON reader gets JSON, saying why there are no checks
             typer.echo(json.dumps({"lab": str(lab), "ok": False, "error": str(exc.problems[0]),
@@ -273,6 +274,21 @@ def inspect(
     for name, node in info.get("nodes", {}).items():
         ifs = ", ".join(f"{i['name']}({i.get('kind') or 'dev'},{i['mtu']})" for i in node.get("interfaces", []))
         typer.echo(f"  {name:12} {node.get('state', '?'):8} {node.get('netns') or node.get('container', '')}  {ifs}")
+
+
+@app.command()
+def fault(
+    lab: Path = typer.Argument(..., help=LAB_HELP, autocompletion=_complete_lab),
+    action: str = typer.Argument(..., help="down | up"),
+    target: str = typer.Argument(..., help="a tunnel name, or GATEWAY:underlay"),
+) -> None:
+    """Take a tunnel or a gateway's underlay link down (or up) on the running lab; verify then
+    checks the prediction for that fault (see the lab README, section "When something fails")."""
+    from . import labops
+    if action not in ("down", "up"):
+        raise ClabgenError(f"unknown action {action!r}; valid: down, up")
+    active = labops.fault(lab, action, target, _progress)
+    typer.echo(f"faults now: {', '.join(active) if active else 'none'}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -30,8 +30,18 @@ class IfaceSpec:
 
 
 @dataclass(frozen=True)
+class NextHopSpec:
+    via: str
+    dev: str
+
+
+RouteKey = tuple[str, str, str | None, str, str, str | None, int | None, frozenset[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
 class RouteSpec:
-    """One route as `ip route show` lists it."""
+    """One route as `ip route show` lists it (an equal-cost route with its `nexthops`), and what
+    the routing daemon's RIB says of it: OSPF path cost, BGP AS path."""
 
     dst: str
     dev: str
@@ -40,12 +50,18 @@ class RouteSpec:
     scope: str = "link"
     src: str | None = None
     metric: int | None = None
+    nexthops: tuple[NextHopSpec, ...] = ()
+    cost: int | None = None
+    as_path: tuple[int, ...] | None = None
 
     def text(self) -> str:
-        return route_text(self.dst, self.dev, self.via, self.proto, self.scope, self.src, self.metric)
+        return route_text(self.dst, self.dev, self.via, self.proto, self.scope, self.src, self.metric,
+                          tuple((h.via, h.dev) for h in self.nexthops))
 
-    def key(self) -> tuple[str, str, str | None, str, str, str | None, int | None]:
-        return (self.dst, self.dev, self.via, self.proto, self.scope, self.src, self.metric)
+    def key(self) -> RouteKey:
+        """What identifies it in the kernel (next hops as a set: the kernel keeps its own order)."""
+        return (self.dst, self.dev, self.via, self.proto, self.scope, self.src, self.metric,
+                frozenset((h.via, h.dev) for h in self.nexthops))
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,8 @@ class NodeSpec:
     interfaces: tuple[IfaceSpec, ...]
     routes: tuple[RouteSpec, ...]
     config: str | None = None     # a gateway's startup config, relative to the lab directory
+    router_id: str | None = None  # dynamic routing: the gateway's router ID (its loopback)
+    asn: int | None = None        # bgp: its AS
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,10 @@ class PingSpec:
     address: str
     ttl: int                      # TTL of the reply as the sender sees it
     kind: str                     # server | tunnel
+    alt_ttls: tuple[int, ...] = ()   # equal-cost paths of other lengths: also fine
+
+    def ttls(self) -> tuple[int, ...]:
+        return (self.ttl, *self.alt_ttls)
 
 
 @dataclass(frozen=True)
@@ -134,6 +156,36 @@ class CaptureSpec:
 
 
 @dataclass(frozen=True)
+class AdjacencySpec:
+    """A routing session that must come up: OSPF neighbour Full, BGP session Established."""
+
+    node: str
+    peer: str
+    protocol: str                 # ospf | bgp
+    ifname: str
+    peer_address: str
+    peer_id: str                  # OSPF: the neighbour's router ID; BGP: its AS
+
+
+@dataclass(frozen=True)
+class NodeRoutesSpec:
+    node: str
+    routes: tuple[RouteSpec, ...]
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    """A fault (`clabgen fault`) and the plan's prediction under it: the tables that change and
+    every ping (one whose path is gone is listed in `unreachable`)."""
+
+    name: str                     # "tunnel gw1-gw2-ipip down", "underlay gw1:eth2 down"
+    tunnels: tuple[str, ...]      # tunnels that carry nothing
+    routes: tuple[NodeRoutesSpec, ...]
+    pings: tuple[PingSpec, ...]
+    unreachable: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class LabContract:
     schema: int
     generator: str                # "clabgen 0.2.0"
@@ -146,6 +198,9 @@ class LabContract:
     tunnels: tuple[TunnelSpec, ...]
     pings: tuple[PingSpec, ...]
     captures: tuple[CaptureSpec, ...]
+    routing: str = "static"
+    adjacencies: tuple[AdjacencySpec, ...] = ()
+    scenarios: tuple[ScenarioSpec, ...] = ()
     warnings: tuple[str, ...] = ()
 
     @cached_property
@@ -154,6 +209,9 @@ class LabContract:
 
     def node(self, name: str) -> NodeSpec:
         return self._nodes[name]
+
+    def scenario(self, name: str) -> ScenarioSpec | None:
+        return next((s for s in self.scenarios if s.name == name), None)
 
     def platform(self, name: str) -> PlatformSpec | None:
         return next((p for p in self.platforms if p.name == name), None)

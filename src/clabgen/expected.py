@@ -5,19 +5,23 @@ from __future__ import annotations
 from . import platforms
 from .contract import (
     SCHEMA,
+    AdjacencySpec,
     CaptureSpec,
     IfaceSpec,
     LabContract,
     LinkSpec,
+    NextHopSpec,
+    NodeRoutesSpec,
     NodeSpec,
     PingSpec,
     PlatformSpec,
     RouteSpec,
+    ScenarioSpec,
     TunnelEndSpec,
     TunnelSpec,
     generator,
 )
-from .planned import Plan, TunnelEnd
+from .planned import Node, Ping, Plan, Route, TunnelEnd
 
 # containerlab's management interface; its routes are not part of the lab's design.
 MGMT_DEVS = ("eth0",)
@@ -27,21 +31,39 @@ def contract(plan: Plan, source: str) -> LabContract:
     return LabContract(
         schema=SCHEMA, generator=generator(), lab=plan.name, source=source, ignore_route_devs=MGMT_DEVS,
         platforms=tuple(_platform(name) for name in sorted({g.platform for g in plan.gateways})),
-        nodes=tuple(NodeSpec(
-            n.name, n.role, n.site, n.platform, n.clab.image,
-            tuple(IfaceSpec(i.name, i.role, str(i.address) if i.address else None, i.mtu, i.peer)
-                  for i in n.interfaces),
-            tuple(RouteSpec(r.dst, r.dev, r.via, r.proto, r.scope, r.src, r.metric) for r in n.routes),
-            n.config) for n in plan.nodes),
+        nodes=tuple(_node(n) for n in plan.nodes),
         links=tuple(LinkSpec(link.a, link.b, link.mtu, link.segment) for link in plan.links),
         tunnels=tuple(TunnelSpec(t.name, t.type, t.ip_proto, t.overhead, t.mtu, (_end(t.ends[0]), _end(t.ends[1])))
                       for t in plan.tunnels),
-        pings=tuple(PingSpec(p.src, p.dst, str(p.address), p.ttl, p.kind) for p in plan.pings),
+        pings=tuple(_ping(p) for p in plan.pings),
         captures=tuple(CaptureSpec(c.tunnel, c.node, c.iface, c.tunnel_if, c.lan_node, c.lan_if,
                                    str(c.src_address), str(c.dst_address), str(c.outer_src), str(c.outer_dst),
                                    c.ip_proto, c.lan_frame_len, c.underlay_frame_len, c.lan_ttl, c.tunnel_ttl)
                        for c in plan.captures),
+        routing=plan.routing,
+        adjacencies=tuple(AdjacencySpec(a.node, a.peer, a.protocol, a.ifname, str(a.peer_address), a.peer_id)
+                          for a in plan.adjacencies),
+        scenarios=tuple(ScenarioSpec(s.name, s.tunnels,
+                                     tuple(NodeRoutesSpec(n, tuple(_route(r) for r in rs)) for n, rs in s.routes),
+                                     tuple(_ping(p) for p in s.pings), s.unreachable) for s in plan.scenarios),
         warnings=plan.warnings)
+
+
+def _node(n: Node) -> NodeSpec:
+    return NodeSpec(n.name, n.role, n.site, n.platform, n.clab.image,
+                    tuple(IfaceSpec(i.name, i.role, str(i.address) if i.address else None, i.mtu, i.peer)
+                          for i in n.interfaces),
+                    tuple(_route(r) for r in n.routes), n.config,
+                    str(n.loopback.ip) if n.loopback else None, n.bgp.asn if n.bgp else None)
+
+
+def _route(r: Route) -> RouteSpec:
+    return RouteSpec(r.dst, r.dev, r.via, r.proto, r.scope, r.src, r.metric,
+                     tuple(NextHopSpec(h.via, h.dev) for h in r.nexthops), r.cost, r.as_path)
+
+
+def _ping(p: Ping) -> PingSpec:
+    return PingSpec(p.src, p.dst, str(p.address), p.ttl, p.kind, p.alt_ttls)
 
 
 def _end(e: TunnelEnd) -> TunnelEndSpec:

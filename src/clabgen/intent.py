@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from . import checks
 from .errors import Problems, Where
-from .model import Defaults, Gateway, Lab, Routing, Server, Site, Tunnel, Underlay
+from .model import Defaults, Gateway, Lab, Routing, Server, Site, Tunnel, TunnelRouting, Underlay
 from .yamlpos import Y, load
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -125,6 +125,25 @@ class Reader:
             hint = "write the address without a prefix length" if "/" in s else ""
             self.problems.add(y.where, f"{s!r} is not an IPv4 address", hint)
             return None
+
+    def boolean(self, y: Y) -> bool | None:
+        if not isinstance(y.value, bool):
+            self.problems.add(y.where, f"expected true or false, got {_kind(y.value)}")
+            return None
+        return y.value
+
+    def area(self, y: Y) -> str | None:
+        """An OSPF area: an integer 0..4294967295 or a dotted quad, kept as written."""
+        if isinstance(y.value, int) and not isinstance(y.value, bool) and 0 <= y.value <= 0xFFFFFFFF:
+            return str(y.value)
+        if isinstance(y.value, str):
+            try:
+                IPv4Address(y.value)
+                return y.value
+            except (AddressValueError, ValueError):
+                pass
+        self.problems.add(y.where, f"{y.value!r} is not an OSPF area", "write an integer (0) or a dotted quad (0.0.0.1)")
+        return None
 
     def one_of(self, y: Y, choices: tuple[str, ...], what: str) -> str | None:
         s = self.string(y, f"a {what} ({', '.join(choices)})")
@@ -263,8 +282,8 @@ def _gateway(r: Reader, y: Y, gw_platforms: tuple[str, ...]) -> Gateway | None:
     if isinstance(y.value, str):
         name = r.name(y)
         return Gateway(y.where, {"name": y.where}, name=name) if name else None
-    m = r.mapping(y, ("name", "platform", "image", "address", "underlay_address", "lan_ifname", "underlay_ifname"),
-                  ("name",), what="a gateway name or a mapping")
+    m = r.mapping(y, ("name", "platform", "image", "address", "underlay_address", "lan_ifname", "underlay_ifname",
+                      "loopback", "asn"), ("name",), what="a gateway name or a mapping")
     if m is None:
         return None
     return Gateway(y.where, _pos(m), name=_opt(m, "name", r.name, ""),
@@ -273,7 +292,9 @@ def _gateway(r: Reader, y: Y, gw_platforms: tuple[str, ...]) -> Gateway | None:
                    address=_opt(m, "address", r.address, None),
                    underlay_address=_opt(m, "underlay_address", r.address, None),
                    lan_ifname=_opt(m, "lan_ifname", r.ifname, None),
-                   underlay_ifname=_opt(m, "underlay_ifname", r.ifname, None))
+                   underlay_ifname=_opt(m, "underlay_ifname", r.ifname, None),
+                   loopback=_opt(m, "loopback", r.address, None),
+                   asn=_opt(m, "asn", lambda v: r.integer(v, 1, ASN_MAX), None))
 
 
 def _server(r: Reader, y: Y) -> Server | None:
@@ -324,14 +345,61 @@ def _tunnel(r: Reader, y: Y) -> Tunnel | None:
                   addresses=addresses, mtu=_opt(m, "mtu", lambda v: r.integer(v, 576, 65535), None))
 
 
-ROUTING_TYPES = ("static",)
+ASN_MAX = 4294967294
+# Keys of the routing mapping: those every type takes, then each protocol's own.
+ROUTING_COMMON = ("type", "loopbacks", "bfd")
+ROUTING_KEYS: dict[str, tuple[str, ...]] = {
+    "static": (),
+    "ospf": ("area", "cost", "hello", "dead", "passive_lans", "tunnels"),
+    "bgp": ("as_base", "ibgp", "keepalive", "holdtime", "announce"),
+}
+ANNOUNCE = ("lans", "loopbacks")
 
 
 def _routing(r: Reader, y: Y | None, root: Where) -> Routing:
+    from .routing import ROUTING
+    types = tuple(ROUTING)
     if y is None:
         return Routing(root.at("routing"))
     if isinstance(y.value, str):
-        kind = r.one_of(y, ROUTING_TYPES, "routing type")
+        kind = r.one_of(y, types, "routing type")
         return Routing(y.where, {"type": y.where}, type=kind or "static")
-    m = r.mapping(y, ("type",), ("type",)) or {}
-    return Routing(y.where, _pos(m), type=_opt(m, "type", lambda v: r.one_of(v, ROUTING_TYPES, "routing type"), "static"))
+    allowed = ROUTING_COMMON + tuple(k for keys in ROUTING_KEYS.values() for k in keys)
+    m = r.mapping(y, allowed, ("type",)) or {}
+    kind = _opt(m, "type", lambda v: r.one_of(v, types, "routing type"), "static")
+    for key, v in m.items():
+        if key not in ROUTING_COMMON and key not in ROUTING_KEYS.get(kind, ()):
+            owner = next((t for t, keys in ROUTING_KEYS.items() if key in keys), "?")
+            r.problems.add(v.key_where or v.where, f"{key!r} is an option of routing type {owner}, not {kind}")
+    d = Routing(Where(""))
+    return Routing(
+        y.where, _pos(m), type=kind,
+        loopbacks=_opt(m, "loopbacks", r.prefix, d.loopbacks),
+        bfd=_opt(m, "bfd", r.boolean, d.bfd),
+        area=_opt(m, "area", r.area, d.area),
+        cost=_opt(m, "cost", lambda v: r.integer(v, 1, 65535), d.cost),
+        hello=_opt(m, "hello", lambda v: r.integer(v, 1, 65535), d.hello),
+        dead=_opt(m, "dead", lambda v: r.integer(v, 1, 65535), d.dead),
+        passive_lans=_opt(m, "passive_lans", r.boolean, d.passive_lans),
+        tunnels=_routing_tunnels(r, m["tunnels"]) if "tunnels" in m else {},
+        as_base=_opt(m, "as_base", lambda v: r.integer(v, 1, ASN_MAX), d.as_base),
+        ibgp=_opt(m, "ibgp", lambda v: r.one_of(v, ("tunnel", "loopback"), "iBGP peering"), d.ibgp),
+        keepalive=_opt(m, "keepalive", lambda v: r.integer(v, 1, 65535), d.keepalive),
+        holdtime=_opt(m, "holdtime", lambda v: r.integer(v, 3, 65535), d.holdtime),
+        announce=_opt(m, "announce", lambda v: _announce(r, v), d.announce))
+
+
+def _routing_tunnels(r: Reader, y: Y) -> dict[str, TunnelRouting]:
+    m = r.mapping(y, tuple(y.value) if y.is_map else (), what="a mapping of tunnel name to options") or {}
+    out = {}
+    for name, v in m.items():
+        opts = r.mapping(v, ("cost", "area"), what="a mapping (cost, area)") or {}
+        where = (v.key_where or v.where).at(v.where.field)
+        out[name] = TunnelRouting(where, _pos(opts), cost=_opt(opts, "cost", lambda x: r.integer(x, 1, 65535), None),
+                                  area=_opt(opts, "area", r.area, None))
+    return out
+
+
+def _announce(r: Reader, y: Y) -> tuple[str, ...] | None:
+    items = [r.one_of(i, ANNOUNCE, "announcement") for i in r.seq(y, "a list (lans, loopbacks)")]
+    return tuple(i for i in items if i) if all(items) else None

@@ -70,7 +70,8 @@ def destroy(arg: Path, progress: Progress = quiet) -> list[str]:
         return removed
 
 
-def verify(arg: Path, progress: Progress = quiet) -> tuple[labdir.RenderedLab, list[verify_mod.Check], float]:
+def verify(arg: Path, progress: Progress = quiet, wait: float = 60.0
+           ) -> tuple[labdir.RenderedLab, list[verify_mod.Check], float]:
     lab = labdir.resolve(arg)
     with state.lock(lab.name, progress):
         current = state.read(lab.name)
@@ -78,7 +79,9 @@ def verify(arg: Path, progress: Progress = quiet) -> tuple[labdir.RenderedLab, l
             what = "is not deployed" if current is None else "is only half deployed"
             raise RuntimeFailure(f"lab {lab.name} {what}", f"deploy it first: clabgen deploy {arg}")
         t0 = time.monotonic()
-        checks = verify_mod.verify(lab, runtimes.get(current.runtime))
+        if current.faults:
+            progress(f"faults in place: {', '.join(current.faults)} (checking the prediction for them)")
+        checks = verify_mod.verify(lab, runtimes.get(current.runtime), current.faults, wait)
         return lab, checks, time.monotonic() - t0
 
 
@@ -88,3 +91,24 @@ def inspect(arg: Path) -> dict[str, Any]:
     if current is None:
         return {"lab": lab.name, "deployed": False, "nodes": {}}
     return runtime_for(lab).inspect(lab)
+
+
+def fault(arg: Path, action: str, target: str, progress: Progress = quiet) -> list[str]:
+    """Take a tunnel (`NAME`) or a gateway's underlay link (`GATEWAY:underlay`) down or up on the
+    running lab; verify then checks the contract's prediction for it. Returns the faults now active."""
+    from dataclasses import replace
+
+    from . import faults as faults_mod
+    lab = labdir.resolve(arg)
+    with state.lock(lab.name, progress):
+        current = state.read(lab.name)
+        if current is None or not current.deployed:
+            raise RuntimeFailure(f"lab {lab.name} is not deployed", f"deploy it first: clabgen deploy {arg}")
+        f = faults_mod.resolve(lab.contract, target)
+        handles = runtimes.get(current.runtime).nodes(lab)
+        faults_mod.apply(lab, handles, f, up=action == "up", progress=progress)
+        active = [x for x in current.faults if x != f.scenario]
+        if action == "down":
+            active.append(f.scenario)
+        state.write(replace(current, faults=tuple(active)))
+        return active

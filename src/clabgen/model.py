@@ -38,6 +38,8 @@ class Gateway(Located):
     underlay_address: IPv4Address | None = None
     lan_ifname: str | None = None
     underlay_ifname: str | None = None
+    loopback: IPv4Address | None = None     # dynamic routing: loopback and router ID
+    asn: int | None = None                  # bgp: its AS
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,36 @@ class Tunnel(Located):
 
 
 @dataclass(frozen=True)
+class TunnelRouting(Located):
+    """Per-tunnel routing options (`routing.tunnels.<name>`)."""
+
+    cost: int | None = None
+    area: str | None = None
+
+
+# Lab defaults: fast convergence in a lab, documented in docs/intent.md (VyOS's own defaults are
+# hello 10 / dead 40 for OSPF and keepalive 60 / holdtime 180 for BGP).
+LOOPBACK_POOL = IPv4Network("10.255.255.0/24")
+
+
+@dataclass(frozen=True)
 class Routing(Located):
     type: str = "static"
+    loopbacks: IPv4Network = LOOPBACK_POOL  # router IDs and loopbacks of dynamic routing, host 1, 2, ... in site order
+    bfd: bool = False
+    # ospf
+    area: str = "0"
+    cost: int = 10
+    hello: int = 1
+    dead: int = 4
+    passive_lans: bool = True
+    tunnels: Mapping[str, TunnelRouting] = field(default_factory=dict)
+    # bgp
+    as_base: int = 65001
+    ibgp: str = "tunnel"                    # tunnel | loopback: how two tunnel ends of one AS peer
+    keepalive: int = 1
+    holdtime: int = 3
+    announce: tuple[str, ...] = ("lans",)   # lans, loopbacks
 
 
 @dataclass(frozen=True)

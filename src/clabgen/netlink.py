@@ -34,9 +34,13 @@ class RouteInfo:
     scope: str
     src: str | None
     metric: int | None
+    nexthops: tuple[tuple[str, str], ...] = ()   # a multipath route's (via, dev) next hops
 
     def text(self) -> str:
-        return route_text(self.dst, self.dev, self.via, self.proto, self.scope, self.src, self.metric)
+        return route_text(self.dst, self.dev, self.via, self.proto, self.scope, self.src, self.metric, self.nexthops)
+
+    def key(self) -> tuple[str, str, str | None, str, str, str | None, int | None, frozenset[tuple[str, str]]]:
+        return (self.dst, self.dev, self.via, self.proto, self.scope, self.src, self.metric, frozenset(self.nexthops))
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,11 @@ def add_route(ns: str | None, dst: str, *, via: str | None, dev: str | None = No
         ipr.route("replace", **kw)
 
 
+def set_link_state(ns: str | None, ifname: str, up: bool) -> None:
+    with _ipr(ns) as ipr:
+        ipr.link("set", index=link_index(ipr, ifname), state="up" if up else "down")
+
+
 def delete_route(ns: str | None, dst: str) -> None:
     with _ipr(ns) as ipr:
         ipr.route("del", dst=dst)
@@ -162,9 +171,11 @@ def routes(ns: str | None) -> list[RouteInfo]:
                 continue
             dst = r.get("dst")
             dst_s = f"{dst}/{r['dst_len']}" if dst else "default"
-            out.append(RouteInfo(dst_s, names.get(r.get("oif"), "?"), r.get("gateway"),
+            hops = tuple((str(h.get_attr("RTA_GATEWAY")), names.get(h["oif"], "?")) for h in r.get("multipath") or ())
+            dev = "" if hops else names.get(r.get("oif"), "?")
+            out.append(RouteInfo(dst_s, dev, r.get("gateway"),
                                  PROTO_NAMES.get(r["proto"], str(r["proto"])), SCOPE_NAMES.get(r["scope"], str(r["scope"])),
-                                 r.get("prefsrc"), r.get("priority")))
+                                 r.get("prefsrc"), r.get("priority"), hops))
     return out
 
 

@@ -27,8 +27,8 @@ from .planned import (
     Ping,
     Plan,
     Route,
+    Scenario,
     SiteInfo,
-    StaticRoute,
     Tunnel,
     TunnelEnd,
     Walk,
@@ -90,15 +90,38 @@ def build(lab: Lab) -> Plan:
     tunnels = _tunnels(lab, addressing, ifnames)
     segments = _segments(lab, ifnames, problems)
     problems.raise_if_any()
-    sites = tuple(SiteInfo(s.name, s.lan, s.gateway.name) for s in lab.sites)
-    routes_declared = routing.get(lab.routing.type).plan(routing.RoutingInput(sites, tunnels))
-    nodes = _gateways(lab, plats, addressing, ifnames, tunnels, segments, routes_declared.static)
+    sites = tuple(SiteInfo(s.name, s.lan, s.gateway.name, ifnames.lan[s.gateway.name]) for s in lab.sites)
+    protocol = routing.get(lab.routing.type)
+    rinput = _routing_input(lab, plats, sites, tunnels, dynamic=protocol.dynamic)
+    declared = protocol.plan(rinput)
+    learned = protocol.routes(rinput, declared)
+    nodes = _gateways(lab, plats, addressing, ifnames, tunnels, segments, declared, rinput)
     nodes += _servers(lab, addressing, ifnames, segments) + segments.switches
-    nodes = tuple(_with_routes(n, plats.get(n.name)) for n in nodes)
-    draft = Plan(lab.name, nodes, segments.links, tunnels, (), (), (), lab.underlay.subnet, sites, lab.routing.type)
-    pings, walks, warnings = _pings_and_walks(draft)
+    nodes = tuple(_with_routes(n, learned.get(n.name, ())) for n in nodes)
+    draft = Plan(lab.name, nodes, segments.links, tunnels, (), (), (), lab.underlay.subnet, sites, lab.routing.type,
+                 declared.adjacencies)
+    pings, walks, warnings, _ = _pings_and_walks(draft)
+    scenarios = _scenarios(draft, protocol, rinput, declared)
     return replace(draft, pings=tuple(pings), walks=tuple(walks), captures=_captures(draft, walks),
-                   warnings=tuple(warnings))
+                   scenarios=scenarios, warnings=tuple(warnings))
+
+
+def _routing_input(lab: Lab, plats: Mapping[str, Platform], sites: tuple[SiteInfo, ...], tunnels: tuple[Tunnel, ...],
+                   *, dynamic: bool) -> routing.RoutingInput:
+    """Loopbacks (router IDs) and AS numbers for dynamic routing: explicit ones stay, the rest are
+    host 1, 2, ... of `routing.loopbacks` and `as_base` + site index, in site order."""
+    loopbacks: dict[str, IPv4Interface] = {}
+    if dynamic:
+        pool = _Pool(lab.routing.loopbacks, [s.gateway.loopback for s in lab.sites if s.gateway.loopback])
+        for s in lab.sites:
+            addr = s.gateway.loopback or pool.take(1) or lab.routing.loopbacks.network_address
+            loopbacks[s.gateway.name] = IPv4Interface(f"{addr}/32")
+    asns = {s.gateway.name: s.gateway.asn or lab.routing.as_base + i for i, s in enumerate(lab.sites)}
+    facts = {}
+    for gw, plat in plats.items():
+        f = plat.facts.static_routes
+        facts[gw] = routing.KernelFacts(f.proto, f.metric) if f else routing.KernelFacts()
+    return routing.RoutingInput(sites, tunnels, lab.routing, loopbacks, asns, facts)
 
 
 # --- phases -----------------------------------------------------------------------------------
@@ -216,8 +239,8 @@ def _segment(name: str, members: list[tuple[str, str]], mtu: int, switch: str, i
 
 
 def _gateways(lab: Lab, plats: Mapping[str, Platform], addressing: Addressing, ifnames: IfNames,
-              tunnels: tuple[Tunnel, ...], segments: Segments,
-              static: Mapping[str, tuple[StaticRoute, ...]]) -> tuple[Node, ...]:
+              tunnels: tuple[Tunnel, ...], segments: Segments, declared: routing.RoutingPlan,
+              rinput: routing.RoutingInput) -> tuple[Node, ...]:
     ends_of: dict[str, list[tuple[Tunnel, TunnelEnd]]] = {}
     for t in tunnels:
         for e in t.ends:
@@ -250,8 +273,10 @@ def _gateways(lab: Lab, plats: Mapping[str, Platform], addressing: Addressing, i
                                 addressing.lan[gw.name]) for k, s in enumerate(servers))
         out.append(Node(gw.name, "gateway", site.name, plat.name,
                         ClabNode(facts.clab.kind, image, facts.clab.cmd, binds),
-                        tuple(ifaces), tuple(e for _, e in mine), static.get(gw.name, ()),
-                        config=config, host_servers=host))
+                        tuple(ifaces), tuple(e for _, e in mine), declared.static.get(gw.name, ()),
+                        config=config, host_servers=host, loopback=rinput.loopbacks.get(gw.name),
+                        ospf=declared.ospf.get(gw.name), bgp=declared.bgp.get(gw.name),
+                        tunnel_ttl=declared.tunnel_ttl))
     return tuple(out)
 
 
@@ -270,21 +295,48 @@ def _servers(lab: Lab, addressing: Addressing, ifnames: IfNames, segments: Segme
     return tuple(out)
 
 
-def _with_routes(node: Node, plat: Platform | None) -> Node:
-    """The node's kernel routing table: connected routes, a server's default route, and the
-    routes its configuration declares as the platform installs them (proto and metric)."""
+def _with_routes(node: Node, learned: tuple[Route, ...], down: frozenset[str] = frozenset()) -> Node:
+    """The node's kernel routing table: connected routes (none for an interface that is down), a
+    server's default route, and what its routing configuration puts there (the protocol's routes)."""
     routes: list[Route] = []
     for i in node.interfaces:
-        if i.address is not None:
+        if i.address is not None and i.name not in down:
             routes.append(Route(str(i.address.network), i.name, src=str(i.address.ip)))
     if node.role == "server" and node.gateway is not None:
         routes.append(Route("default", node.interfaces[0].name, via=str(node.gateway), proto="boot", scope="universe"))
-    facts = plat.facts.static_routes if plat is not None else None
-    for r in node.static_routes:
-        routes.append(Route(str(r.prefix), r.dev, via=str(r.next_hop), proto=facts.proto if facts else "static",
-                            scope="universe", metric=facts.metric if facts else None))
+    routes.extend(learned)
     routes.sort(key=lambda r: (r.dst != "default", int(r.network.network_address), r.network.prefixlen))
     return replace(node, routes=tuple(routes))
+
+
+MAX_SCENARIOS = 64   # single faults predicted in the contract; larger labs get none (docs/intent.md)
+
+
+def _scenarios(plan: Plan, protocol: routing.RoutingProtocol, rinput: routing.RoutingInput,
+               declared: routing.RoutingPlan) -> tuple[Scenario, ...]:
+    """For each tunnel, then each gateway's underlay link: the routes and pings once it is down
+    (only the nodes whose table changes are listed)."""
+    faults: list[tuple[str, frozenset[str], frozenset[tuple[str, str]]]] = []
+    for t in plan.tunnels:
+        faults.append((f"tunnel {t.name} down", frozenset({t.name}), frozenset((e.node, e.ifname) for e in t.ends)))
+    for g in plan.gateways:
+        under = next((i.name for i in g.interfaces if i.role == "underlay"), None)
+        if under is None:
+            continue
+        cut = frozenset(t.name for t in plan.tunnels if any(e.node == g.name for e in t.ends))
+        faults.append((f"underlay {g.name}:{under} down", cut, frozenset({(g.name, under)})))
+    if len(faults) > MAX_SCENARIOS:
+        return ()
+    out = []
+    for name, down, devs in faults:
+        learned = protocol.routes(rinput, declared, down, devs)
+        nodes = tuple(_with_routes(n, learned.get(n.name, ()), frozenset(i for node, i in devs if node == n.name))
+                      for n in plan.nodes)
+        changed = tuple((n.name, n.routes) for n, old in zip(nodes, plan.nodes) if n.routes != old.routes)
+        after = replace(plan, nodes=nodes)
+        pings, _, _, unreachable = _pings_and_walks(after, down)
+        out.append(Scenario(name, tuple(sorted(down)), changed, tuple(pings), tuple(unreachable)))
+    return tuple(out)
 
 
 def _needs_underlay(lab: Lab) -> bool:
@@ -324,64 +376,90 @@ def _owners(plan: Plan) -> dict[IPv4Address, tuple[Node, Iface]]:
 
 def trace(plan: Plan, src: str, dst: IPv4Address, limit: int = 32,
           owners: Mapping[IPv4Address, tuple[Node, Iface]] | None = None) -> tuple[list[Hop], int] | None:
-    """Follow the expected routes hop by hop; returns the hops and the routers crossed, or None."""
+    """Follow the expected routes hop by hop (the first of equal-cost next hops); the hops and the
+    routers crossed, or None when the packet does not arrive."""
+    found = traces(plan, src, dst, limit, owners, most=1)
+    return found[0] if found else None
+
+
+def traces(plan: Plan, src: str, dst: IPv4Address, limit: int = 32,
+           owners: Mapping[IPv4Address, tuple[Node, Iface]] | None = None, most: int = 16
+           ) -> list[tuple[list[Hop], int]]:
+    """Every path the expected routes allow (equal-cost routes branch; at most `most` of them)."""
     owners = owners if owners is not None else _owners(plan)
     tunnel_of = {(e.node, e.ifname): t for t in plan.tunnels for e in t.ends}
-    node = plan.node(src)
-    in_if: str | None = None
-    hops: list[Hop] = []
-    for _ in range(limit):
+    done: list[tuple[list[Hop], int]] = []
+
+    def walk(node: Node, in_if: str | None, hops: list[Hop]) -> None:
+        if len(done) >= most or len(hops) > limit:
+            return
         if any(i.address is not None and i.address.ip == dst for i in node.interfaces):
-            hops.append(Hop(node.name, in_if, None, None, "delivered"))
-            return hops, sum(h.forwards for h in hops)
+            path = [*hops, Hop(node.name, in_if, None, None, "delivered")]
+            done.append((path, sum(h.forwards for h in path)))
+            return
         route = lookup(node, dst)
         if route is None:
-            return None
+            return
         forwards = bool(hops)
-        tunnel = tunnel_of.get((node.name, route.dev))
-        if tunnel is not None:
-            end = tunnel.end(node.name)
-            outer = lookup(node, end.remote)
-            note = (f"{route.dev} ({tunnel.type}) adds the outer header {end.local} > {end.remote} "
-                    f"(IP protocol {tunnel.ip_proto}); the outer packet matches "
-                    f"`{outer.text() if outer else '?'}` and leaves on {outer.dev if outer else '?'}")
-            hops.append(Hop(node.name, in_if, route.text(), route.dev, note, forwards))
-            peer = plan.node(end.peer_node)
-            hops.append(Hop(peer.name, end.underlay_if, None, end.peer_ifname,
-                            f"removes the outer header; the inner packet arrives on {end.peer_ifname}"))
-            node, in_if = peer, end.peer_ifname
-            continue
-        next_ip = IPv4Address(route.via) if route.via else dst
-        owner = owners.get(next_ip)
-        if owner is None:
-            return None
-        hops.append(Hop(node.name, in_if, route.text(), route.dev, forwards=forwards))
-        node, in_if = owner[0], owner[1].name
-    return None
+        for via, dev in _branches(route):
+            tunnel = tunnel_of.get((node.name, dev))
+            if tunnel is not None:
+                end = tunnel.end(node.name)
+                outer = lookup(node, end.remote)
+                peer = plan.node(end.peer_node)
+                if outer is None or lookup(peer, end.remote) is None:
+                    continue          # the underlay cannot carry it (an interface is down)
+                note = (f"{dev} ({tunnel.type}) adds the outer header {end.local} > {end.remote} "
+                        f"(IP protocol {tunnel.ip_proto}); the outer packet matches "
+                        f"`{outer.text()}` and leaves on {outer.dev}")
+                walk(peer, end.peer_ifname, [*hops, Hop(node.name, in_if, route.text(), dev, note, forwards),
+                                             Hop(peer.name, end.underlay_if, None, end.peer_ifname,
+                                                 f"removes the outer header; the inner packet arrives on {end.peer_ifname}")])
+                continue
+            owner = owners.get(IPv4Address(via) if via else dst)
+            if owner is not None:
+                walk(owner[0], owner[1].name, [*hops, Hop(node.name, in_if, route.text(), dev, forwards=forwards)])
+
+    walk(plan.node(src), None, [])
+    return done
 
 
-def _pings_and_walks(plan: Plan) -> tuple[list[Ping], list[Walk], list[str]]:
+def _branches(route: Route) -> list[tuple[str | None, str]]:
+    if route.nexthops:
+        return [(h.via, h.dev) for h in route.nexthops]
+    return [(route.via, route.dev)]
+
+
+def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset()
+                     ) -> tuple[list[Ping], list[Walk], list[str], list[tuple[str, str]]]:
+    """Server-to-server pings (reply TTL from the way back; every equal-cost way back's TTL is
+    acceptable), their packet walks, and a ping across every tunnel that is up."""
     pings: list[Ping] = []
     walks: list[Walk] = []
     warnings: list[str] = []
+    unreachable: list[tuple[str, str]] = []
     owners = _owners(plan)
     servers = plan.servers
     for a in servers:
         for b in servers:
             if a is b or b.address is None or a.address is None:
                 continue
-            there = trace(plan, a.name, b.address, owners=owners)
-            back = trace(plan, b.name, a.address, owners=owners)
-            if there is None or back is None:
+            there = traces(plan, a.name, b.address, owners=owners)
+            back = traces(plan, b.name, a.address, owners=owners)
+            if not there or not back:
                 warnings.append(f"{a.name} cannot reach {b.name}: no tunnel path between their sites")
+                unreachable.append((a.name, b.name))
                 continue
-            pings.append(Ping(a.name, b.name, b.address, INITIAL_TTL - back[1]))
-            walks.append(Walk(a.name, b.name, a.address, b.address, tuple(there[0])))
+            ttls = sorted({INITIAL_TTL - routers for _, routers in back}, reverse=True)
+            pings.append(Ping(a.name, b.name, b.address, ttls[0], alt_ttls=tuple(ttls[1:])))
+            walks.append(Walk(a.name, b.name, a.address, b.address, tuple(there[0][0])))
     for t in plan.tunnels:
+        if t.name in down:
+            continue
         for e in t.ends:
             peer = t.peer(e)
             pings.append(Ping(e.node, peer.node, peer.address.ip, INITIAL_TTL, "tunnel"))
-    return pings, walks, warnings
+    return pings, walks, warnings, unreachable
 
 
 def _captures(plan: Plan, walks: list[Walk]) -> tuple[Capture, ...]:
@@ -392,8 +470,8 @@ def _captures(plan: Plan, walks: list[Walk]) -> tuple[Capture, ...]:
         ends = {(e.node, e.ifname): e for e in t.ends}
         for w in walks:
             at = next((i for i, h in enumerate(w.hops) if h.route and (h.node, h.out_if) in ends), None)
-            if at is None:
-                continue
+            if at is None or any("nexthop" in (h.route or "") for h in w.hops[:at + 1]):
+                continue      # not this tunnel, or equal-cost routes could take the probe elsewhere
             hop = w.hops[at]
             end = ends[(hop.node, hop.out_if or "")]
             src = plan.node(w.src)

@@ -26,19 +26,30 @@ class Iface:
 
 
 @dataclass(frozen=True)
+class NextHop:
+    via: str
+    dev: str
+
+
+@dataclass(frozen=True)
 class Route:
-    """A route as `ip route show` prints it."""
+    """A route as `ip route show` prints it; an equal-cost route has its next hops in `nexthops`
+    (and no dev/via of its own), as the kernel keeps a multipath route."""
 
     dst: str                         # "default" or a prefix
     dev: str
     via: str | None = None
-    proto: str = "kernel"            # kernel | static | boot
+    proto: str = "kernel"            # kernel | static | boot | ospf | bgp
     scope: str = "link"
     src: str | None = None
     metric: int | None = None
+    nexthops: tuple[NextHop, ...] = ()
+    cost: int | None = None          # the routing protocol's own metric (OSPF path cost), as FRR's RIB shows it
+    as_path: tuple[int, ...] | None = None   # BGP: the best path's AS path
 
     def text(self) -> str:
-        return route_text(self.dst, self.dev, self.via, self.proto, self.scope, self.src, self.metric)
+        return route_text(self.dst, self.dev, self.via, self.proto, self.scope, self.src, self.metric,
+                          tuple((h.via, h.dev) for h in self.nexthops))
 
     @cached_property
     def network(self) -> IPv4Network:
@@ -85,6 +96,59 @@ class StaticRoute:
 
 
 @dataclass(frozen=True)
+class OspfIface:
+    ifname: str
+    kind: str                        # tunnel | ethernet | loopback
+    area: str
+    cost: int | None
+    passive: bool
+    hello: int | None = None
+    dead: int | None = None
+    network: str | None = None       # "point-to-point" on tunnels
+    bfd: bool = False
+
+
+@dataclass(frozen=True)
+class OspfConfig:
+    router_id: IPv4Address
+    areas: tuple[tuple[str, tuple[IPv4Network, ...]], ...]   # area -> `network` statements
+    interfaces: tuple[OspfIface, ...]
+    spf: tuple[int, int, int] = (0, 50, 500)     # timers throttle spf: delay, initial, max (ms)
+
+
+@dataclass(frozen=True)
+class BgpPeer:
+    address: IPv4Address
+    remote_as: int
+    name: str                        # the peer gateway
+    update_source: str | None = None
+    next_hop_self: bool = False
+    bfd: bool = False
+
+
+@dataclass(frozen=True)
+class BgpConfig:
+    asn: int
+    router_id: IPv4Address
+    peers: tuple[BgpPeer, ...]
+    networks: tuple[IPv4Network, ...]
+    keepalive: int
+    holdtime: int
+
+
+@dataclass(frozen=True)
+class Adjacency:
+    """A routing session the plan expects to come up: OSPF Full or BGP Established."""
+
+    node: str
+    peer: str
+    protocol: str                    # ospf | bgp
+    ifname: str                      # the local interface it runs over
+    peer_address: IPv4Address        # the neighbour's interface (OSPF) or session (BGP) address
+    peer_id: str                     # OSPF: the neighbour's router ID; BGP: its AS
+
+
+@dataclass(frozen=True)
 class ClabNode:
     kind: str
     image: str
@@ -118,6 +182,10 @@ class Node:
     gateway: IPv4Address | None = None   # a server's default gateway
     config: str | None = None            # a gateway's startup config, relative to the lab dir
     host_servers: tuple[HostServer, ...] = ()   # a gateway's site as the Linux script builds it
+    loopback: IPv4Interface | None = None       # dynamic routing: loopback address (= router ID)
+    ospf: OspfConfig | None = None
+    bgp: BgpConfig | None = None
+    tunnel_ttl: int | None = None               # an explicit outer TTL on every tunnel (dynamic routing)
 
     def iface(self, name: str) -> Iface:
         return next(i for i in self.interfaces if i.name == name)
@@ -161,6 +229,7 @@ class Ping:
     address: IPv4Address
     ttl: int
     kind: str = "server"             # server | tunnel
+    alt_ttls: tuple[int, ...] = ()   # equal-cost paths of other lengths: the reply may come back on one
 
 
 @dataclass(frozen=True)
@@ -192,10 +261,22 @@ class Walk:
 
 
 @dataclass(frozen=True)
+class Scenario:
+    """A fault and what the plan predicts under it: every node's routes, every ping."""
+
+    name: str                        # "tunnel gw1-gw2-ipip down"
+    tunnels: tuple[str, ...]         # the tunnels that are down
+    routes: tuple[tuple[str, tuple[Route, ...]], ...]   # node -> its table (only nodes whose table changes)
+    pings: tuple[Ping, ...]
+    unreachable: tuple[tuple[str, str], ...] = ()       # (from, to) server pairs with no path left
+
+
+@dataclass(frozen=True)
 class SiteInfo:
     name: str
     lan: IPv4Network
     gateway: str
+    lan_if: str = "eth1"
 
 
 @dataclass(frozen=True)
@@ -210,6 +291,8 @@ class Plan:
     underlay: IPv4Network
     sites: tuple[SiteInfo, ...]
     routing: str = "static"
+    adjacencies: tuple[Adjacency, ...] = ()
+    scenarios: tuple[Scenario, ...] = ()
     warnings: tuple[str, ...] = field(default=())
 
     @cached_property

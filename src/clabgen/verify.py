@@ -18,7 +18,8 @@ from ipaddress import IPv4Address
 from xml.etree import ElementTree as ET
 
 from . import netlink
-from .contract import CaptureSpec, PingSpec
+from .contract import CaptureSpec, LabContract, PingSpec, RouteKey, RouteSpec
+from .errors import RuntimeFailure
 from .labdir import RenderedLab
 from .runtimes.base import NodeHandle, Runtime
 from .tunnels import KERNEL_KINDS, TunnelType, checksum, tunnel_type
@@ -39,25 +40,57 @@ class Check:
     detail: str
 
 
-def check_routes(lab: RenderedLab, handles: dict[str, NodeHandle]) -> list[Check]:
+@dataclass(frozen=True)
+class Expectation:
+    """What verify expects now: the contract's prediction, or one fault scenario's."""
+
+    routes: dict[str, tuple[RouteSpec, ...]]
+    pings: tuple[PingSpec, ...]
+    unreachable: frozenset[tuple[str, str]]
+    down: frozenset[str]                  # tunnels that carry nothing
+    scenario: str | None = None
+
+    @classmethod
+    def of(cls, contract: LabContract, faults: tuple[str, ...] = ()) -> Expectation:
+        routes = {n.name: n.routes for n in contract.nodes}
+        if not faults:
+            return cls(routes, contract.pings, frozenset(), frozenset())
+        scenario = contract.scenario(faults[0]) if len(faults) == 1 else None
+        if scenario is None:
+            raise RuntimeFailure(f"no prediction for {' + '.join(faults)}: the contract predicts single faults "
+                                 f"({len(contract.scenarios)} of them)", "clabgen fault LAB up ... to undo the others")
+        for changed in scenario.routes:
+            routes[changed.node] = changed.routes
+        return cls(routes, scenario.pings, frozenset(scenario.unreachable), frozenset(scenario.tunnels), scenario.name)
+
+
+def route_table(lab: RenderedLab, handles: dict[str, NodeHandle], node: str) -> dict[RouteKey, str]:
     ignore = set(lab.contract.ignore_route_devs)
+    return {r.key(): r.text() for r in netlink.routes(handles[node].netns()) if r.dev not in ignore}
+
+
+def route_differences(want: tuple[RouteSpec, ...], got: dict[RouteKey, str]) -> list[str]:
+    table = {r.key(): r.text() for r in want}
+    return [f"missing: {table[k]}" for k in table if k not in got] + [f"unexpected: {got[k]}" for k in got
+                                                                     if k not in table]
+
+
+def check_routes(lab: RenderedLab, handles: dict[str, NodeHandle], expect: Expectation) -> list[Check]:
     out = []
     for node in lab.contract.nodes:
-        if not node.routes and node.role == "switch":
+        want = expect.routes[node.name]
+        if not want and node.role == "switch":
             continue
-        actual = [r for r in netlink.routes(handles[node.name].netns()) if r.dev not in ignore]
-        got = {(r.dst, r.dev, r.via, r.proto, r.scope, r.src, r.metric): r.text() for r in actual}
-        want = {r.key(): r.text() for r in node.routes}
-        missing = [want[k] for k in want if k not in got]
-        extra = [got[k] for k in got if k not in want]
-        detail = "; ".join([f"missing: {m}" for m in missing] + [f"unexpected: {e}" for e in extra])
-        out.append(Check("routes", node.name, f"{len(want)} routes", not missing and not extra,
-                         detail or f"all {len(want)} routes as expected, none extra"))
+        problems = route_differences(want, route_table(lab, handles, node.name))
+        out.append(Check("routes", node.name, f"{len(want)} routes", not problems,
+                         "; ".join(problems) or f"all {len(want)} routes as expected, none extra"))
     return out
 
 
-def check_tunnels(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle]) -> list[Check]:
+def check_tunnels(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle],
+                  expect: Expectation | None = None) -> list[Check]:
     out = []
+    faulted = expect.down if expect else frozenset()
     for t in lab.contract.tunnels:
         ttype = tunnel_type(t.type)
         for end in t.ends:
@@ -67,6 +100,10 @@ def check_tunnels(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHan
                 out.append(Check("tunnel", end.node, label, False, f"{end.ifname} does not exist"))
                 continue
             problems = []
+            if t.name in faulted and expect is not None and (expect.scenario or "").startswith("tunnel "):
+                out.append(Check("tunnel", end.node, label, not link.up,
+                                 "down, as the fault says" if not link.up else "up, but the fault took it down"))
+                continue
             if not link.up:
                 problems.append("down")
             if link.mtu != t.mtu:
@@ -106,19 +143,29 @@ def _ping(handle: NodeHandle, address: str, tries: int = 3) -> tuple[int | None,
     return None, last
 
 
-def check_pings(lab: RenderedLab, handles: dict[str, NodeHandle]) -> list[Check]:
-    pings = lab.contract.pings
+def check_pings(lab: RenderedLab, handles: dict[str, NodeHandle], expect: Expectation | None = None) -> list[Check]:
+    expect = expect or Expectation.of(lab.contract)
+    servers = {n.name: n for n in lab.contract.nodes if n.role == "server"}
+    gone = [(a, b) for a, b in sorted(expect.unreachable)]
 
     def one(p: PingSpec) -> Check:
         ttl, err = _ping(handles[p.src], p.address)
         name = f"ping {p.dst} ({p.address})"
         if ttl is None:
             return Check("ping", p.src, name, False, f"no reply: {err}")
-        return Check("ping", p.src, name, ttl == p.ttl,
-                     f"reply ttl={ttl}" + ("" if ttl == p.ttl else f", expected ttl={p.ttl}"))
+        want = " or ".join(str(t) for t in p.ttls())
+        return Check("ping", p.src, name, ttl in p.ttls(), f"reply ttl={ttl}" + ("" if ttl in p.ttls() else
+                                                                                   f", expected ttl={want}"))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(pings)))) as pool:
-        return list(pool.map(one, pings))
+    def none(pair: tuple[str, str]) -> Check:
+        src, dst = pair
+        address = next((i.address.split("/")[0] for i in servers[dst].interfaces if i.address), "")
+        ttl, _ = _ping(handles[src], address, tries=1)
+        return Check("ping", src, f"ping {dst} ({address})", ttl is None,
+                     "no reply, as predicted (no path left)" if ttl is None else f"reply ttl={ttl}, but no path was predicted")
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(expect.pings) + len(gone)))) as pool:
+        return list(pool.map(one, expect.pings)) + list(pool.map(none, gone))
 
 
 # --- captures: verify's own echo request, followed across the tunnel --------------------------
@@ -274,12 +321,21 @@ def _judge(cap: CaptureSpec, seen: dict[str, Seen]) -> tuple[bool, str]:
     return not problems, detail
 
 
-def verify(lab: RenderedLab, runtime: Runtime) -> list[Check]:
+def verify(lab: RenderedLab, runtime: Runtime, faults: tuple[str, ...] = (), wait: float = 60.0) -> list[Check]:
+    """Every check against the prediction for the lab as it is now (its faults); with dynamic
+    routing, first wait (up to `wait` seconds) until the routing has converged."""
+    expect = Expectation.of(lab.contract, faults)
     handles = runtime.nodes(lab)
-    checks = check_routes(lab, handles)
-    checks += check_tunnels(lab, runtime, handles)
-    checks += check_pings(lab, handles)
+    checks: list[Check] = []
+    if lab.contract.adjacencies:
+        from .verify_routing import routing_checks
+        checks += routing_checks(lab, runtime, handles, expect, wait)
+    checks += check_routes(lab, handles, expect)
+    checks += check_tunnels(lab, runtime, handles, expect)
+    checks += check_pings(lab, handles, expect)
     for c in lab.contract.captures:
+        if faults:
+            break   # captures follow the fault-free paths
         try:
             checks.append(check_capture(lab, handles, c))
         except OSError as exc:   # e.g. the interface to capture on is gone

@@ -29,7 +29,8 @@ def lab_view(plan: Plan) -> dict[str, Any]:
         "links": [_link(link, ids) for link in plan.links],
         "tunnels": [_tunnel(t, ids) for t in plan.tunnels],
         "gateways": [_gateway(plan, g, tunnel_of) for g in plan.gateways],
-        "pings": [{"src": p.src, "dst": p.dst, "address": str(p.address), "ttl": p.ttl} for p in plan.pings],
+        "pings": [{"src": p.src, "dst": p.dst, "address": str(p.address),
+                   "ttl": " or ".join(str(t) for t in (p.ttl, *p.alt_ttls))} for p in plan.pings],
         "walks": [{"src": w.src, "dst": w.dst, "src_address": str(w.src_address), "dst_address": str(w.dst_address),
                    "hops": [hop_text(h) for h in w.hops]} for w in plan.walks],
         "captures": [{"tunnel": c.tunnel, "node": c.node, "iface": c.iface, "tunnel_if": c.tunnel_if,
@@ -37,6 +38,30 @@ def lab_view(plan: Plan) -> dict[str, Any]:
                       "dst": str(c.dst_address), "outer_src": str(c.outer_src), "outer_dst": str(c.outer_dst),
                       "ip_proto": c.ip_proto, "lan_frame_len": c.lan_frame_len,
                       "underlay_frame_len": c.underlay_frame_len} for c in plan.captures],
+        "routing": _routing(plan),
+    }
+
+
+def _routing(plan: Plan) -> dict[str, Any]:
+    """The routing section of the lab README: routers, sessions, and each fault's outcome."""
+    base = {n.name: {r.text() for r in n.routes} for n in plan.nodes}
+    scenarios = []
+    for s in plan.scenarios:
+        changes = []
+        for node, routes in s.routes:
+            now = {r.text() for r in routes}
+            changes.append({"node": node, "gone": sorted(base[node] - now), "new": sorted(now - base[node])})
+        scenarios.append({"name": s.name, "changes": changes,
+                          "unreachable": [f"{a} -> {b}" for a, b in s.unreachable],
+                          "pings": [{"src": p.src, "dst": p.dst, "ttl": " or ".join(str(t) for t in (p.ttl, *p.alt_ttls))}
+                                    for p in s.pings if p.kind == "server"]})
+    return {
+        "type": plan.routing,
+        "routers": [{"name": g.name, "router_id": str(g.loopback.ip) if g.loopback else None,
+                     "asn": g.bgp.asn if g.bgp else None} for g in plan.gateways],
+        "adjacencies": [{"node": a.node, "peer": a.peer, "protocol": a.protocol, "ifname": a.ifname,
+                         "peer_address": str(a.peer_address), "peer_id": a.peer_id} for a in plan.adjacencies],
+        "scenarios": scenarios,
     }
 
 
@@ -86,14 +111,45 @@ def _gateway(plan: Plan, g: Node, tunnel_of: dict[tuple[str, str], Tunnel]) -> d
                           for r in g.static_routes],
         "servers": [{"name": s.name, "netns": s.netns, "host_if": s.host_if, "address": str(s.address),
                      "gateway": str(s.gateway)} for s in g.host_servers],
+        "loopback": str(g.loopback) if g.loopback else None,
+        "ospf": _ospf(g),
+        "bgp": _bgp(g),
+        "bfd_peers": [{"address": str(p.address), "multiplier": BFD_MULTIPLIER, "receive": BFD_INTERVAL_MS,
+                       "transmit": BFD_INTERVAL_MS} for p in (g.bgp.peers if g.bgp else ()) if p.bfd],
     }
+
+
+# BFD timers rendered with a peer (1.2 needs a `protocols bfd peer` for every BGP neighbour with bfd).
+BFD_INTERVAL_MS, BFD_MULTIPLIER = 300, 3
+
+
+def _ospf(g: Node) -> dict[str, Any] | None:
+    o = g.ospf
+    if o is None:
+        return None
+    return {"router_id": str(o.router_id),
+            "areas": [{"id": area, "networks": [str(n) for n in nets]} for area, nets in o.areas],
+            "interfaces": [{"ifname": i.ifname, "kind": i.kind, "cost": i.cost, "hello": i.hello, "dead": i.dead,
+                            "network": i.network, "passive": i.passive, "bfd": i.bfd} for i in o.interfaces],
+            "spf": {"delay": o.spf[0], "initial": o.spf[1], "max": o.spf[2]}}
+
+
+def _bgp(g: Node) -> dict[str, Any] | None:
+    b = g.bgp
+    if b is None:
+        return None
+    return {"asn": b.asn, "router_id": str(b.router_id), "networks": [str(n) for n in b.networks],
+            "keepalive": b.keepalive, "holdtime": b.holdtime, "compare_routerid": True,
+            "neighbors": [{"address": str(p.address), "remote_as": p.remote_as, "description": p.name,
+                           "update_source": p.update_source, "next_hop_self": p.next_hop_self, "bfd": p.bfd,
+                           "multihop": None} for p in b.peers]}
 
 
 def _tunnel_end(g: Node, e: TunnelEnd, t: Tunnel) -> dict[str, Any]:
     ttype = tunnel_type(t.type)
     return {"ifname": e.ifname, "type": t.type, "mode": ttype.linux_mode, "encapsulation": ttype.vyos_encapsulation,
             "address": str(e.address), "local": str(e.local), "remote": str(e.remote), "mtu": t.mtu,
-            "mtu_in_config": g.iface(e.ifname).mtu_in_config, "peer_node": e.peer_node}
+            "mtu_in_config": g.iface(e.ifname).mtu_in_config, "peer_node": e.peer_node, "ttl": g.tunnel_ttl}
 
 
 def platform_view(name: str) -> dict[str, Any]:

@@ -7,10 +7,12 @@ an entry in ROUTING, template lines per platform and the platforms' `routing:` l
 
 from __future__ import annotations
 
-from .base import RoutingInput, RoutingPlan, RoutingProtocol
+from .base import KernelFacts, RoutingInput, RoutingPlan, RoutingProtocol
+from .bgp import BgpRouting
+from .ospf import OspfRouting
 from .static import StaticRouting
 
-ROUTING: dict[str, RoutingProtocol] = {p.name: p for p in (StaticRouting(),)}
+ROUTING: dict[str, RoutingProtocol] = {p.name: p for p in (StaticRouting(), OspfRouting(), BgpRouting())}
 
 
 def get(name: str) -> RoutingProtocol:
@@ -21,4 +23,4 @@ def get(name: str) -> RoutingProtocol:
         raise ValueError(f"unknown routing protocol {name!r}; valid: {', '.join(sorted(ROUTING))}") from None
 
 
-__all__ = ["ROUTING", "RoutingInput", "RoutingPlan", "RoutingProtocol", "get"]
+__all__ = ["ROUTING", "KernelFacts", "RoutingInput", "RoutingPlan", "RoutingProtocol", "get"]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from ipaddress import IPv4Address
 
-from ..planned import StaticRoute, TunnelEnd
-from .base import RoutingInput, RoutingPlan
+from ..planned import Route, StaticRoute, TunnelEnd
+from .base import RoutingInput, RoutingPlan, down_links, static_kernel_routes
 
 
 class StaticRouting:
     name = "static"
+    dynamic = False
 
     def plan(self, lab: RoutingInput) -> RoutingPlan:
         """Breadth-first over the tunnel graph from each gateway, ties broken by tunnel order;
@@ -23,7 +25,7 @@ class StaticRouting:
                 peer_address[(e.node, e.ifname)] = e.address.ip
         routes: dict[str, tuple[StaticRoute, ...]] = {}
         for site in lab.sites:
-            first = _first_hops(site.gateway, adj)
+            first = first_hops(site.gateway, adj)
             out = []
             for other in lab.sites:
                 hop = first.get(other.gateway)
@@ -33,8 +35,12 @@ class StaticRouting:
             routes[site.gateway] = tuple(out)
         return RoutingPlan(static=routes)
 
+    def routes(self, lab: RoutingInput, plan: RoutingPlan, down: frozenset[str] = frozenset(),
+               down_devs: frozenset[tuple[str, str]] | None = None) -> Mapping[str, tuple[Route, ...]]:
+        return {gw: tuple(r) for gw, r in static_kernel_routes(lab, plan, down_links(lab, down, down_devs)).items()}
 
-def _first_hops(src: str, adj: dict[str, list[TunnelEnd]]) -> dict[str, TunnelEnd]:
+
+def first_hops(src: str, adj: dict[str, list[TunnelEnd]]) -> dict[str, TunnelEnd]:
     """For every gateway reachable from src: the tunnel end at src that starts a shortest path."""
     first: dict[str, TunnelEnd] = {}
     seen = {src}

@@ -53,6 +53,7 @@ class LabState:
     topology: str | None = None     # containerlab: the variant topology file
     binary: str | None = None       # containerlab: the binary that deployed it
     mgmt: MgmtState | None = None   # containerlab: the lab's management network
+    faults: tuple[str, ...] = ()    # `clabgen fault`: what is down now (scenario names of the contract)
 
     def to_json(self) -> str:
         return json.dumps(codec.to_data(self), indent=2, sort_keys=True) + "\n"
