@@ -218,6 +218,9 @@ def _routing(lab: Lab, problems: Problems) -> None:
         problems.add(r.at("holdtime"), f"holdtime {r.holdtime} must be longer than keepalive {r.keepalive}")
     if r.bfd and not dynamic:
         problems.add(r.at("bfd"), f"bfd works with routing ospf or bgp, not {r.type}")
+    if r.bfd and r.type == "bgp" and r.ibgp == "loopback":
+        problems.add(r.at("bfd"), "bfd over iBGP sessions between loopbacks (multihop BFD) is not modelled",
+                     "use ibgp: tunnel with bfd")
     if dynamic:
         _loopbacks(lab, problems)
     if r.type == "ospf":

@@ -385,7 +385,7 @@ def _routing(r: Reader, y: Y | None, root: Where) -> Routing:
         as_base=_opt(m, "as_base", lambda v: r.integer(v, 1, ASN_MAX), d.as_base),
         ibgp=_opt(m, "ibgp", lambda v: r.one_of(v, ("tunnel", "loopback"), "iBGP peering"), d.ibgp),
         keepalive=_opt(m, "keepalive", lambda v: r.integer(v, 1, 65535), d.keepalive),
-        holdtime=_opt(m, "holdtime", lambda v: r.integer(v, 3, 65535), d.holdtime),
+        holdtime=_opt(m, "holdtime", lambda v: r.integer(v, 4, 65535), d.holdtime),
         announce=_opt(m, "announce", lambda v: _announce(r, v), d.announce))
 
 

@@ -97,7 +97,7 @@ class Routing(Located):
     as_base: int = 65001
     ibgp: str = "tunnel"                    # tunnel | loopback: how two tunnel ends of one AS peer
     keepalive: int = 1
-    holdtime: int = 3
+    holdtime: int = 4                       # VyOS 1.2 accepts 0 or 4..65535
     announce: tuple[str, ...] = ("lans",)   # lans, loopbacks
 
 
