@@ -84,7 +84,7 @@ class OspfRouting:
                         continue
                     area = self.tunnel_area(lab, t)
                     ifaces.append(OspfIface(e.ifname, "tunnel", area, self.tunnel_cost(lab, t), False, o.hello, o.dead,
-                                            "point-to-point", o.bfd))
+                                            "point-to-point", o.bfd, o.retransmit))
                     nets.setdefault(area, []).append(t.subnet)
                     peer = t.peer(e)
                     adjacencies.append(Adjacency(gw, peer.node, "ospf", e.ifname, peer.address.ip,
