@@ -114,7 +114,8 @@ static void fill_outer(uint8_t *b, const uint8_t *tmpl, int overhead, size_t inn
 	b[3] = total & 0xff;
 	b[4] = id >> 8;
 	b[5] = id & 0xff;
-	b[8] = b[overhead + 8];
+	if (!tmpl[8]) /* ttl 0 in the template: inherit the inner TTL (the kernel's default); else fixed */
+		b[8] = b[overhead + 8];
 }
 
 static void tx_add(struct txbatch *t, void *a, size_t alen, void *b, size_t blen, size_t inner_len)

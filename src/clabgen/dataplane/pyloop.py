@@ -43,7 +43,8 @@ def encap_loop(ep: Endpoint, stop_fd: int, counters: Counters) -> None:
     """TUN -> raw socket: read the inner packet right behind a prebuilt outer header, send both."""
     overhead = ep.spec.overhead
     buf = bytearray(overhead + _MAX)
-    buf[:overhead] = wire.header_template(ep.spec.mode, ep.spec.local, ep.spec.remote)
+    buf[:overhead] = wire.header_template(ep.spec.mode, ep.spec.local, ep.spec.remote, ep.spec.ttl)
+    inherit = ep.spec.ttl == 0
     view = memoryview(buf)
     inner = [view[overhead:]]
     send, readv, tun = ep.sock.send, os.readv, ep.tun_fd
@@ -62,7 +63,7 @@ def encap_loop(ep: Endpoint, stop_fd: int, counters: Counters) -> None:
             counters.dropped += 1
             continue
         ident = ident % 65535 + 1  # never 0: the kernel would write 0 there under DF
-        total = wire.fill_outer(buf, overhead, n, ident)
+        total = wire.fill_outer(buf, overhead, n, ident, inherit)
         try:
             send(view[:total])
         except OSError:  # EMSGSIZE, ENOBUFS, unreachable: the kernel would drop it too

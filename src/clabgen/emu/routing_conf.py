@@ -110,6 +110,15 @@ class Routing:
     bfd: tuple[BfdPeer, ...] = ()
 
     @property
+    def where(self) -> tuple[int, str]:
+        """The line and path a problem with the whole routing (FRR would not start) points at."""
+        if self.ospf is not None:
+            return self.ospf.line, "protocols ospf"
+        if self.bgp is not None:
+            return self.bgp.line, "protocols bgp"
+        return (self.bfd[0].line if self.bfd else 0), "protocols bfd"
+
+    @property
     def uses_frr(self) -> bool:
         return self.ospf is not None or self.bgp is not None or bool(self.bfd)
 
