@@ -62,15 +62,15 @@ def test_parameters_ip_ttl_is_on_the_wire_of_a_deployed_lab(tmp_path: Path, tunn
         pytest.skip("needs root")
     if tunnels == "kernel" and not kernel_supports("ipip"):
         pytest.skip("this kernel has no ipip tunnels")
-    lab = unique_lab(tmp_path, "ipip-vyos14", "ttl")
-    cfg = lab / "startup-conf" / "gw1.cfg"
+    lab_dir = unique_lab(tmp_path, "ipip-vyos14", "ttl")
+    cfg = lab_dir / "startup-conf" / "gw1.cfg"
     text = cfg.read_text()
     assert text.count("        mtu 9480\n") == 1
     cfg.write_text(text.replace("        mtu 9480\n", "        mtu 9480\n        parameters {\n            ip {\n"
                                                      "                ttl 17\n            }\n        }\n"))
     try:
-        labops.deploy(lab, "netns", tunnels=tunnels)
-        rendered = labdir.load(lab)
+        labops.deploy(lab_dir, "netns", tunnels=tunnels)
+        rendered = labdir.load(lab_dir)
         with L.capture(rendered.container("gw2"), "eth2") as und:
             out = L.ping(rendered.container("server1"), "10.1.8.10")
         assert out.returncode == 0 and "ttl=62" in out.stdout, out.stdout
@@ -79,5 +79,5 @@ def test_parameters_ip_ttl_is_on_the_wire_of_a_deployed_lab(tmp_path: Path, tunn
         ip = struct.unpack_from("!B", _ip_frames(und.frames, 4, "172.12.1.10")[0], ETH)[0]
         assert ip == 0x45
     finally:
-        labops.destroy(lab)
-    assert residue(lab_name(lab)) == []
+        labops.destroy(lab_dir)
+    assert residue(lab_name(lab_dir)) == []
