@@ -83,6 +83,15 @@ OSPF_14 = """protocols {
 """
 
 BGP_14 = """protocols {
+    bfd {
+        peer %(peer)s {
+            interval {
+                multiplier 3
+                receive 100
+                transmit 100
+            }
+        }
+    }
     bgp {
         address-family {
             ipv4-unicast {
@@ -94,6 +103,8 @@ BGP_14 = """protocols {
             address-family {
                 ipv4-unicast {
                 }
+            }
+            bfd {
             }
             remote-as %(peer_as)s
             timers {
@@ -244,7 +255,7 @@ def test_ospf_vyos12_hub_and_spokes(tmp_path: Path, deployed: Callable[[Path], P
     assert answer.returncode == 0 and "ttl=61" in answer.stdout, answer.stdout
 
 
-def test_ebgp_vyos14_established_and_routes(tmp_path: Path, deployed: Callable[[Path], Path]) -> None:
+def test_ebgp_with_bfd_vyos14_established_and_routes(tmp_path: Path, deployed: Callable[[Path], Path]) -> None:
     lab = unique_lab(tmp_path, "ipip-vyos14", "b")
     for gw, lan, rid, asn, peer, peer_as in (("gw1", "10.1.5.0/24", "172.12.1.10", 65001, "1.1.1.2", 65002),
                                              ("gw2", "10.1.8.0/24", "172.12.1.11", 65002, "1.1.1.1", 65001)):
@@ -258,6 +269,12 @@ def test_ebgp_vyos14_established_and_routes(tmp_path: Path, deployed: Callable[[
         return peers.get("peers", {}).get("1.1.1.2", {}).get("state") == "Established"
 
     wait_for("BGP Established", established)
+
+    def bfd_up() -> bool:
+        peers = json.loads(base.vtysh(NetnsRuntime(), labdir.load(lab), "gw1", "show bfd peers json"))
+        return [(p["peer"], p["status"], p["receive-interval"]) for p in peers] == [("1.1.1.2", "up", 100)]
+
+    wait_for("the BFD session", bfd_up)
     wait_for("gw1's BGP route", lambda: kernel_route(lab, "gw1", "10.1.8.0/24") is not None)
     assert kernel_route(lab, "gw1", "10.1.8.0/24") == "10.1.8.0/24 via 1.1.1.2 dev tun0 proto bgp metric 20"
     wait_for("gw2's BGP route", lambda: kernel_route(lab, "gw2", "10.1.5.0/24") is not None)
