@@ -6,20 +6,41 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from clabgen import labdir, labops
-from clabgen.dataplane import kernel_supports, start, wire
+from clabgen.dataplane import kernel_supports, start, stop, wire
 
 from ..dataplane import lab as L
-from ..dataplane.conftest import lab, state_dir  # noqa: F401  (fixtures)
 from ..dataplane.test_dataplane import IMPLS, _ip_frames
 from ..labutil import lab_name, residue, unique_lab
 
 ETH = 14
+
+
+@pytest.fixture
+def dp_lab() -> Iterator[L.Lab]:
+    """s1 -- gw1 == underlay == gw2 -- s2 in namespaces of its own (the dataplane tests' shape)."""
+    if not L.CAN_RUN or shutil.which("ping") is None:
+        pytest.skip("needs root, network namespaces, /dev/net/tun and ping")
+    built = L.build()
+    try:
+        yield built
+    finally:
+        L.destroy(built)
+
+
+@pytest.fixture
+def dp_state(tmp_path: Path) -> Iterator[Path]:
+    try:
+        yield tmp_path / "state"
+    finally:
+        stop(tmp_path / "state")
 
 
 def test_a_fixed_ttl_stays_in_the_header_template() -> None:
@@ -40,10 +61,11 @@ def outer_ttls(frames: list[bytes], proto: int, src: str) -> list[int]:
 @pytest.mark.netns
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("mode", ["ipip", "gre"])
-def test_the_userspace_dataplane_sends_a_fixed_ttl(lab: L.Lab, state_dir: Path, mode: str, impl: str) -> None:  # noqa: F811
+def test_the_userspace_dataplane_sends_a_fixed_ttl(dp_lab: L.Lab, dp_state: Path, mode: str, impl: str) -> None:
+    lab = dp_lab
     spec = lab.tunnel_spec(mode)
     spec["tunnels"][0]["ttl"] = 17            # type: ignore[index]  # gw1's end only
-    start(spec, state_dir, impl=impl)
+    start(spec, dp_state, impl=impl)
     L.route_lans(lab, via_tunnel=True)
     with L.capture(lab.ns("gw1"), "und0") as und:
         out = lab.ping("s1", L.S2)

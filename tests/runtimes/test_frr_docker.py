@@ -20,7 +20,7 @@ from clabgen.runtimes import containerlab as clab
 
 from ..labutil import lab_name, unique_lab
 from .test_containerlab import clab_residue
-from .test_docker import client, docker_residue  # noqa: F401  (fixture)
+from .test_docker import docker_residue
 from .test_frr_netns import OSPF_14, set_protocols, snapshot
 
 pytestmark = pytest.mark.docker
@@ -29,16 +29,27 @@ if os.geteuid() != 0 or not shutil.which("ping"):
     pytest.skip("needs root and ping (make test installs iputils-ping)", allow_module_level=True)
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
+@pytest.fixture(scope="module")
+def client() -> Any:
+    docker = pytest.importorskip("docker")
+    try:
+        c = docker.from_env(timeout=30)
+        c.ping()
+    except Exception as e:
+        pytest.skip(f"no Docker engine answers ({type(e).__name__}); run `make docker-up`")
+    return c
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0, show: Callable[[], str] = str) -> None:
     t0 = time.monotonic()
     while not check():
         if time.monotonic() - t0 > timeout:
-            pytest.fail(f"{what} not within {timeout:.0f}s")
+            pytest.fail(f"{what} not within {timeout:.0f}s; {show()}")
         time.sleep(0.2)
 
 
 @pytest.mark.parametrize("runtime", ["docker", "containerlab"])
-def test_ospf_in_emulated_gateway_containers(tmp_path: Path, client: Any, runtime: str) -> None:  # noqa: F811
+def test_ospf_in_emulated_gateway_containers(tmp_path: Path, client: Any, runtime: str) -> None:
     if runtime == "containerlab" and clab.find_binary() is None:
         pytest.skip("no containerlab binary ($CLABGEN_CONTAINERLAB or PATH); run `make containerlab`")
     lab = unique_lab(tmp_path, "ipip-vyos14", "od")
@@ -58,7 +69,12 @@ def test_ospf_in_emulated_gateway_containers(tmp_path: Path, client: Any, runtim
             states = [x["nbrState"] for per_id in out.get("neighbors", {}).values() for x in per_id]
             return states == ["Full/-"]
 
-        wait_for("OSPF Full", full)
+        def show() -> str:
+            gw1 = rt.nodes(rendered)["gw1"]
+            return base.vtysh(rt, rendered, "gw1", "show ip ospf neighbor") + \
+                gw1.exec(["tail", "-n", "30", "/var/log/frr/ospfd.log"]).stdout
+
+        wait_for("OSPF Full", full, show=show)
         ns = rt.nodes(rendered)["gw1"].netns()
         wait_for("the OSPF route", lambda: any(r.dst == "10.1.8.0/24" for r in netlink.routes(ns)))
         assert [r.text() for r in netlink.routes(ns) if r.dst == "10.1.8.0/24"] == \

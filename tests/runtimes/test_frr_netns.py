@@ -36,7 +36,8 @@ if not os.access("/usr/lib/frr/zebra", os.X_OK) or not shutil.which("vtysh"):
 
 # With 1 s hellos the adjacency is Full within OSPF's MinLSArrival (1 s) of the first router LSA, so
 # the neighbor drops the updated one and waits for its retransmission (retransmit-interval, 5 s by
-# default in FRR and VyOS; 1 s here, 3 s in 1.2, VyOS's minimum).
+# default in FRR and VyOS; 1 s here, 3 s in 1.2, VyOS's minimum). A 10 s dead interval keeps the
+# adjacency up when other work starves the daemons of CPU for a few seconds.
 CONVERGE = 40.0
 FRR_RUN = [Path("/run/frr"), Path("/var/run/frr"), Path("/var/lib/frr"), Path("/var/log/frr"), Path("/etc/frr")]
 
@@ -62,7 +63,7 @@ OSPF_14 = """protocols {
             }
         }
         interface tun0 {
-            dead-interval 4
+            dead-interval 10
             hello-interval 1
             network point-to-point
             retransmit-interval 1
@@ -122,7 +123,7 @@ BGP_14 = """protocols {
 
 IP_OSPF_12 = """        ip {
             ospf {
-                dead-interval 4
+                dead-interval 10
                 hello-interval 1
                 network point-to-point
                 retransmit-interval 3
