@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 
 from clabgen import labdir, labops, netlink, runtimes
+from clabgen.errors import RuntimeFailure
 from clabgen.runtimes import base
 from clabgen.runtimes import containerlab as clab
 
+from ..emu.frr_labs import OSPF_14, set_protocols, snapshot
 from ..labutil import lab_name, unique_lab
 from .test_containerlab import clab_residue
 from .test_docker import docker_residue
-from .test_frr_netns import OSPF_14, set_protocols, snapshot
 
 pytestmark = pytest.mark.docker
 
@@ -83,7 +84,7 @@ def test_ospf_in_emulated_gateway_containers(tmp_path: Path, client: Any, runtim
             ["192.168.1.0/24 via 1.1.1.2 dev tun0 proto static metric 20"]
         ping = rt.nodes(rendered)["server1"].exec(["ping", "-c", "1", "-W", "2", "10.1.8.10"])
         assert ping.returncode == 0 and "ttl=62" in ping.stdout, ping.stdout
-        with pytest.raises(Exception, match="server1"):
+        with pytest.raises(RuntimeFailure, match="server1: vtysh"):
             base.vtysh(rt, rendered, "server1", "show ip route json")
     finally:
         labops.destroy(lab)

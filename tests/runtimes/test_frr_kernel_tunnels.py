@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ..emu.frr_labs import OSPF_14, set_protocols
 from ..labutil import lab_name, unique_lab
-from .test_frr_netns import OSPF_14, set_protocols
 from .test_netns_kernel_tunnels import UML, _boot, _prologue
 
 pytestmark = [pytest.mark.uml, pytest.mark.netns]

@@ -164,7 +164,12 @@ def start_frr(ns: str | None, cfg: DeviceConfig, out: Applied, run_dir: Path | N
                                      "frr)")) from exc
     out.frr_sockets = str(dirs.sockets)
     out.routes = len(cfg.routes)
-    wanted = {str(r.prefix) for r in cfg.routes}
+    # Only routes FRR can install at once: through an interface or a next-hop on one of this config's
+    # subnets (one resolved through OSPF or BGP comes when they converge, and is not waited for).
+    addresses = [a for i in cfg.interfaces for a in i.addresses] + [a for t in cfg.tunnels for a in t.addresses]
+    subnets = [a.value.network for a in addresses]
+    wanted = {str(r.prefix) for r in cfg.routes
+              if r.interfaces or any(h.value in net for h in r.next_hops for net in subnets)}
     deadline = time.monotonic() + STATIC_WAIT
     while wanted:
         wanted -= {r.dst if r.dst != "default" else "0.0.0.0/0" for r in netlink.routes(ns)}
