@@ -11,8 +11,9 @@ LABS := $(wildcard labs/*/intent.yml)
 ORACLES ?= ../shared/oracles
 # The patched containerlab `make containerlab` builds (docs/containerlab.md); clabgen looks here first.
 export CLABGEN_CONTAINERLAB ?= $(CURDIR)/bin/containerlab
-# Debian packages the tests use (ping, captures, throughput, kernel-tunnel peer, docker).
-DEB_PKGS ?= iproute2 iputils-ping tcpdump iperf3 user-mode-linux debootstrap docker.io patch util-linux procps gcc
+# Debian packages the tests use (ping, captures, throughput, kernel-tunnel peer, docker, FRR for the
+# emulated gateways' routing protocols).
+DEB_PKGS ?= iproute2 iputils-ping tcpdump iperf3 user-mode-linux debootstrap docker.io patch util-linux procps gcc frr
 
 .PHONY: install deps deps-demo test test-install render check lint bench deploy verify destroy demo clean
 
