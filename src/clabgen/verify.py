@@ -287,10 +287,10 @@ def check_capture(lab: RenderedLab, handles: dict[str, NodeHandle], cap: Capture
     finally:
         for s in socks.values():
             s.close()
-    where = {"lan": f"on {cap.lan_node}:{cap.lan_if}", "tun": f"on {cap.node}:{cap.tunnel_if}",
+    places = {"lan": f"on {cap.lan_node}:{cap.lan_if}", "tun": f"on {cap.node}:{cap.tunnel_if}",
              "underlay": f"on {cap.node}:{cap.iface} inside an outer {cap.outer_src} > {cap.outer_dst} "
                          f"proto {cap.ip_proto} header"}
-    missing = [f"verify's echo request {cap.src_address} > {cap.dst_address} not seen {where[w]}"
+    missing = [f"verify's echo request {cap.src_address} > {cap.dst_address} not seen {places[w]}"
                for w in ("lan", "tun", "underlay") if w not in seen]
     if missing:
         return Check("capture", cap.node, label, False, "; ".join(missing))
