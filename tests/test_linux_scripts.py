@@ -15,7 +15,7 @@ import pytest
 from clabgen import netlink
 from clabgen.dataplane import kernel_supports
 
-from .labutil import lab_name, unique_lab
+from .labutil import lab_name, unique_lab, write_lab
 
 pytestmark = pytest.mark.netns
 if os.geteuid() != 0 or not shutil.which("nsenter") or not shutil.which("ping"):
@@ -85,3 +85,40 @@ def test_scripts_build_the_seed_part_two(name: str, tmp_path: Path, hosts: tuple
     assert not Path(f"/run/clabgen/{lname}-gw1-linux").exists()
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert f"/run/clabgen/{lname}-" not in ps
+
+
+@pytest.mark.parametrize("routing", ["ospf", "bgp"])
+def test_scripts_run_frr_for_dynamic_routing(routing: str, tmp_path: Path, hosts: tuple[str, str]) -> None:
+    """The hand-built equivalent of a routing lab: each host runs FRR with the config VyOS gives it."""
+    if not os.access("/usr/lib/frr/zebra", os.X_OK):
+        pytest.skip("needs FRR (make test installs Debian's frr)")
+    import re
+    import time
+    text = (Path(__file__).parent.parent / "labs" / "ipip" / "intent.yml").read_text()
+    lab = write_lab(tmp_path, re.sub(r"^routing: .*$", f"routing: {routing}", text, flags=re.M), tag="l")
+    lname = lab_name(lab)
+    mode = [] if kernel_supports("ipip") else ["--userspace"]
+    try:
+        for host, gw in zip(hosts, ("gw1", "gw2")):
+            up = _script(host, lab, gw, "up", *mode)
+            assert up.returncode == 0, up.stderr
+        deadline = time.monotonic() + 40
+        while True:
+            ping = subprocess.run(["ip", "netns", "exec", f"{lname}-server1", "ping", "-n", "-c", "1", "-W", "1",
+                                   "10.1.8.10"], capture_output=True, text=True)
+            if ping.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        assert "ttl=62" in ping.stdout
+        routes = subprocess.run(["ip", "-n", hosts[0], "route"], capture_output=True, text=True).stdout
+        assert f"10.1.8.0/24 via 1.1.1.2 dev tun0 proto {routing} metric 20" in routes, routes
+    finally:
+        for host, gw in zip(hosts, ("gw1", "gw2")):
+            assert _script(host, lab, gw, "down").returncode == 0
+    for host in hosts:
+        assert _leftovers(lname, host) == []
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert f"/run/clabgen/{lname}-" not in ps
+    assert not any("zebra" in p for p in subprocess.run(["ip", "netns", "pids", hosts[0]], capture_output=True,
+                                                         text=True).stdout.split())

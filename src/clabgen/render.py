@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import platforms, view, vyos_config
+from . import emu, platforms, view, vyos_config
 from .errors import ClabgenError, Problem, Where
 from .expected import expected_json
 from .planned import Plan
@@ -29,7 +29,8 @@ def render(plan: Plan, source: str) -> list[RenderedFile]:
     """Every generated file of the lab, in a stable order; same plan, same bytes."""
     ctx = view.lab_view(plan)
     files: list[RenderedFile] = []
-    folders = list(platforms.LAB_OUTPUTS) + sorted({g.platform for g in plan.gateways})
+    # gateways first: the Linux scripts carry the routing daemons' config their startup config gives
+    folders = sorted({g.platform for g in plan.gateways}) + list(platforms.LAB_OUTPUTS)
     for folder in folders:
         plat = platforms.load(folder)
         env = plat.environment()
@@ -45,6 +46,9 @@ def render(plan: Plan, source: str) -> list[RenderedFile]:
                 text = template.render(lab=ctx, gw=gw, source=source, platform=view.platform_view(gw["platform"]))
                 path = out.path.format(lab=plan.name, node=gw["name"])
                 files.append(RenderedFile(path, text.encode(), _mode(out)))
+                if out.startup and plat.facts.emulator and (gw.get("ospf") or gw.get("bgp")):
+                    configs = emu.daemon_configs(plat.facts.emulator, text, path)
+                    gw["frr"] = [{"daemon": d, "config": c} for d, c in configs.items()]
                 if out.set_listing:
                     tree = vyos_config.parse_boot(text, path)
                     listing = "\n".join(vyos_config.set_commands(tree)) + "\n"

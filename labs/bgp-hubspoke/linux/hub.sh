@@ -33,11 +33,11 @@ up() {
     ip link set br-int0 up
 
     ## ipip tunnel tun0 to east
-    if ip tunnel add tun0 mode ipip remote 198.51.100.11 local 198.51.100.10 2>/dev/null; then
+    if ip tunnel add tun0 mode ipip remote 198.51.100.11 local 198.51.100.10 ttl 64 2>/dev/null; then
         ip addr add 172.30.1.1/30 dev tun0
         ip link set tun0 up
     elif [ "$USERSPACE" = 1 ]; then
-        userspace_tunnel tun0 ipip 198.51.100.10 198.51.100.11 172.30.1.1/30 9480
+        userspace_tunnel tun0 ipip 198.51.100.10 198.51.100.11 172.30.1.1/30 9480 64
     else
         echo "hub.sh: this kernel cannot create ipip tunnel tun0 (no ipip module?);" \
              "rerun with --userspace to use clabgen's userspace tunnel" >&2
@@ -46,11 +46,11 @@ up() {
     fi
 
     ## gre tunnel tun1 to west
-    if ip tunnel add tun1 mode gre remote 198.51.100.12 local 198.51.100.10 2>/dev/null; then
+    if ip tunnel add tun1 mode gre remote 198.51.100.12 local 198.51.100.10 ttl 64 2>/dev/null; then
         ip addr add 172.30.2.1/30 dev tun1
         ip link set tun1 up
     elif [ "$USERSPACE" = 1 ]; then
-        userspace_tunnel tun1 gre 198.51.100.10 198.51.100.12 172.30.2.1/30 9476
+        userspace_tunnel tun1 gre 198.51.100.10 198.51.100.12 172.30.2.1/30 9476 64
     else
         echo "hub.sh: this kernel cannot create gre tunnel tun1 (no gre module?);" \
              "rerun with --userspace to use clabgen's userspace tunnel" >&2
@@ -59,23 +59,29 @@ up() {
     fi
 
     ## ipip tunnel tun2 to south
-    if ip tunnel add tun2 mode ipip remote 198.51.100.13 local 198.51.100.10 2>/dev/null; then
+    if ip tunnel add tun2 mode ipip remote 198.51.100.13 local 198.51.100.10 ttl 64 2>/dev/null; then
         ip addr add 172.30.3.1/30 dev tun2
         ip link set tun2 up
     elif [ "$USERSPACE" = 1 ]; then
-        userspace_tunnel tun2 ipip 198.51.100.10 198.51.100.13 172.30.3.1/30 9480
+        userspace_tunnel tun2 ipip 198.51.100.10 198.51.100.13 172.30.3.1/30 9480 64
     else
         echo "hub.sh: this kernel cannot create ipip tunnel tun2 (no ipip module?);" \
              "rerun with --userspace to use clabgen's userspace tunnel" >&2
         down
         exit 1
     fi
+
+    ## the loopback: router ID and routing source address
+    ip addr add 10.255.255.1/32 dev lo
+
+    ## routing: FRR with the configuration VyOS gives it (zebra, staticd, bgpd)
+    start_frr
 }
 
 userspace_tunnel() {
     mkdir -p "$STATE"
-    printf '{"tunnels": [{"netns": null, "ifname": "%s", "mode": "%s", "local": "%s", "remote": "%s", "address": "%s", "mtu": %s}]}\n' \
-        "$1" "$2" "$3" "$4" "$5" "$6" > "$STATE/$1.json"
+    printf '{"tunnels": [{"netns": null, "ifname": "%s", "mode": "%s", "local": "%s", "remote": "%s", "address": "%s", "mtu": %s, "ttl": %s}]}\n' \
+        "$1" "$2" "$3" "$4" "$5" "$6" "$7" > "$STATE/$1.json"
     "$PYTHON" - "$STATE/$1.json" "$STATE/$1" <<'PY'
 import json, sys
 from pathlib import Path
@@ -84,7 +90,75 @@ print("userspace tunnel, pid", start(json.loads(Path(sys.argv[1]).read_text()), 
 PY
 }
 
+# FRR runs as user frr in a private mount namespace whose /run is "$STATE/frr/run", so its sockets,
+# pid files and ospfd's graceful-restart file stay in the state directory; vtysh reaches it with
+#   vtysh --vty_socket "$STATE/frr/run/frr"
+start_frr() {
+    mkdir -p "$STATE/frr/run/frr" "$STATE/frr/run/conf" "$STATE/frr/run/log"
+    cat > "$STATE/frr/run/conf/zebra.conf" <<'FRR'
+frr defaults traditional
+no zebra nexthop kernel enable
+!
+FRR
+    cat > "$STATE/frr/run/conf/staticd.conf" <<'FRR'
+frr defaults traditional
+!
+FRR
+    cat > "$STATE/frr/run/conf/bgpd.conf" <<'FRR'
+frr defaults traditional
+router bgp 65001
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ !
+ address-family ipv4 unicast
+  network 10.100.0.0/24
+ exit-address-family
+ !
+ neighbor 172.30.1.2 remote-as 65002
+ neighbor 172.30.1.2 timers 1 4
+ !
+ address-family ipv4 unicast
+  neighbor 172.30.1.2 activate
+ exit-address-family
+ !
+ neighbor 172.30.2.2 remote-as 65003
+ neighbor 172.30.2.2 timers 1 4
+ !
+ address-family ipv4 unicast
+  neighbor 172.30.2.2 activate
+ exit-address-family
+ !
+ neighbor 172.30.3.2 remote-as 65004
+ neighbor 172.30.3.2 timers 1 4
+ !
+ address-family ipv4 unicast
+  neighbor 172.30.3.2 activate
+ exit-address-family
+ !
+ bgp bestpath compare-routerid
+ bgp router-id 10.255.255.1
+ timers bgp 1 4
+exit
+!
+FRR
+    chown -R frr:frr "$STATE/frr"
+    unshare --mount --propagation private -- sh -c '
+        mount --bind "$1" /run || exit 1
+        shift
+        for d in "$@"; do
+            /usr/lib/frr/$d -d -P 0 -u frr -g frr -f /run/conf/$d.conf -i /run/frr/$d.pid \
+                --log file:/run/log/$d.log || exit 1
+        done' sh "$STATE/frr/run" zebra staticd bgpd
+}
+
+stop_frr() {
+    for pid in "$STATE"/frr/run/frr/*.pid; do
+        [ -f "$pid" ] && kill -9 "$(cat "$pid")" 2>/dev/null || true
+    done
+}
+
 down() {
+    stop_frr
     for dir in "$STATE"/*/; do
         [ -f "$dir/dataplane.pid" ] || continue
         "$PYTHON" -c 'import sys; from clabgen.dataplane import stop; stop(sys.argv[1])' "$dir" || true

@@ -33,11 +33,11 @@ up() {
     ip link set br-int0 up
 
     ## ipip tunnel tun0 to hub1
-    if ip tunnel add tun0 mode ipip remote 192.0.2.10 local 192.0.2.12 2>/dev/null; then
+    if ip tunnel add tun0 mode ipip remote 192.0.2.10 local 192.0.2.12 ttl 64 2>/dev/null; then
         ip addr add 172.31.1.1/30 dev tun0
         ip link set tun0 up
     elif [ "$USERSPACE" = 1 ]; then
-        userspace_tunnel tun0 ipip 192.0.2.12 192.0.2.10 172.31.1.1/30 9480
+        userspace_tunnel tun0 ipip 192.0.2.12 192.0.2.10 172.31.1.1/30 9480 64
     else
         echo "spoke1.sh: this kernel cannot create ipip tunnel tun0 (no ipip module?);" \
              "rerun with --userspace to use clabgen's userspace tunnel" >&2
@@ -46,23 +46,29 @@ up() {
     fi
 
     ## gre tunnel tun1 to hub2
-    if ip tunnel add tun1 mode gre remote 192.0.2.11 local 192.0.2.12 2>/dev/null; then
+    if ip tunnel add tun1 mode gre remote 192.0.2.11 local 192.0.2.12 ttl 64 2>/dev/null; then
         ip addr add 172.31.2.1/30 dev tun1
         ip link set tun1 up
     elif [ "$USERSPACE" = 1 ]; then
-        userspace_tunnel tun1 gre 192.0.2.12 192.0.2.11 172.31.2.1/30 9476
+        userspace_tunnel tun1 gre 192.0.2.12 192.0.2.11 172.31.2.1/30 9476 64
     else
         echo "spoke1.sh: this kernel cannot create gre tunnel tun1 (no gre module?);" \
              "rerun with --userspace to use clabgen's userspace tunnel" >&2
         down
         exit 1
     fi
+
+    ## the loopback: router ID and routing source address
+    ip addr add 10.255.255.3/32 dev lo
+
+    ## routing: FRR with the configuration VyOS gives it (zebra, staticd, ospfd)
+    start_frr
 }
 
 userspace_tunnel() {
     mkdir -p "$STATE"
-    printf '{"tunnels": [{"netns": null, "ifname": "%s", "mode": "%s", "local": "%s", "remote": "%s", "address": "%s", "mtu": %s}]}\n' \
-        "$1" "$2" "$3" "$4" "$5" "$6" > "$STATE/$1.json"
+    printf '{"tunnels": [{"netns": null, "ifname": "%s", "mode": "%s", "local": "%s", "remote": "%s", "address": "%s", "mtu": %s, "ttl": %s}]}\n' \
+        "$1" "$2" "$3" "$4" "$5" "$6" "$7" > "$STATE/$1.json"
     "$PYTHON" - "$STATE/$1.json" "$STATE/$1" <<'PY'
 import json, sys
 from pathlib import Path
@@ -71,7 +77,75 @@ print("userspace tunnel, pid", start(json.loads(Path(sys.argv[1]).read_text()), 
 PY
 }
 
+# FRR runs as user frr in a private mount namespace whose /run is "$STATE/frr/run", so its sockets,
+# pid files and ospfd's graceful-restart file stay in the state directory; vtysh reaches it with
+#   vtysh --vty_socket "$STATE/frr/run/frr"
+start_frr() {
+    mkdir -p "$STATE/frr/run/frr" "$STATE/frr/run/conf" "$STATE/frr/run/log"
+    cat > "$STATE/frr/run/conf/zebra.conf" <<'FRR'
+frr defaults traditional
+no zebra nexthop kernel enable
+!
+FRR
+    cat > "$STATE/frr/run/conf/staticd.conf" <<'FRR'
+frr defaults traditional
+!
+FRR
+    cat > "$STATE/frr/run/conf/ospfd.conf" <<'FRR'
+frr defaults traditional
+interface eth1
+ ip ospf cost 10
+ ip ospf passive
+exit
+!
+interface lo
+ ip ospf passive
+exit
+!
+interface tun0
+ ip ospf cost 10
+ ip ospf hello-interval 1
+ ip ospf retransmit-interval 3
+ ip ospf dead-interval 4
+ ip ospf network point-to-point
+exit
+!
+interface tun1
+ ip ospf cost 50
+ ip ospf hello-interval 1
+ ip ospf retransmit-interval 3
+ ip ospf dead-interval 4
+ ip ospf network point-to-point
+exit
+!
+router ospf
+ network 172.31.1.0/30 area 0
+ network 172.31.2.0/30 area 0
+ network 10.1.1.0/24 area 0
+ network 10.255.255.3/32 area 0
+ ospf router-id 10.255.255.3
+ timers throttle spf 0 50 500
+exit
+!
+FRR
+    chown -R frr:frr "$STATE/frr"
+    unshare --mount --propagation private -- sh -c '
+        mount --bind "$1" /run || exit 1
+        shift
+        for d in "$@"; do
+            /usr/lib/frr/$d -d -P 0 -u frr -g frr -f /run/conf/$d.conf -i /run/frr/$d.pid \
+                --log file:/run/log/$d.log || exit 1
+        done' sh "$STATE/frr/run" zebra staticd ospfd
+}
+
+stop_frr() {
+    for pid in "$STATE"/frr/run/frr/*.pid; do
+        [ -f "$pid" ] && kill -9 "$(cat "$pid")" 2>/dev/null || true
+    done
+}
+
 down() {
+    stop_frr
     for dir in "$STATE"/*/; do
         [ -f "$dir/dataplane.pid" ] || continue
         "$PYTHON" -c 'import sys; from clabgen.dataplane import stop; stop(sys.argv[1])' "$dir" || true

@@ -17,6 +17,9 @@ from typing import Any, Protocol
 
 # name -> "module:Class"; imported on use.
 EMULATORS: dict[str, str] = {"vyos": "clabgen.emu.apply:VyosEmulator"}
+# name -> "module:function(text, file) -> {daemon: config}": the routing daemons' configuration a
+# startup config gives (render writes it into the Linux scripts; imports no runtime module).
+DAEMON_CONFIGS: dict[str, str] = {"vyos": "clabgen.emu.frr:from_text"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,15 @@ class Emulator(Protocol):
     def host_problems(self, cfg: Any) -> list[str]:
         """What this config needs that the machine lacks (e.g. FRR for OSPF); checked before a deploy."""
         ...
+
+
+def daemon_configs(emulator: str, text: str, file: str) -> dict[str, str]:
+    """The routing daemons' config files (daemon -> text, in start order) for a startup config."""
+    if emulator not in DAEMON_CONFIGS:
+        return {}
+    module, _, fn = DAEMON_CONFIGS[emulator].partition(":")
+    files: dict[str, str] = getattr(import_module(module), fn)(text, file)
+    return files
 
 
 def get(name: str) -> Emulator:

@@ -41,6 +41,14 @@ def render(cfg: DeviceConfig) -> dict[str, str]:
     return {d: HEADER + "".join(f"{line}\n" for line in lines) for d, lines in out.items()}
 
 
+def from_text(text: str, file: str) -> dict[str, str]:
+    """render() of a config.boot's text, daemons in start order."""
+    from .vyos import parse
+    cfg = parse(text, file)
+    files = render(cfg)
+    return {d: files[d] for d in cfg.routing.daemons if d in files}
+
+
 def integrated(cfg: DeviceConfig) -> str:
     """All daemons' configs in start order: what `show running-config` would roughly list."""
     files = render(cfg)
