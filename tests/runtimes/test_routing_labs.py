@@ -1,6 +1,6 @@
 """Dynamic routing end to end with real FRR: the checked-in routing labs and `routing: ospf|bgp`
 substituted into every multi-site intent are rendered (oracle-clean), deployed on netns, and verified
-against the plan's prediction, before and after faults; docker runs the OSPF lab too."""
+against the plan's prediction, before and after faults; docker runs both routing labs too."""
 
 from __future__ import annotations
 
@@ -89,17 +89,36 @@ def test_routing_substituted_into_each_multi_site_intent(name: str, routing: str
     assert _failed(lab) == []
 
 
-def test_ospf_lab_on_docker(tmp_path: Path, deployed: list[Path]) -> None:
+@pytest.mark.parametrize("name, tunnel", [("ospf-dualhub", "s1-hub1"), ("bgp-hubspoke", "hub-west-gre")])
+def test_routing_lab_on_docker(name: str, tunnel: str, tmp_path: Path) -> None:
     docker = pytest.importorskip("docker")
     try:
         docker.from_env(timeout=10).ping()
     except Exception as exc:
         pytest.skip(f"no Docker engine answers ({type(exc).__name__}); run `make docker-up`")
-    lab = write_lab(tmp_path, (LABS / "ospf-dualhub" / "intent.yml").read_text(), tag="d")
+    lab = write_lab(tmp_path, (LABS / name / "intent.yml").read_text(), tag="d")
     labops.deploy(lab, "docker")
     try:
         assert _failed(lab) == []
-        labops.fault(lab, "down", "s1-hub1")
+        labops.fault(lab, "down", tunnel)
         assert _failed(lab) == []
     finally:
         labops.destroy(lab)
+
+
+@pytest.mark.parametrize("name", ["ospf-dualhub", "bgp-hubspoke"])
+def test_every_fault_scenario_is_predicted(name: str, tmp_path: Path, deployed: list[Path]) -> None:
+    """Each single fault the contract predicts (every tunnel, every underlay link): down, verify against
+    its prediction, up, verify the fault-free prediction again."""
+    lab = write_lab(tmp_path, (LABS / name / "intent.yml").read_text(), tag="a")
+    deployed.append(lab)
+    labops.deploy(lab, "netns")
+    assert _failed(lab) == []
+    contract = LabContract.load(lab / "expected.json")
+    targets = [t.name for t in contract.tunnels] + [f"{n.name}:underlay" for n in contract.nodes if n.role == "gateway"]
+    assert len(targets) == len(contract.scenarios)
+    for target in targets:
+        labops.fault(lab, "down", target)
+        assert _failed(lab) == [], target
+        labops.fault(lab, "up", target)
+    assert _failed(lab) == []
