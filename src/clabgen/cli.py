@@ -111,7 +111,7 @@ def validate(intent: Path = typer.Argument(..., help="intent YAML file", autocom
     lab = intent_mod.read_lab(intent, _display(intent))
     p = plan_mod.build(lab)
     for w in p.warnings:
-        typer.echo(f"warning: {w}", err=True)
+        _say(f"warning: {w}", err=True)
     typer.echo(f"{_display(intent)}: ok ({len(p.nodes)} nodes, {len(p.links)} links, {len(p.tunnels)} tunnels)")
 
 
@@ -133,8 +133,20 @@ def render(
         typer.echo(f"{_display(result.out)}: up to date ({len(result.files)} files)")
         return
     typer.echo(f"{_display(result.out)}: {len(result.files)} files, {len(result.changed)} changed")
+    _warn_placeholder(result.out, result.files)
     for c in result.changed:
         typer.echo(f"  {c}")
+
+
+def _warn_placeholder(out: Path, files: list[object]) -> None:
+    """Say so when the topology picture could not be drawn (no Graphviz here)."""
+    from . import graph as graph_mod
+    from .render import RenderedFile
+    svg = next((f for f in files if isinstance(f, RenderedFile) and f.path == graph_mod.SVG_FILE), None)
+    drawn = graph_mod.drawn_from(svg.data) if svg else None
+    if drawn is not None and drawn[1]:
+        _say(f"warning: {_display(out)}/{graph_mod.SVG_FILE} is a placeholder: Graphviz (dot) is not installed "
+             "(apt-get install --no-install-recommends graphviz, then render again)", err=True)
 
 
 def _internal_error(exc: Exception) -> NoReturn:
@@ -158,8 +170,9 @@ def main() -> None:
         if os.environ.get("CLABGEN_DEBUG") and exc.__cause__ is not None:
             import traceback
             traceback.print_exception(exc.__cause__)
+        from .termout import line
         for p in exc.problems:
-            print(f"error: {p}" if p.where is None else str(p), file=sys.stderr)
+            line(f"error: {p}" if p.where is None else str(p), err=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -180,8 +193,9 @@ def main() -> None:
 LAB_HELP = "rendered lab directory, or its intent file (rendered first)"
 
 
-def _progress(msg: str) -> None:
-    typer.echo(f"  {msg}", err=True)
+def _say(msg: str, err: bool = False) -> None:
+    from .termout import line
+    line(msg, err)
 
 
 @app.command()
@@ -193,22 +207,24 @@ def deploy(
     tunnels: str = typer.Option("auto", "--tunnels", help="auto | kernel | userspace (netns runtime)"),
 ) -> None:
     """Deploy the lab; a failed or interrupted deploy rolls itself back."""
-    from . import labops
+    from . import labops, termout
     options = {"tunnels": tunnels} if runtime in ("netns", "auto") else {}
-    typer.echo(f"deploying {_display(lab)} on the {runtime} runtime", err=True)
-    report = labops.deploy(lab, runtime, _progress, **options)
+    _say(f"deploying {_display(lab)} on the {runtime} runtime", err=True)
+    with termout.progress(f"deploying {_display(lab)}") as progress:
+        report = labops.deploy(lab, runtime, progress, **options)
     for note in report.notes:
-        typer.echo(f"  {note}", err=True)
+        _say(f"  {note}", err=True)
     if report.already_up:
         return
-    typer.echo(f"deployed {report.lab} ({report.runtime}) in {report.seconds:.2f}s")
+    _say(f"deployed {report.lab} ({report.runtime}) in {report.seconds:.2f}s")
 
 
 @app.command()
 def destroy(lab: Path = typer.Argument(..., help=LAB_HELP, autocompletion=_complete_lab)) -> None:
     """Remove everything the lab created (idempotent; also cleans a half-finished deploy)."""
-    from . import labops
-    removed = labops.destroy(lab, _progress)
+    from . import labops, termout
+    with termout.progress(f"destroying {_display(lab)}") as progress:
+        removed = labops.destroy(lab, progress)
     typer.echo(f"destroyed ({len(removed)} items removed)" if removed else "nothing to destroy")
 
 
@@ -223,10 +239,11 @@ def verify(
     import json
     from dataclasses import asdict
 
-    from . import labops
+    from . import labops, termout
     from . import verify as verify_mod
     try:
-        rendered, checks, seconds = labops.verify(lab, _progress, wait)
+        with termout.progress(f"verifying {_display(lab)}") as progress:
+            rendered, checks, seconds = labops.verify(lab, progress, wait)
     except ClabgenError as exc:
         if as_json:   # a JSON reader gets JSON, saying why there are no checks
             typer.echo(json.dumps({"lab": str(lab), "ok": False, "error": str(exc.problems[0]),
@@ -239,16 +256,11 @@ def verify(
         typer.echo(json.dumps({"lab": rendered.name, "ok": not failed, "seconds": round(seconds, 3),
                                "checks": [asdict(c) for c in checks]}, indent=2))
     else:
-        from rich.console import Console
-        from rich.table import Table
-        table = Table(title=f"verify {rendered.name}")
-        for col in ("check", "node", "what", "result", "detail"):
-            table.add_column(col)
-        for c in checks:
-            table.add_row(c.group, c.node, c.name, "[green]pass[/]" if c.ok else "[red]FAIL[/]", c.detail)
-        console = Console(width=200)
-        console.print(table)
-        console.print(f"{len(checks) - len(failed)}/{len(checks)} checks passed in {seconds:.2f}s")
+        rows = [[c.group, c.node, c.name, "pass" if c.ok else "FAIL", c.detail] for c in checks]
+        termout.table(f"verify {rendered.name}", [termout.Col("check"), termout.Col("node"), termout.Col("what"),
+                                                  termout.Col("result"), termout.Col("detail", whole=False)],
+                      rows, styles=[None if c.ok else "red" for c in checks])
+        _say(f"{len(checks) - len(failed)}/{len(checks)} checks passed in {seconds:.2f}s")
     if failed:
         raise typer.Exit(1)
 
@@ -266,14 +278,14 @@ def inspect(
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
-    typer.echo(f"lab {info['lab']}: {'deployed on ' + str(info.get('runtime')) if info.get('deployed') else 'not deployed'}")
+    _say(f"lab {info['lab']}: {'deployed on ' + str(info.get('runtime')) if info.get('deployed') else 'not deployed'}")
     dp = info.get("dataplane")
     if dp and (dp.get("pid") or dp.get("state") != "not running"):
         how = f"pid {dp['pid']}, {dp.get('tunnel_ends', 0)} tunnel ends, {dp.get('impl') or '?'}" if dp.get("pid") else ""
-        typer.echo(f"  userspace tunnel dataplane: {dp['state']}" + (f" ({how})" if how else ""))
+        _say(f"  userspace tunnel dataplane: {dp['state']}" + (f" ({how})" if how else ""))
     for name, node in info.get("nodes", {}).items():
         ifs = ", ".join(f"{i['name']}({i.get('kind') or 'dev'},{i['mtu']})" for i in node.get("interfaces", []))
-        typer.echo(f"  {name:12} {node.get('state', '?'):8} {node.get('netns') or node.get('container', '')}  {ifs}")
+        _say(f"  {name:12} {node.get('state', '?'):8} {node.get('netns') or node.get('container', '')}  {ifs}")
 
 
 @app.command()
@@ -284,10 +296,11 @@ def fault(
 ) -> None:
     """Take a tunnel or a gateway's underlay link down (or up) on the running lab; verify then
     checks the prediction for that fault (see the lab README, section "When something fails")."""
-    from . import labops
+    from . import labops, termout
     if action not in ("down", "up"):
         raise ClabgenError(f"unknown action {action!r}; valid: down, up")
-    active = labops.fault(lab, action, target, _progress)
+    with termout.progress(f"fault {action} {target}") as progress:
+        active = labops.fault(lab, action, target, progress)
     typer.echo(f"faults now: {', '.join(active) if active else 'none'}")
 
 
@@ -307,3 +320,39 @@ def exec(
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     raise typer.Exit(result.returncode)
+
+
+# --- render-side views: the picture and starter intents ----------------------------------------
+
+@app.command()
+def graph(
+    lab: Path = typer.Argument(..., help="intent file, or a rendered lab directory with its intent", autocompletion=_complete_lab),
+    fmt: str | None = typer.Option(None, "--format", "-f", help="png | svg | dot | mermaid (default: from -o's suffix, else svg)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write to FILE (default: stdout)"),
+) -> None:
+    """Draw the lab: sites, gateways, servers, the underlay, and the tunnels labelled with type,
+    addresses, MTU and routing (png/svg need Graphviz; mermaid is the lab README's diagram)."""
+    from . import graph as graph_mod
+    chosen = fmt or (output.suffix.lstrip(".") if output is not None and output.suffix else "svg")
+    if chosen not in graph_mod.FORMATS:
+        raise ClabgenError(f"unknown format {chosen!r}; valid: {', '.join(graph_mod.FORMATS)}")
+    if chosen == "png" and output is None and sys.stdout.isatty():
+        raise ClabgenError("a PNG is binary; write it to a file with -o FILE.png (or pipe it)")
+    plan = graph_mod.plan_of(lab)
+    if chosen == "mermaid":
+        data = graph_mod.mermaid(plan).encode()
+    elif chosen == "dot":
+        data = graph_mod.dot(plan).encode()
+    elif chosen == "svg":
+        data = graph_mod.svg(graph_mod.dot(plan))
+    else:
+        data = graph_mod.draw(graph_mod.dot(plan), chosen)
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        raise ClabgenError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    _say(f"{_display(output)}: {chosen}, {len(data)} bytes", err=True)
