@@ -356,3 +356,20 @@ def graph(
     except OSError as exc:
         raise ClabgenError(f"{output}: cannot write: {exc.strerror or exc}") from None
     _say(f"{_display(output)}: {chosen}, {len(data)} bytes", err=True)
+
+
+@app.command()
+def init(
+    directory: Path = typer.Argument(Path("."), help="where to write intent.yml (created if missing)"),
+    pattern: str = typer.Option(..., "--pattern", "-p", help="two-site | hub-spoke | mesh | chain"),
+    sites: int | None = typer.Option(None, "--sites", "-n", help="number of sites (two-site: 2; others: 3 by default)"),
+    tunnel: str = typer.Option("ipip", "--tunnel", "-t", help="tunnel type: ipip | gre"),
+    routing: str = typer.Option("static", "--routing", help="static | ospf | bgp"),
+    platform: str = typer.Option("vyos-1.2", "--platform", help="gateway platform: vyos-1.2 | vyos-1.4 | vyos-1.5"),
+    name: str | None = typer.Option(None, "--name", help="lab name (default: from the directory's name)"),
+) -> None:
+    """Write a commented starter intent of a common shape; it renders as is. Never overwrites one."""
+    from . import starter
+    text = starter.intent_text(name or starter.lab_name(directory), pattern, sites, tunnel, routing, platform)
+    path = starter.write(directory, text)
+    _say(f"{_display(path)}: {pattern} starter intent written; next: clabgen render {_display(path)}")
