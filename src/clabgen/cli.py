@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -138,7 +138,7 @@ def render(
         typer.echo(f"  {c}")
 
 
-def _warn_placeholder(out: Path, files: list[object]) -> None:
+def _warn_placeholder(out: Path, files: Sequence[object]) -> None:
     """Say so when the topology picture could not be drawn (no Graphviz here)."""
     from . import graph as graph_mod
     from .render import RenderedFile

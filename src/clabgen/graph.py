@@ -152,8 +152,8 @@ def dot(plan: Plan) -> str:
         if link.segment == "underlay" and bn.startswith("sw-"):
             out.append(f"  {_q(an)} -- {_q(bn)} [label={_q(ai)}, penwidth=1.5, color=\"#555555\"];")
         elif link.segment == "underlay":
-            for n, i in ((an, ai), (bn, bi)):
-                out.append(f"  {_q(n)} -- {_q(under_switch or 'underlay')} [label={_q(i)}, penwidth=1.5, "
+            for end, ifname in ((an, ai), (bn, bi)):
+                out.append(f"  {_q(end)} -- {_q(under_switch or 'underlay')} [label={_q(ifname)}, penwidth=1.5, "
                            "color=\"#555555\"];")
         else:
             extra = f", label={_q(mtu[2:])}" if mtu else ""
