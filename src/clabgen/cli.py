@@ -373,3 +373,73 @@ def init(
     text = starter.intent_text(name or starter.lab_name(directory), pattern, sites, tunnel, routing, platform)
     path = starter.write(directory, text)
     _say(f"{_display(path)}: {pattern} starter intent written; next: clabgen render {_display(path)}")
+
+
+# --- looking inside a lab: trace, capture, shell, status ------------------------------------------
+
+@app.command()
+def trace(
+    lab: Path = typer.Argument(..., help=LAB_HELP, autocompletion=_complete_lab),
+    src: str = typer.Argument(..., help="the node the packet starts from", autocompletion=_complete_node),
+    dst: str = typer.Argument(..., help="a node (its first address) or an IPv4 address", autocompletion=_complete_node),
+    live: bool = typer.Option(False, "--live", help="also probe the running lab (ICMP echo, TTL 1, 2, ...) and "
+                                                    "compare hop by hop; exit 1 where they differ"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """The path a packet takes, hop by hop, predicted from the lab contract's routes: interfaces, the
+    route each node matches, where it is encapsulated and in which outer header, TTL and MTU."""
+    import json
+    from dataclasses import asdict
+
+    from . import labops, termout
+    with termout.progress(f"tracing {src} -> {dst}") as progress:
+        report = labops.trace(lab, src, dst, live, progress)
+    if as_json:
+        typer.echo(json.dumps({"lab": report.lab, "src": report.src, "dst": report.dst, "dst_node": report.dst_node,
+                               "faults": list(report.faults), "ok": report.ok,
+                               "paths": [{"arrives": p.arrives, "routers": p.routers, "path_mtu": p.path_mtu,
+                                          "stops": [asdict(s) for s in p.stops]} for p in report.paths],
+                               "live": None if report.answers is None else {
+                                   "answers": [asdict(a) for a in report.answers],
+                                   "hops": [asdict(c) for c in report.compared or ()]}}, indent=2))
+    else:
+        _print_trace(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_trace(report: object) -> None:
+    from . import termout
+    from .labops import TraceReport
+    assert isinstance(report, TraceReport)
+    to = f"{report.dst_node} ({report.dst})" if report.dst_node else report.dst
+    under = f"; with the fault {', '.join(report.faults)}" if report.faults else ""
+    cols = [termout.Col("hop"), termout.Col("node"), termout.Col("in", whole=False), termout.Col("ttl"),
+            termout.Col("route", whole=False), termout.Col("out"), termout.Col("mtu"),
+            termout.Col("encapsulation", whole=False)]
+    for k, p in enumerate(report.paths, start=1):
+        which = f" (path {k} of {len(report.paths)}, equal-cost)" if len(report.paths) > 1 else ""
+        routers = f"{p.routers} router{'s' if p.routers != 1 else ''}"
+        end = (f"arrives with TTL {p.stops[-1].ttl} after {routers}, path MTU {p.path_mtu}" if p.arrives
+               else f"does not arrive: {p.stops[-1].node}: {p.stops[-1].note or 'no next hop'}")
+        _say(f"predicted {report.src} -> {to}{which}{under}: {end}")
+        rows = [[str(s.hop), s.node, s.in_if or "-", str(s.ttl), s.route or s.note or "-", s.out_if or "-",
+                 str(s.mtu) if s.mtu is not None else "-", s.encap or ""] for s in p.stops]
+        termout.table("", cols, rows)
+    if report.compared is None:
+        return
+    rows = []
+    for c in report.compared:
+        a = c.answer
+        measured = "-" if a is None else (f"{a.node or '?'} {a.address}" if a.address else "no answer")
+        rows.append([str(c.hop), " or ".join(c.predicted) or "-", measured, a.detail if a else "-",
+                     "ok" if c.ok else "DIFFERS"])
+    _say(f"live: {report.src} -> {to}, ICMP echo with TTL 1, 2, ...")
+    termout.table("", [termout.Col("hop"), termout.Col("predicted", whole=False), termout.Col("measured"),
+                       termout.Col("answer", whole=False), termout.Col("result")], rows,
+                  styles=[None if c.ok else "red" for c in report.compared])
+    bad = next((c for c in report.compared if not c.ok), None)
+    if bad is None and report.compared:
+        _say(f"the live path matches the prediction hop for hop ({len(report.compared)} hops)")
+    elif bad is not None:
+        _say(f"hop {bad.hop} differs: {bad.why}")

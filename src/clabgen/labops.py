@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from . import labdir, runtimes
+from . import trace as trace_mod
 from . import verify as verify_mod
 from .errors import RuntimeFailure
 from .runtimes import state
@@ -96,8 +98,6 @@ def inspect(arg: Path) -> dict[str, Any]:
 def fault(arg: Path, action: str, target: str, progress: Progress = quiet) -> list[str]:
     """Take a tunnel (`NAME`) or a gateway's underlay link (`GATEWAY:underlay`) down or up on the
     running lab; verify then checks the contract's prediction for it. Returns the faults now active."""
-    from dataclasses import replace
-
     from . import faults as faults_mod
     lab = labdir.resolve(arg)
     with state.lock(lab.name, progress):
@@ -112,3 +112,43 @@ def fault(arg: Path, action: str, target: str, progress: Progress = quiet) -> li
             active.append(f.scenario)
         state.write(replace(current, faults=tuple(active)))
         return active
+
+
+@dataclass(frozen=True)
+class TraceReport:
+    lab: str
+    src: str
+    dst: str
+    dst_node: str | None
+    faults: tuple[str, ...]
+    paths: list[trace_mod.Path]
+    answers: list[trace_mod.Answer] | None = None       # --live
+    compared: list[trace_mod.Compared] | None = None
+
+    @property
+    def ok(self) -> bool:
+        if self.compared is None:
+            return any(p.arrives for p in self.paths)
+        return bool(self.compared) and all(c.ok for c in self.compared)
+
+
+def trace(arg: Path, src: str, dst: str, live: bool = False, progress: Progress = quiet) -> TraceReport:
+    """The predicted path(s) from src to dst by the contract's routes (a fault scenario's while a
+    fault is in place), and with `live` the TTL-stepped probe's answers lined up with them."""
+    lab = labdir.resolve(arg)
+    ends = trace_mod.endpoints(lab.contract, src, dst)
+    current = state.read_quietly(lab.name)
+    faults = current.faults if current is not None and current.deployed else ()
+    routes = verify_mod.Expectation.of(lab.contract, faults).routes if faults else None
+    paths = trace_mod.predict(lab.contract, ends.src, ends.dst, routes)
+    report = TraceReport(lab.name, src, str(ends.dst), ends.dst_name, faults, paths)
+    if not live:
+        return report
+    if current is None or not current.deployed:
+        raise RuntimeFailure(f"lab {lab.name} is not deployed; --live needs it running",
+                             f"deploy it first: clabgen deploy {arg}")
+    handle = runtimes.get(current.runtime).nodes(lab)[ends.src]
+    longest = max((max(s.hop for s in p.stops) for p in paths), default=0)
+    progress(f"probing {ends.dst} from {ends.src} with TTL 1..{longest + 2}")
+    answers = trace_mod.probe(handle.netns(), ends.dst, longest + 2, trace_mod.addresses(lab.contract))
+    return replace(report, answers=answers, compared=trace_mod.compare(paths, answers))
