@@ -443,3 +443,104 @@ def _print_trace(report: object) -> None:
         _say(f"the live path matches the prediction hop for hop ({len(report.compared)} hops)")
     elif bad is not None:
         _say(f"hop {bad.hop} differs: {bad.why}")
+
+
+@app.command()
+def capture(
+    lab: Path = typer.Argument(..., help=LAB_HELP, autocompletion=_complete_lab),
+    node: str = typer.Argument(..., help="node name", autocompletion=_complete_node),
+    iface: str = typer.Argument(..., help="interface, e.g. eth2 (underlay: outer headers) or tun0 (inner only)"),
+    write: Path | None = typer.Option(None, "--write", "-w", help="write pcapng to FILE (`-` for stdout, e.g. "
+                                                                  "| wireshark -k -i -)"),
+    count: int | None = typer.Option(None, "--count", "-c", help="stop after COUNT packets"),
+    seconds: float | None = typer.Option(None, "--seconds", help="stop after S seconds"),
+    bpf: str | None = typer.Option(None, "--filter", "-f", help="tcpdump filter expression, e.g. 'ip proto 4'"),
+    decode: bool = typer.Option(False, "--decode", "-d", help="print one line per packet (outer and inner "
+                                                             "headers; the default without -w)"),
+) -> None:
+    """Capture packets on a node's interface of the running lab (any runtime): a pcapng file for
+    Wireshark/tshark, or a live decode. Ctrl-C stops it and keeps what was captured."""
+    from . import labops, termout
+    if count is not None and count < 1:
+        raise ClabgenError(f"--count {count}: give 1 or more")
+    if seconds is not None and seconds <= 0:
+        raise ClabgenError(f"--seconds {seconds:g}: give a positive number")
+    to_stdout = write is not None and str(write) == "-"
+    if to_stdout and decode:
+        raise ClabgenError("-w - and --decode both want stdout; write the pcapng to a file instead")
+    if to_stdout and sys.stdout.isatty():
+        raise ClabgenError("-w - writes binary pcapng; pipe it (| wireshark -k -i -, | tshark -r -) or give a file")
+    decode = decode or write is None
+    out = None
+    try:
+        if to_stdout:
+            out = sys.stdout.buffer
+        elif write is not None:
+            out = write.open("wb")
+    except OSError as exc:
+        raise ClabgenError(f"{write}: cannot write: {exc.strerror or exc}") from None
+    try:
+        with termout.progress(f"capturing {node}:{iface}") as progress:
+            stats = labops.capture(lab, node, iface, out, decode=decode, count=count, seconds=seconds,
+                                   expression=bpf, progress=progress)
+    finally:
+        if out is not None and not to_stdout:
+            out.close()
+    why = {"interrupted": ", stopped by Ctrl-C", "seconds": f" in {seconds or 0:g}s", "decoder": ", the decoder ended"}
+    saved = f" to {_display(write)}" if write is not None and not to_stdout else ""
+    _say(f"{stats.packets} packets ({stats.bytes} bytes) captured{saved}{why.get(stats.stopped_by, '')}", err=True)
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Every lab deployed on this machine (any runtime): directory, nodes up, dataplane and daemon
+    health, age; and what no record claims (orphans), with the command that cleans each."""
+    import json
+    from dataclasses import asdict
+
+    from . import status as status_mod
+    from . import termout
+    found = status_mod.collect()
+    if as_json:
+        typer.echo(json.dumps({"labs": [asdict(x) for x in found.labs], "orphans": [asdict(o) for o in found.orphans],
+                               "notes": found.notes}, indent=2))
+        return
+    for note in found.notes:
+        _say(f"note: {note}", err=True)
+    if not found.labs:
+        _say("no labs deployed")
+    else:
+        rows = [[x.lab, x.runtime, x.state, f"{x.nodes_up}/{x.nodes}", x.age, "; ".join(x.health) or "-",
+                 _display(Path(x.lab_dir)) + ("" if x.lab_dir_exists else " (gone)")] for x in found.labs]
+        termout.table("labs", [termout.Col("lab"), termout.Col("runtime"), termout.Col("state"), termout.Col("nodes"),
+                               termout.Col("age"), termout.Col("health", whole=False), termout.Col("directory", whole=False)],
+                      rows, styles=[None if x.state == "up" else "yellow" for x in found.labs])
+        for x in found.labs:
+            if x.down:
+                _say(f"{x.lab}: not running: {', '.join(x.down)}")
+            if x.state != "up" or not x.lab_dir_exists:
+                for c in x.clean:
+                    _say(f"{x.lab}: clean up with: {c}")
+    if found.orphans:
+        _say(f"{len(found.orphans)} orphan{'s' if len(found.orphans) > 1 else ''} (no clabgen record claims them):")
+        for o in found.orphans:
+            who = f"lab {o.lab}" if o.lab else (f"probably lab {o.guess}" if o.guess else "lab unknown")
+            _say(f"  {o.kind} {', '.join(o.names)} ({who}; {o.detail})")
+            for c in o.clean:
+                _say(f"    clean: {c}")
+
+
+@app.command()
+def shell(
+    lab: Path = typer.Argument(..., help=LAB_HELP, autocompletion=_complete_lab),
+    node: str = typer.Argument(..., help="node name", autocompletion=_complete_node),
+) -> None:
+    """An interactive shell in a node (its namespace, or its container); `exec` runs one command."""
+    from . import labops
+    argv = labops.shell_argv(lab, node, interactive=sys.stdin.isatty())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(argv[0], argv)   # the shell takes over this process: its exit status is ours
+    except OSError as exc:
+        raise ClabgenError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
