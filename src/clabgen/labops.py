@@ -12,7 +12,7 @@ from . import capture as capture_mod
 from . import labdir, runtimes
 from . import trace as trace_mod
 from . import verify as verify_mod
-from .errors import RuntimeFailure
+from .errors import Problem, RuntimeFailure
 from .runtimes import state
 from .runtimes.base import DeployReport, Progress, Runtime, quiet
 
@@ -167,11 +167,11 @@ def capture(arg: Path, node: str, iface: str, out: IO[bytes] | None, *, decode: 
         raise RuntimeFailure(f"lab {lab.name} is not deployed", f"deploy it first: clabgen deploy {arg}")
     handles = runtimes.get(current.runtime).nodes(lab)
     if node not in handles:
-        raise RuntimeFailure(f"no node {node!r} in lab {lab.name}", f"nodes: {', '.join(handles)}")
+        raise RuntimeFailure(Problem(None, f"no node {node!r} in lab {lab.name}", f"nodes: {', '.join(handles)}"))
     ns = handles[node].netns()
     names = [link.ifname for link in netlink.links(ns)]
     if iface not in names:
-        raise RuntimeFailure(f"no interface {iface!r} on {node}", f"interfaces: {', '.join(names)}")
+        raise RuntimeFailure(Problem(None, f"no interface {iface!r} on {node}", f"interfaces: {', '.join(names)}"))
     sock, link = capture_mod.open_socket(ns, iface, expression)
     sinks: list[IO[bytes]] = [out] if out is not None else []
     proc = capture_mod.start_decoder() if decode else None
@@ -225,7 +225,7 @@ def shell_argv(arg: Path, node: str, interactive: bool = True) -> list[str]:
         raise RuntimeFailure(f"lab {lab.name} is not deployed", f"deploy it first: clabgen deploy {arg}")
     handles = runtimes.get(current.runtime).nodes(lab)
     if node not in handles:
-        raise RuntimeFailure(f"no node {node!r} in lab {lab.name}", f"nodes: {', '.join(handles)}")
+        raise RuntimeFailure(Problem(None, f"no node {node!r} in lab {lab.name}", f"nodes: {', '.join(handles)}"))
     handle = handles[node]
     prompt = f"PS1=[{lab.name} {node}] \\w# "
     if isinstance(handle, NetnsNode):
