@@ -123,8 +123,10 @@ def render(
     force: bool = typer.Option(False, "--force", help="overwrite files clabgen did not generate or that were edited"),
 ) -> None:
     """Render the lab: topology, gateway configs, Linux scripts, README and expected.json."""
+    from . import termout
     from .pipeline import render_intent
-    result = render_intent(intent, out, check=check, force=force, display=_display(intent))
+    with termout.progress(f"rendering {_display(intent)}"):
+        result = render_intent(intent, out, check=check, force=force, display=_display(intent))
     if check:
         if result.diffs:
             for d in result.diffs:

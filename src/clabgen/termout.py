@@ -72,7 +72,8 @@ def table(title: str, cols: Sequence[Col], rows: Sequence[Sequence[str]],
     from rich import box
     from rich.table import Table
     from rich.text import Text
-    t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1), title_justify="left")
+    t = Table(title=title or None, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0),
+              title_justify="left")
     for i, c in enumerate(cols):
         longest = max([len(c.header)] + [len(r[i]) for r in rows])
         if c.whole:
