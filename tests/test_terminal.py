@@ -106,6 +106,22 @@ def test_trace_status_and_errors_fit_80_columns(ipip: Path, tmp_path: Path) -> N
         assert too_wide(lines) == [], argv
 
 
+def test_capture_decode_wraps_in_a_terminal(ipip: Path, tmp_path: Path) -> None:
+    import threading
+    pinger = threading.Timer(3.0, lambda: run_clabgen("exec", str(ipip), "server1", "--", "ping", "-c", "1",
+                                                      "10.1.8.10"))
+    pinger.start()
+    try:
+        lines = in_terminal(["clabgen", "capture", str(ipip), "gw1", "eth2", "-c", "2", "--seconds", "20",
+                             "--filter", "ip proto 4"], tmp_path)
+    finally:
+        pinger.join()
+    assert too_wide(lines) == [] and lines[-1].endswith("=0"), "\n".join(lines)
+    text = "\n".join(lines)
+    assert "IP 172.12.1.10 > 172.12.1.11: IP 10.1.5.10 > 10.1.8.10: ICMP" in text
+    assert "2 packets (236 bytes) captured" in text
+
+
 @pytest.mark.slow
 def test_deploy_of_a_20_site_lab_in_a_terminal(tmp_path: Path) -> None:
     """The starter hub-and-spoke of 20 sites (41 nodes): progress and notes wrapped to 80 columns.

@@ -17,10 +17,10 @@ import shutil
 import socket
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
 
 from .errors import ClabgenError, Problem
 
@@ -182,7 +182,7 @@ def decoder() -> list[str]:
     header of ipip/gre on one line), else tshark."""
     tcpdump = shutil.which("tcpdump")
     if tcpdump:
-        return [tcpdump, "-r", "-", "-n", "-l", "-tt"]
+        return [tcpdump, "-r", "-", "-n", "-l", "-ttttt"]   # time since the first packet
     tshark = shutil.which("tshark")
     if tshark:
         return [tshark, "-r", "-", "-l", "-n", "-t", "e", "-T", "fields", "-E", "separator=/t", "-e", "frame.number",
@@ -191,8 +191,41 @@ def decoder() -> list[str]:
                                "apt-get install tcpdump (or tshark); or write a file with -w FILE.pcapng"))
 
 
-def start_decoder(out: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+@dataclass
+class Decoder:
+    proc: subprocess.Popen[bytes]
+    reader: threading.Thread | None = None
+
+    def finish(self, timeout: float = 10.0) -> None:
+        """Close its input and let it print what it has (kill it if it hangs)."""
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.reader is not None:
+            self.reader.join(timeout)
+
+
+def start_decoder(show: Callable[[str], None] | None = None) -> Decoder:
     """The decoder in its own session: Ctrl-C stops the capture, which then closes the decoder's input,
-    so every packet captured is still printed."""
-    return subprocess.Popen(decoder(), stdin=subprocess.PIPE, stdout=out, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env=dict(os.environ, LC_ALL="C"))
+    so every packet captured is still printed. Its lines go to our stdout as they are, or through
+    `show` (on a terminal: wrapped to its width)."""
+    proc = subprocess.Popen(decoder(), stdin=subprocess.PIPE, stdout=subprocess.PIPE if show else None,
+                            stderr=subprocess.DEVNULL, start_new_session=True, env=dict(os.environ, LC_ALL="C"))
+    if show is None or proc.stdout is None:
+        return Decoder(proc)
+    stream = proc.stdout
+
+    def pump() -> None:
+        for raw in stream:
+            show(raw.decode(errors="replace").strip())
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    return Decoder(proc, reader)

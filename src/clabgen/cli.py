@@ -484,7 +484,8 @@ def capture(
     try:
         with termout.progress(f"capturing {node}:{iface}") as progress:
             stats = labops.capture(lab, node, iface, out, decode=decode, count=count, seconds=seconds,
-                                   expression=bpf, progress=progress)
+                                   expression=bpf, progress=progress,
+                                   show=(lambda text: _say(text)) if termout.is_tty() else None)
     finally:
         if out is not None and not to_stdout:
             out.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -157,8 +156,8 @@ def trace(arg: Path, src: str, dst: str, live: bool = False, progress: Progress 
 
 
 def capture(arg: Path, node: str, iface: str, out: IO[bytes] | None, *, decode: bool, count: int | None = None,
-            seconds: float | None = None, expression: str | None = None, progress: Progress = quiet
-            ) -> capture_mod.Stats:
+            seconds: float | None = None, expression: str | None = None, progress: Progress = quiet,
+            show: Progress | None = None) -> capture_mod.Stats:
     """Capture on a node's interface of the running lab: pcapng into `out` and/or decoded on stdout."""
     from . import netlink
     lab = labdir.resolve(arg)
@@ -174,9 +173,9 @@ def capture(arg: Path, node: str, iface: str, out: IO[bytes] | None, *, decode: 
         raise RuntimeFailure(Problem(None, f"no interface {iface!r} on {node}", f"interfaces: {', '.join(names)}"))
     sock, link = capture_mod.open_socket(ns, iface, expression)
     sinks: list[IO[bytes]] = [out] if out is not None else []
-    proc = capture_mod.start_decoder() if decode else None
-    if proc is not None and proc.stdin is not None:
-        sinks.append(proc.stdin)
+    dec = capture_mod.start_decoder(show) if decode else None
+    if dec is not None and dec.proc.stdin is not None:
+        sinks.append(dec.proc.stdin)
     head = capture_mod.section_header(f"clabgen capture {lab.name} {node} {iface}") + \
         capture_mod.interface_block(link, f"{node}:{iface}", f"lab {lab.name}, node {node}, {current.runtime} runtime")
     broken = False
@@ -197,18 +196,11 @@ def capture(arg: Path, node: str, iface: str, out: IO[bytes] | None, *, decode: 
         put(head)
         stats = capture_mod.run(sock, lambda data, n, ns_time, outgoing: put(
             capture_mod.packet_block(data, n, ns_time, outgoing)), count, seconds,
-            alive=lambda: not broken and (proc is None or proc.poll() is None))
+            alive=lambda: not broken and (dec is None or dec.proc.poll() is None))
     finally:
         sock.close()
-        if proc is not None and proc.stdin is not None:
-            try:
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if dec is not None:
+            dec.finish()
     return stats
 
 

@@ -179,11 +179,14 @@ def test_orphans_are_grouped_by_veth_not_by_name(tmp_path: Path) -> None:
             netlink.ns_create(a)
             netlink.ns_create(b)
             netlink.veth(a, "eth2", b, "eth2", 1500)
-        state.write(state.new(base, "netns", tmp_path, namespaces=tuple(mine)))
-        state.write(state.mark_deployed(state.read(base)))  # type: ignore[arg-type]
+        state.write(state.new(base, "netns", tmp_path, namespaces=tuple(mine), userspace_tunnels=2))
+        state.mark_deployed(state.read(base))  # type: ignore[arg-type]
         found = status.collect()
         lab = next(x for x in found.labs if x.lab == base)
-        assert (lab.nodes_up, lab.nodes, lab.state) == (2, 2, "up")
+        # its namespaces are there, but the userspace dataplane it recorded is not running
+        assert (lab.nodes_up, lab.nodes, lab.state) == (2, 2, "degraded")
+        assert lab.health == ("dataplane DEAD (it served 2 tunnel ends)",)
+        assert lab.clean == (f"clabgen destroy {tmp_path}",)
         groups = [o for o in found.orphans if o.kind == "netns" and any(base in n for n in o.names)]
         assert [(o.names, o.guess) for o in groups] == [(tuple(other), f"{base}-vyos14")]
         assert groups[0].clean[0].startswith(f"for ns in {other[0]} {other[1]}; do ip netns pids")
