@@ -38,7 +38,7 @@ def test_hub3_stops() -> None:
         (3, "gw2", 62, "eth1", 9500), (4, "server2", 61, None, None)]
     assert path.stops[1].encap == ("ipip: outer 172.12.1.11 > 172.12.1.10 (IP protocol 4, +20 bytes), "
                                    "out eth2 to sw-underlay:eth2, MTU 9500")
-    assert path.stops[2].in_if == "tun0 (decapsulated from eth2)"
+    assert path.stops[2].in_if == "tun0 (decap eth2)"
     assert path.stops[2].route == "10.1.3.0/24 via 1.1.2.2 dev tun1 proto static metric 20"
     assert path.path_mtu == 9476 and path.routers == 3
 
@@ -78,7 +78,7 @@ def test_the_command_predicts_without_a_running_lab() -> None:
     plain = run_clabgen("trace", str(LABS / "hub3"), "server1", "10.1.3.10")
     assert plain.stdout.splitlines()[0] == \
         "predicted server1 -> server2 (10.1.3.10): arrives with TTL 61 after 3 routers, path MTU 9476"
-    assert "2\tgw-hub\ttun0 (decapsulated from eth2)\t63\t10.1.3.0/24 via 1.1.2.2 dev tun1" in plain.stdout
+    assert "2\tgw-hub\ttun0 (decap eth2)\t63\t10.1.3.0/24 via 1.1.2.2 dev tun1" in plain.stdout
 
 
 def test_bad_nodes_and_not_deployed() -> None:

@@ -416,9 +416,9 @@ def _print_trace(report: object) -> None:
     assert isinstance(report, TraceReport)
     to = f"{report.dst_node} ({report.dst})" if report.dst_node else report.dst
     under = f"; with the fault {', '.join(report.faults)}" if report.faults else ""
-    cols = [termout.Col("hop"), termout.Col("node"), termout.Col("in", whole=False), termout.Col("ttl"),
-            termout.Col("route", whole=False), termout.Col("out"), termout.Col("mtu"),
-            termout.Col("encapsulation", whole=False)]
+    cols = [termout.Col("hop"), termout.Col("node"), termout.Col("in"), termout.Col("ttl"),
+            termout.Col("route", whole=False, ratio=2), termout.Col("out"), termout.Col("mtu"),
+            termout.Col("encapsulation", whole=False, ratio=3)]
     for k, p in enumerate(report.paths, start=1):
         which = f" (path {k} of {len(report.paths)}, equal-cost)" if len(report.paths) > 1 else ""
         routers = f"{p.routers} router{'s' if p.routers != 1 else ''}"

@@ -60,6 +60,7 @@ class Col:
     header: str
     whole: bool = True
     style: str | None = None
+    ratio: int = 1                   # how much of the room left a folding column gets
 
 
 def table(title: str, cols: Sequence[Col], rows: Sequence[Sequence[str]],
@@ -72,14 +73,16 @@ def table(title: str, cols: Sequence[Col], rows: Sequence[Sequence[str]],
     from rich import box
     from rich.table import Table
     from rich.text import Text
+    folding = any(not c.whole for c in cols)
+    # expand: the folding columns share the terminal's width by their ratios (rich applies ratios only then)
     t = Table(title=title or None, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0),
-              title_justify="left")
+              title_justify="left", expand=folding)
     for i, c in enumerate(cols):
         longest = max([len(c.header)] + [len(r[i]) for r in rows])
         if c.whole:
             t.add_column(c.header, no_wrap=True, min_width=longest, style=c.style)
         else:
-            t.add_column(c.header, overflow="fold", ratio=1, min_width=12, style=c.style)
+            t.add_column(c.header, overflow="fold", ratio=c.ratio, min_width=min(12, longest), style=c.style)
     for k, r in enumerate(rows):
         t.add_row(*(Text(v) for v in r), style=(styles[k] if styles else None))
     _console(False).print(t)

@@ -198,7 +198,7 @@ def predict(contract: LabContract, src: str, dst: IPv4Address,
                         ("" if outer is None else f" back on {peer.node}")
                     found.append(Path((*stops, stop, Stop(hop + 1, peer.node, peer.ifname, out_ttl, note=why)), False))
                     continue
-                walk(peer.node, f"{peer.ifname} (decapsulated from {peer.underlay_if})", out_ttl, hop + 1,
+                walk(peer.node, f"{peer.ifname} (decap {peer.underlay_if})", out_ttl, hop + 1,
                      [*stops, stop], seen | {name})
                 continue
             nxt = IPv4Address(via) if via else dst
