@@ -3,7 +3,7 @@
 Each section is measured in this run and replaces its previous figures in results.json (other
 sections are kept), with the time it was measured. Sections whose prerequisites are missing
 (no engine, no containerlab) record why they were skipped.
-Usage: python bench/run.py [render netns tunnel docker containerlab]
+Usage: python bench/run.py [render netns tunnel docker containerlab convergence]
 """
 
 from __future__ import annotations
@@ -98,6 +98,12 @@ def bench_tunnel() -> dict[str, Any]:
     return bench_tunnel.run()
 
 
+def bench_convergence() -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench_convergence
+    return bench_convergence.run()
+
+
 def _engine() -> bool:
     try:
         import docker
@@ -123,7 +129,7 @@ def bench_containerlab() -> dict[str, Any]:
 
 SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "render": bench_render, "netns": bench_netns, "tunnel": bench_tunnel,
-    "docker": bench_docker, "containerlab": bench_containerlab,
+    "docker": bench_docker, "containerlab": bench_containerlab, "convergence": bench_convergence,
 }
 
 

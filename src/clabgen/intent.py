@@ -350,7 +350,7 @@ ASN_MAX = 4294967294
 ROUTING_COMMON = ("type", "loopbacks", "bfd")
 ROUTING_KEYS: dict[str, tuple[str, ...]] = {
     "static": (),
-    "ospf": ("area", "cost", "hello", "dead", "passive_lans", "tunnels"),
+    "ospf": ("area", "cost", "hello", "dead", "retransmit", "passive_lans", "tunnels"),
     "bgp": ("as_base", "ibgp", "keepalive", "holdtime", "announce"),
 }
 ANNOUNCE = ("lans", "loopbacks")
@@ -380,6 +380,7 @@ def _routing(r: Reader, y: Y | None, root: Where) -> Routing:
         cost=_opt(m, "cost", lambda v: r.integer(v, 1, 65535), d.cost),
         hello=_opt(m, "hello", lambda v: r.integer(v, 1, 65535), d.hello),
         dead=_opt(m, "dead", lambda v: r.integer(v, 1, 65535), d.dead),
+        retransmit=_opt(m, "retransmit", lambda v: r.integer(v, 3, 65535), d.retransmit),
         passive_lans=_opt(m, "passive_lans", r.boolean, d.passive_lans),
         tunnels=_routing_tunnels(r, m["tunnels"]) if "tunnels" in m else {},
         as_base=_opt(m, "as_base", lambda v: r.integer(v, 1, ASN_MAX), d.as_base),

@@ -91,6 +91,7 @@ class Routing(Located):
     cost: int = 10
     hello: int = 1
     dead: int = 4
+    retransmit: int = 3                     # VyOS 1.2 accepts 3..65535 (FRR and VyOS default 5)
     passive_lans: bool = True
     tunnels: Mapping[str, TunnelRouting] = field(default_factory=dict)
     # bgp

@@ -195,11 +195,16 @@ def links(ns: str | None) -> list[LinkInfo]:
     return out
 
 
-def kernel_tunnel(ns: str | None, ifname: str, mode: str, local: str, remote: str, mtu: int | None) -> None:
-    """The kernel's own tunnel device of type `mode`, as `ip tunnel add IF mode MODE local L remote R`
-    makes it (the tunnel table says how)."""
+def kernel_tunnel(ns: str | None, ifname: str, mode: str, local: str, remote: str, mtu: int | None,
+                  ttl: int = 0) -> None:
+    """The kernel's own tunnel device of type `mode`, as `ip tunnel add IF mode MODE local L remote R
+    [ttl N]` makes it (the tunnel table says how; ttl 0 is the kernel's inherit)."""
+    ttype = tunnel_type(mode)
+    link = ttype.kernel_link(ifname, local, remote)
+    if ttl:
+        link[f"{ttype.netlink_prefix}_ttl"] = ttl
     with _ipr(ns) as ipr:
-        ipr.link("add", **tunnel_type(mode).kernel_link(ifname, local, remote))
+        ipr.link("add", **link)
         idx = link_index(ipr, ifname)
         if mtu is not None:
             ipr.link("set", index=idx, mtu=mtu)

@@ -106,6 +106,7 @@ class OspfIface:
     dead: int | None = None
     network: str | None = None       # "point-to-point" on tunnels
     bfd: bool = False
+    retransmit: int | None = None    # seconds: an LSA dropped as "too recent" comes again this soon
 
 
 @dataclass(frozen=True)

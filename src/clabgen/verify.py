@@ -242,7 +242,8 @@ def _seen(where: str, frame: bytes, cap: CaptureSpec, ttype: TunnelType, probe: 
         hit = _probe_in(frame[ETH_HLEN:], cap, probe)
         return (len(frame), *hit, None) if hit else None
     outer = _ip(frame[ETH_HLEN:])
-    if not outer or outer[0] != cap.ip_proto:
+    # a transit gateway's underlay also carries the probe arriving from the previous tunnel
+    if not outer or (outer[0], outer[1], outer[2]) != (cap.ip_proto, cap.outer_src, cap.outer_dst):
         return None
     offset = ttype.inner_offset(outer[4])
     if offset is None:
@@ -286,7 +287,10 @@ def check_capture(lab: RenderedLab, handles: dict[str, NodeHandle], cap: Capture
     finally:
         for s in socks.values():
             s.close()
-    missing = [f"verify's echo request {cap.src_address} > {cap.dst_address} not seen on the {w} side"
+    places = {"lan": f"on {cap.lan_node}:{cap.lan_if}", "tun": f"on {cap.node}:{cap.tunnel_if}",
+             "underlay": f"on {cap.node}:{cap.iface} inside an outer {cap.outer_src} > {cap.outer_dst} "
+                         f"proto {cap.ip_proto} header"}
+    missing = [f"verify's echo request {cap.src_address} > {cap.dst_address} not seen {places[w]}"
                for w in ("lan", "tun", "underlay") if w not in seen]
     if missing:
         return Check("capture", cap.node, label, False, "; ".join(missing))

@@ -14,8 +14,9 @@ import time
 from typing import Any
 
 from .contract import AdjacencySpec, RouteSpec
+from .errors import ClabgenError
 from .labdir import RenderedLab
-from .runtimes.base import NodeHandle, Runtime
+from .runtimes.base import NodeHandle, Runtime, vtysh
 from .verify import Check, Expectation, route_differences, route_table
 
 POLL = 0.25
@@ -23,13 +24,10 @@ POLL = 0.25
 
 def vtysh_json(runtime: Runtime, lab: RenderedLab, node: str, command: str) -> Any:
     """One `vtysh -c COMMAND json` answer of the node's FRR, None when it does not answer."""
-    ask = getattr(runtime, "vtysh", None)
-    if ask is None:
-        return None
     try:
-        text = ask(lab, node, command)
+        text = vtysh(runtime, lab, node, command)
         return json.loads(text) if text and text.strip() else None
-    except (ValueError, OSError):
+    except (ValueError, OSError, ClabgenError):
         return None
 
 

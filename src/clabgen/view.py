@@ -130,7 +130,8 @@ def _ospf(g: Node) -> dict[str, Any] | None:
     return {"router_id": str(o.router_id),
             "areas": [{"id": area, "networks": [str(n) for n in nets]} for area, nets in o.areas],
             "interfaces": [{"ifname": i.ifname, "kind": i.kind, "cost": i.cost, "hello": i.hello, "dead": i.dead,
-                            "network": i.network, "passive": i.passive, "bfd": i.bfd} for i in o.interfaces],
+                            "network": i.network, "passive": i.passive, "bfd": i.bfd, "retransmit": i.retransmit}
+                           for i in o.interfaces],
             "spf": {"delay": o.spf[0], "initial": o.spf[1], "max": o.spf[2]}}
 
 

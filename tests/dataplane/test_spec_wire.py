@@ -26,7 +26,8 @@ def test_parse_spec_accepts_the_documented_shape() -> None:
     ({"address": "1.1.1.1/33"}, "tunnels[0].address"),
     ({"mtu": 65535}, "tunnels[0].mtu: 65535 must be an integer in 68..65515"),
     ({"netns": "../etc"}, "tunnels[0].netns"),
-    ({"ttl": 3}, "tunnels[0]: unknown keys ['ttl']"),
+    ({"key": 3}, "tunnels[0]: unknown keys ['key']"),
+    ({"ttl": 256}, "tunnels[0].ttl: 256 must be an integer in 0..255"),
 ])
 def test_parse_spec_names_the_bad_field(change: dict[str, object], message: str) -> None:
     with pytest.raises(DataplaneError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):

@@ -222,8 +222,8 @@ def test_values_vyos_accepts_but_the_emulation_does_not_model_are_listed(ipip: P
          "    ethernet eth3 {\n        address dhcp\n        address 2001:db8::1/64\n    }\n"
          "    loopback lo {\n    }\n    tunnel tun9 {\n        address 1.1.9.1/24\n        encapsulation sit\n"
          "        local-ip 172.12.1.10\n        remote-ip 172.12.1.99\n    }\n")
-    edit(ipip, "\nprotocols {\n", "\nprotocols {\n    bgp 65001 {\n        neighbor 1.1.1.2 {\n            remote-as 65002\n"
-                                "        }\n    }\n    static {\n        route6 2001:db8:9::/48 {\n"
+    edit(ipip, "\nprotocols {\n", "\nprotocols {\n    rip {\n        network 10.1.5.0/24\n"
+                                "    }\n    static {\n        route6 2001:db8:9::/48 {\n"
                                 "            next-hop 2001:db8::2 {\n            }\n        }\n    }\n")
     edit(ipip, "            next-hop 1.1.1.2 {\n", "            next-hop 1.1.1.2 {\n                distance 10\n")
     cfg = vyos.load(ipip)
@@ -231,7 +231,7 @@ def test_values_vyos_accepts_but_the_emulation_does_not_model_are_listed(ipip: P
         "interfaces ethernet eth3 address dhcp (DHCP is not emulated)",
         "interfaces ethernet eth3 address 2001:db8::1/64 (IPv6 is not emulated)",
         "interfaces tunnel tun9 (encapsulation sit is not emulated; emulated: ipip, gre)",
-        "protocols bgp 65001",
+        "protocols rip",
         "protocols static route6 2001:db8:9::/48",
         "protocols static route 10.1.8.0/24 next-hop 1.1.1.2 distance 10",
         "system",

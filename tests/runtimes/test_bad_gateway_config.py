@@ -108,14 +108,13 @@ def test_a_line_vyos_accepts_but_the_emulation_does_not_model_still_deploys(tmp_
     lab = unique_lab(tmp_path, "ipip")
     cfg = gw1_config(lab)
     replace_line(cfg, "    loopback lo {", "    ethernet eth3 {\n        address dhcp\n    }\n    loopback lo {")
-    replace_line(cfg, "    static {", "    bgp 65001 {\n        neighbor 172.12.1.11 {\n"
-                                      "            remote-as 65002\n        }\n    }\n    static {")
+    replace_line(cfg, "    static {", "    rip {\n        network 10.1.5.0/24\n    }\n    static {")
     try:
         result = run_clabgen("deploy", str(lab), "--runtime", "netns")
         assert result.returncode == 0, result.stderr
         assert "gw1: not applied (outside the emulated dataplane): interfaces ethernet eth3 address dhcp " \
                "(DHCP is not emulated)" in result.stderr
-        assert "gw1: not applied (outside the emulated dataplane): protocols bgp 65001" in result.stderr
+        assert "gw1: not applied (outside the emulated dataplane): protocols rip" in result.stderr
         assert "gw1: interface eth3 is configured but not connected in the topology" in result.stderr
         verified = run_clabgen("verify", str(lab))
         assert verified.returncode == 0, verified.stdout

@@ -114,7 +114,8 @@ static void fill_outer(uint8_t *b, const uint8_t *tmpl, int overhead, size_t inn
 	b[3] = total & 0xff;
 	b[4] = id >> 8;
 	b[5] = id & 0xff;
-	b[8] = b[overhead + 8];
+	if (!tmpl[8]) /* ttl 0 in the template: inherit the inner TTL (the kernel's default); else fixed */
+		b[8] = b[overhead + 8];
 }
 
 static void tx_add(struct txbatch *t, void *a, size_t alen, void *b, size_t blen, size_t inner_len)
@@ -422,6 +423,15 @@ struct decap {
 	struct iovec iov[BATCH];
 };
 
+/* An error an ICMP message about an earlier packet left on the raw socket (icmp_err_convert), e.g.
+ * protocol unreachable from a peer whose tunnel end is not up yet: the next recv works again and
+ * the kernel's own tunnel ignores these, so they do not stop the tunnel (pyloop.ICMP_REPORTED). */
+static int icmp_reported(int e)
+{
+	return e == ENETUNREACH || e == EHOSTUNREACH || e == ENOPROTOOPT || e == ECONNREFUSED || e == EMSGSIZE ||
+	       e == EOPNOTSUPP || e == EHOSTDOWN || e == ENONET || e == EPROTO;
+}
+
 /* One recvmmsg batch raw socket -> TUN without blocking: packets read, 0 when none, -errno. */
 static int decap_step(struct decap *d)
 {
@@ -433,7 +443,7 @@ static int decap_step(struct decap *d)
 		n = recvmmsg(d->raw, d->msgs, BATCH, MSG_DONTWAIT, NULL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return errno == EAGAIN ? 0 : -errno;
+		return errno == EAGAIN || icmp_reported(errno) ? 0 : -errno;
 	for (int i = 0; i < n; i++) {
 		uint8_t *p = d->iov[i].iov_base;
 		size_t len = d->msgs[i].msg_len, hdr_len;

@@ -49,7 +49,7 @@ def _where(ep: Endpoint) -> str:
 def _c_workers(lib: ctypes.CDLL, ep: Endpoint, stop: StopSignal, cpu: int | None) -> list[Worker]:
     """One thread for both directions (dp_run polls both fds); a Worker per direction for the stats."""
     spec, raw = ep.spec, ep.sock.fileno()
-    tmpl = wire.header_template(spec.mode, spec.local, spec.remote)
+    tmpl = wire.header_template(spec.mode, spec.local, spec.remote, spec.ttl)   # TTL 0: inherit
     remote = socket.inet_aton(spec.remote)
     c_format = tunnel_type(spec.mode).c_format
     enc, dec = CCounters(), CCounters()

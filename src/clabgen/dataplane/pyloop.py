@@ -7,6 +7,7 @@ one syscall per packet per side and an idle one costs nothing.
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import socket
@@ -16,6 +17,12 @@ from . import wire
 from .endpoint import Endpoint
 
 _MAX = 65535
+# What an ICMP error about an earlier packet leaves on a raw socket (the kernel's icmp_err_convert):
+# e.g. protocol unreachable from a peer whose tunnel end is not up yet, which routing daemons'
+# hellos hit when gateways boot one by one. The next recv works again; the kernel's own tunnel
+# ignores these too, so the loop goes on instead of stopping the tunnel for good.
+ICMP_REPORTED = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENOPROTOOPT, errno.ECONNREFUSED,
+                           errno.EMSGSIZE, errno.EOPNOTSUPP, errno.EHOSTDOWN, errno.ENONET, errno.EPROTO})
 
 
 @dataclass
@@ -43,7 +50,8 @@ def encap_loop(ep: Endpoint, stop_fd: int, counters: Counters) -> None:
     """TUN -> raw socket: read the inner packet right behind a prebuilt outer header, send both."""
     overhead = ep.spec.overhead
     buf = bytearray(overhead + _MAX)
-    buf[:overhead] = wire.header_template(ep.spec.mode, ep.spec.local, ep.spec.remote)
+    buf[:overhead] = wire.header_template(ep.spec.mode, ep.spec.local, ep.spec.remote, ep.spec.ttl)
+    inherit = ep.spec.ttl == 0
     view = memoryview(buf)
     inner = [view[overhead:]]
     send, readv, tun = ep.sock.send, os.readv, ep.tun_fd
@@ -62,7 +70,7 @@ def encap_loop(ep: Endpoint, stop_fd: int, counters: Counters) -> None:
             counters.dropped += 1
             continue
         ident = ident % 65535 + 1  # never 0: the kernel would write 0 there under DF
-        total = wire.fill_outer(buf, overhead, n, ident)
+        total = wire.fill_outer(buf, overhead, n, ident, inherit)
         try:
             send(view[:total])
         except OSError:  # EMSGSIZE, ENOBUFS, unreachable: the kernel would drop it too
@@ -89,6 +97,8 @@ def decap_loop(ep: Endpoint, stop_fd: int, counters: Counters) -> None:
                 return
             continue
         except OSError as exc:
+            if exc.errno in ICMP_REPORTED:
+                continue
             counters.errors.append(f"raw recv: {exc}")
             return
         span = wire.decap(view[:n], mode, remote)

@@ -34,6 +34,7 @@ class TunnelSpec:
     remote: str
     address: str  # "1.1.1.1/24": the tunnel interface's own address
     mtu: int
+    ttl: int = 0  # outer TTL: 0 copies the inner packet's (the kernel's `ttl inherit`), else fixed
 
     @property
     def overhead(self) -> int:
@@ -49,11 +50,11 @@ class TunnelSpec:
 
 def parse_tunnel(raw: dict[str, Any], where: str) -> TunnelSpec:
     """Build one TunnelSpec, naming the offending field so a bad spec is easy to fix."""
-    known = {"netns", "ifname", "mode", "local", "remote", "address", "mtu"}
+    known = {"netns", "ifname", "mode", "local", "remote", "address", "mtu", "ttl"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise DataplaneError(f"{where}: unknown keys {unknown}; valid: {sorted(known)}")
-    missing = sorted(known - set(raw) - {"netns"})
+    missing = sorted(known - set(raw) - {"netns", "ttl"})
     if missing:
         raise DataplaneError(f"{where}: missing keys {missing}")
     netns = raw.get("netns")
@@ -77,7 +78,10 @@ def parse_tunnel(raw: dict[str, Any], where: str) -> TunnelSpec:
     mtu = raw["mtu"]
     if not isinstance(mtu, int) or isinstance(mtu, bool) or not 68 <= mtu <= 65535 - OVERHEAD[mode]:
         raise DataplaneError(f"{where}.mtu: {mtu!r} must be an integer in 68..{65535 - OVERHEAD[mode]}")
-    return TunnelSpec(netns, ifname, mode, raw["local"], raw["remote"], raw["address"], mtu)
+    ttl = raw.get("ttl", 0)
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 <= ttl <= 255:
+        raise DataplaneError(f"{where}.ttl: {ttl!r} must be an integer in 0..255 (0: inherit the inner TTL)")
+    return TunnelSpec(netns, ifname, mode, raw["local"], raw["remote"], raw["address"], mtu, ttl)
 
 
 def parse_spec(data: dict[str, Any]) -> tuple[TunnelSpec, ...]:

@@ -1,7 +1,8 @@
 """Outer headers byte for byte as Linux ipip/gre build them with `ip tunnel add` defaults.
 
 Kernel defaults (ip_tunnel_xmit, checked against a real 6.1 kernel in tests/dataplane/test_uml.py):
-ttl 0 = inherit, so the outer TTL copies the inner one; pmtudisc on, so DF is always set; tos 0,
+ttl 0 = inherit, so the outer TTL copies the inner one (`ip tunnel add ... ttl N` fixes it at N:
+then it sits in the header template and is never overwritten); pmtudisc on, so DF is always set; tos 0,
 so the outer TOS carries only the inner ECN bits (CE becomes ECT(0), INET_ECN_encapsulate).
 The kernel fills in the outer checksum for IP_HDRINCL raw sockets; the outer ID counts up per
 tunnel as the kernel's does (the kernel would write 0 into a DF packet's ID left at 0).
@@ -18,9 +19,12 @@ ECN_ECT0 = 0x02
 ECN_CE = 0x03
 
 
-def header_template(mode: str, local: str, remote: str) -> bytes:
-    """Outer header with TOS, length and TTL zero: they are copied in per packet."""
-    return tunnel_type(mode).outer_header(local, remote)
+def header_template(mode: str, local: str, remote: str, ttl: int = 0) -> bytes:
+    """Outer header with TOS and length zero, copied in per packet; TTL too unless fixed (ttl > 0).
+    The C fast path reads a zero TTL byte in the template as inherit."""
+    header = bytearray(tunnel_type(mode).outer_header(local, remote))
+    header[8] = ttl
+    return bytes(header)
 
 
 def encap_tos(inner_tos: int) -> int:
@@ -29,15 +33,18 @@ def encap_tos(inner_tos: int) -> int:
     return ECN_ECT0 if ecn == ECN_CE else ecn
 
 
-def fill_outer(buf: bytearray | memoryview, overhead: int, inner_len: int, ident: int = 0) -> int:
-    """Complete the template already at buf[0:overhead] for the inner packet after it; total length."""
+def fill_outer(buf: bytearray | memoryview, overhead: int, inner_len: int, ident: int = 0,
+               inherit_ttl: bool = True) -> int:
+    """Complete the template already at buf[0:overhead] for the inner packet after it; total length.
+    inherit_ttl False: the template's fixed TTL stays."""
     total = overhead + inner_len
     buf[1] = encap_tos(buf[overhead + 1])
     buf[2] = total >> 8
     buf[3] = total & 0xFF
     buf[4] = (ident >> 8) & 0xFF
     buf[5] = ident & 0xFF
-    buf[8] = buf[overhead + 8]
+    if inherit_ttl:
+        buf[8] = buf[overhead + 8]
     return total
 
 

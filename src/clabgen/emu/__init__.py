@@ -3,7 +3,9 @@
 A platform names its emulator (`emulator:` in platform.yml, recorded in the lab contract); the
 runtimes look it up here. An emulator reads a startup config (raising FILE:LINE errors for what it
 would apply but cannot) and applies its dataplane subset in two steps: links and tunnels first
-(returning the tunnels a userspace dataplane must serve), routes once every tunnel exists.
+(returning the tunnels a userspace dataplane must serve), routing once every tunnel exists. Routing
+may mean daemons (VyOS: FRR for ospf/bgp/bfd): the runtime gives each node a directory of its own
+for their files, so everything they write stays under the lab's state directory.
 """
 
 from __future__ import annotations
@@ -36,7 +38,14 @@ class Emulator(Protocol):
         """Addresses, MTUs and tunnels; returns what was applied (with the userspace tunnels)."""
         ...
 
-    def apply_routes(self, ns: str | None, cfg: Any, applied: Any, facts: RouteFacts) -> None:
+    def apply_routes(self, ns: str | None, cfg: Any, applied: Any, facts: RouteFacts, run_dir: Path | None) -> None:
+        """Routes (static, or routing daemons started in ns). run_dir: the node's own directory for the
+        daemons' files (netns: <state>/frr/<node>, mounted over /run for them); None in a container,
+        which has its own /run and /etc."""
+        ...
+
+    def host_problems(self, cfg: Any) -> list[str]:
+        """What this config needs that the machine lacks (e.g. FRR for OSPF); checked before a deploy."""
         ...
 
 

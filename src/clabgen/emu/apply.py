@@ -2,12 +2,17 @@
 
 Each netlink call applies one config.boot leaf, so when the kernel refuses a value the error
 names that leaf's FILE:LINE (a RuntimeFailure: the deploy rolls back) instead of a bare NetlinkError.
+Routing is VyOS's: a config with protocols ospf, bgp or bfd gets FRR (frr.py, frrd.py) for all of
+its routing, static routes included, as VyOS does; static routes alone are netlink calls, so a lab
+without dynamic routing needs no FRR on the machine. Both install them as `proto static metric 20`.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,10 +26,11 @@ from .. import netlink
 from ..dataplane import kernel_supports
 from ..dataplane.spec import DataplaneError, parse_tunnel
 from ..errors import Problem, RuntimeFailure
-from . import RouteFacts
+from . import RouteFacts, frr, frrd
 from .vyos import DeviceConfig, Interface, Tunnel, load, tunnel_mtu
 
 # Why the kernel usually says this, for the leaves applied here.
+STATIC_WAIT = 5.0      # seconds FRR gets to put the static routes into the kernel
 KERNEL_HINTS = {errno.ENETUNREACH: "no interface applied from this config has an address in the next-hop's subnet",
                 errno.EEXIST: "something equivalent exists already (another tunnel with the same endpoints?)"}
 
@@ -36,6 +42,8 @@ class Applied:
     userspace: list[dict[str, Any]] = field(default_factory=list)   # dataplane spec entries
     routes: int = 0
     warnings: list[str] = field(default_factory=list)
+    frr: dict[str, int] = field(default_factory=dict)      # FRR daemon -> pid, when the config has routing
+    frr_sockets: str | None = None                          # their vty sockets (vtysh --vty_socket)
 
 
 class Located(Protocol):
@@ -101,8 +109,10 @@ def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spe
     for t in cfg.tunnels:
         mtu = tunnel_mtu(cfg, t, present)
         if choose_backend(t.mode, tunnels) == "kernel":
-            with applying(cfg, t, f"creating {t.mode} tunnel {t.ifname} local {t.local.value} remote {t.remote.value}"):
-                netlink.kernel_tunnel(ns, t.ifname, t.mode, t.local.value, t.remote.value, None)
+            with applying(cfg, t.ttl or t, f"creating {t.mode} tunnel {t.ifname} local {t.local.value} remote "
+                                           f"{t.remote.value}" + (f" ttl {t.ttl.value}" if t.ttl else "")):
+                netlink.kernel_tunnel(ns, t.ifname, t.mode, t.local.value, t.remote.value, None,
+                                      ttl=t.ttl.value if t.ttl else 0)
             configure(ns, cfg, t)
             out.kernel_tunnels.append(t.ifname)
             continue
@@ -110,6 +120,7 @@ def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spe
             out.warnings.append(f"tunnel {t.ifname}: only the first address is emulated")
         out.userspace.append(userspace_tunnel(cfg, t, mtu, spec_netns, local_ips))
     out.warnings.extend(f"not applied (outside the emulated dataplane): {p}" for p in cfg.ignored)
+    out.warnings.extend(cfg.notes)
     return out
 
 
@@ -118,7 +129,8 @@ def userspace_tunnel(cfg: DeviceConfig, t: Tunnel, mtu: int, spec_netns: str | N
     """The dataplane spec entry for a tunnel, checked now, so what the userspace tunnel cannot run
     names its line here instead of failing later in the dataplane process."""
     entry = {"netns": spec_netns, "ifname": t.ifname, "mode": t.mode, "local": t.local.value,
-             "remote": t.remote.value, "address": str(t.addresses[0].value) if t.addresses else None, "mtu": mtu}
+             "remote": t.remote.value, "address": str(t.addresses[0].value) if t.addresses else None, "mtu": mtu,
+             "ttl": t.ttl.value if t.ttl else 0}
     with applying(cfg, t, f"userspace {t.mode} tunnel {t.ifname}"):
         parse_tunnel(entry, t.ifname)
     if IPv4Address(t.local.value) not in local_ips:    # its raw socket binds the local address
@@ -129,9 +141,47 @@ def userspace_tunnel(cfg: DeviceConfig, t: Tunnel, mtu: int, spec_netns: str | N
     return entry
 
 
-def apply_routes(ns: str | None, cfg: DeviceConfig, out: Applied, facts: RouteFacts) -> None:
-    """Static routes once every tunnel exists, as the platform installs them (VyOS: FRR's staticd,
-    proto static, metric 20: the platform's facts say so)."""
+def apply_routes(ns: str | None, cfg: DeviceConfig, out: Applied, facts: RouteFacts,
+                 run_dir: Path | None = None) -> None:
+    """Routing once every tunnel exists: FRR when the config has protocols ospf, bgp or bfd (run_dir:
+    the node's FRR directory, see frrd.FrrDirs), else its static routes with netlink."""
+    if cfg.routing.uses_frr:
+        start_frr(ns, cfg, out, run_dir)
+    else:
+        static_routes(ns, cfg, out, facts)
+
+
+def start_frr(ns: str | None, cfg: DeviceConfig, out: Applied, run_dir: Path | None) -> None:
+    """The daemons the config needs, then a bounded wait until staticd's routes are in the kernel
+    (what the netlink path guarantees when it returns), so a verify right after deploy sees them."""
+    dirs = frrd.FrrDirs(run_dir)
+    line, path = cfg.routing.where
+    try:
+        out.frr = frrd.start(ns, dirs, frr.render(cfg), cfg.routing.daemons)
+    except (frrd.FrrError, OSError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeFailure(Problem(cfg.where(line, path), f"starting FRR ({', '.join(cfg.routing.daemons)}): {exc}",
+                                     "FRR comes from Debian's frr package (apt-get install --no-install-recommends "
+                                     "frr)")) from exc
+    out.frr_sockets = str(dirs.sockets)
+    out.routes = len(cfg.routes)
+    # Only routes FRR can install at once: through an interface or a next-hop on one of this config's
+    # subnets (one resolved through OSPF or BGP comes when they converge, and is not waited for).
+    addresses = [a for i in cfg.interfaces for a in i.addresses] + [a for t in cfg.tunnels for a in t.addresses]
+    subnets = [a.value.network for a in addresses]
+    wanted = {str(r.prefix) for r in cfg.routes
+              if r.interfaces or any(h.value in net for h in r.next_hops for net in subnets)}
+    deadline = time.monotonic() + STATIC_WAIT
+    while wanted:
+        wanted -= {r.dst if r.dst != "default" else "0.0.0.0/0" for r in netlink.routes(ns)}
+        if not wanted or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    out.warnings.extend(f"FRR has not installed static route {p} (is its next-hop reachable?)" for p in sorted(wanted))
+
+
+def static_routes(ns: str | None, cfg: DeviceConfig, out: Applied, facts: RouteFacts) -> None:
+    """Static routes with netlink, as the platform installs them (VyOS: FRR's staticd, proto static,
+    metric 20: the platform's facts say so)."""
     for r in cfg.routes:
         if r.next_hops:
             hop = r.next_hops[0]
@@ -149,7 +199,8 @@ def apply_routes(ns: str | None, cfg: DeviceConfig, out: Applied, facts: RouteFa
 
 
 class VyosEmulator:
-    """VyOS config.boot: interfaces, ipip/gre tunnels and static routes (clabgen.emu registry entry)."""
+    """VyOS config.boot: interfaces, ipip/gre tunnels, static routes and, through FRR, OSPF, BGP and
+    BFD (clabgen.emu registry entry)."""
 
     name = "vyos"
 
@@ -160,5 +211,9 @@ class VyosEmulator:
                     spec_netns: str | None = None) -> Applied:
         return apply_links(ns, cfg, tunnels=tunnels, spec_netns=spec_netns)
 
-    def apply_routes(self, ns: str | None, cfg: DeviceConfig, applied: Applied, facts: RouteFacts) -> None:
-        apply_routes(ns, cfg, applied, facts)
+    def apply_routes(self, ns: str | None, cfg: DeviceConfig, applied: Applied, facts: RouteFacts,
+                     run_dir: Path | None) -> None:
+        apply_routes(ns, cfg, applied, facts, run_dir)
+
+    def host_problems(self, cfg: DeviceConfig) -> list[str]:
+        return frrd.missing(cfg.routing.daemons)

@@ -2,8 +2,8 @@
 
 containerlab (and the docker runtime) attach a node's links after the container starts, so this
 waits until the interfaces config.boot names exist, applies the config with the same applier and
-userspace tunnel as the netns runtime, reports in /run/clabgen/emu/status.json, and keeps running
-as PID 1 (reaping children) until SIGTERM.
+userspace tunnel as the netns runtime, starts FRR when the config has routing protocols, reports in
+/run/clabgen/emu/status.json, and keeps running as PID 1 (reaping children) until SIGTERM.
 """
 
 from __future__ import annotations
@@ -56,10 +56,12 @@ def boot(config: Path, state: Path = STATE) -> dict[str, object]:
     done = emu_apply.apply_links(None, cfg, tunnels=os.environ.get("CLABGEN_TUNNELS", "auto"))
     if done.userspace:
         dataplane.start({"tunnels": done.userspace}, state)
-    emu_apply.apply_routes(None, cfg, done, route_facts(os.environ.get(ROUTE_FACTS_ENV, "")))
+    # FRR, when the config has routing, with the container's own /etc/frr and /run/frr (run_dir None).
+    emu_apply.apply_routes(None, cfg, done, route_facts(os.environ.get(ROUTE_FACTS_ENV, "")), None)
     status = {"applied": True, "config": str(config), "interfaces": done.interfaces,
               "kernel_tunnels": done.kernel_tunnels, "userspace_tunnels": [t["ifname"] for t in done.userspace],
-              "routes": done.routes, "warnings": done.warnings + [f"interface {m} never appeared" for m in missing]}
+              "routes": done.routes, "frr": list(done.frr),
+              "warnings": done.warnings + [f"interface {m} never appeared" for m in missing]}
     _write_status(status, state)
     _log(f"VyOS dataplane emulated from {config}: {json.dumps(status)}")
     return status

@@ -1,10 +1,11 @@
 """Read the dataplane subset of a VyOS config.boot: what the emulation applies, and what is wrong.
 
-"VyOS dataplane emulated": interface addresses and MTU, ipip/gre tunnels and static routes become
-netlink calls (apply.py). Every leaf of that subset is checked against the values the config's
+"VyOS dataplane emulated": interface addresses and MTU, ipip/gre tunnels (and their TTL) and static
+routes become netlink calls (apply.py); protocols ospf, bgp and bfd are read by vyos_routing.py and
+run by FRR (frr.py, frrd.py). Every leaf of that subset is checked against the values the config's
 VyOS release accepts (VyOS's own interface definitions), because a value VyOS would refuse must
 fail the deploy at its FILE:LINE instead of being skipped or reaching the kernel half-applied.
-Values VyOS accepts that this emulation does not model (dhcp, IPv6, gretap, bgp ...) are listed
+Values VyOS accepts that this emulation does not model (dhcp, IPv6, gretap, rip ...) are listed
 as not applied, never silently dropped. Every problem of every file is reported at once.
 """
 
@@ -21,6 +22,7 @@ from typing import Generic, Protocol, TypeVar
 from ..errors import ClabgenError, Problem, Problems, Where
 from ..tunnels import TUNNEL_TYPES
 from ..vyos_config import CNode, parse_boot
+from .routing_conf import OspfInterface, Routing
 
 STATIC_METRIC = 20      # FRR installs static routes with metric 20 (the seed's `ip r s`)
 # Leaves that change nothing in a namespace's dataplane (link negotiation, IRQ placement, text).
@@ -40,6 +42,7 @@ class Release:
     encapsulations: tuple[str, ...]
     local_leaf: str                     # a tunnel's local address: local-ip until 1.2, source-address since 1.3
     remote_leaf: str
+    routing: str = "1.4"                # routing syntax: "1.2" (also 1.3's), "1.4" (since 1.4), "any"
 
     @property
     def label(self) -> str:
@@ -52,13 +55,13 @@ _ENCAP_14 = ("erspan", "gre", "gretap", "ip6erspan", "ip6gre", "ip6gretap", "ip6
 _ETH_12 = (r"(eth|lan)[0-9]+", "ethN or lanN")
 _ETH_13 = (r"(eth|lan)[0-9]+|(eno|ens|enp|enx).+", "ethN, lanN, eno*, ens*, enp* or enx*")
 RELEASES = {
-    "1.2": Release("1.2", *_ETH_12, (68, 9000), (64, 8024), _ENCAP_12, "local-ip", "remote-ip"),
-    "1.3": Release("1.3", *_ETH_13, (68, 16000), (64, 8024), _ENCAP_13, "source-address", "remote"),
+    "1.2": Release("1.2", *_ETH_12, (68, 9000), (64, 8024), _ENCAP_12, "local-ip", "remote-ip", "1.2"),
+    "1.3": Release("1.3", *_ETH_13, (68, 16000), (64, 8024), _ENCAP_13, "source-address", "remote", "1.2"),
     "1.4": Release("1.4", *_ETH_13, (68, 16000), (68, 16000), _ENCAP_14, "source-address", "remote"),
 }
 # A config.boot without a release footer (written by hand): whatever some release accepts.
 ANY_RELEASE = Release("any", *_ETH_13, (68, 16000), (64, 16000),
-                      tuple(sorted(set(_ENCAP_12 + _ENCAP_14))), "source-address", "remote")
+                      tuple(sorted(set(_ENCAP_12 + _ENCAP_14))), "source-address", "remote", "any")
 KNOWN_ENCAPSULATIONS = set(ANY_RELEASE.encapsulations)
 # Encapsulations whose underlay is IPv6: VyOS wants IPv6 endpoints for these, IPv4 for the others.
 IPV6_UNDERLAY = {"ipip6", "ip6ip6", "ip6gre", "ip6gretap", "ip6erspan"}
@@ -111,6 +114,7 @@ class Tunnel:
     addresses: tuple[At[IPv4Interface], ...]
     mtu: At[int] | None
     line: int = 0
+    ttl: At[int] | None = None                  # `parameters ip ttl`; None: the kernel's inherit
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,9 @@ class DeviceConfig:
     interfaces: list[Interface] = field(default_factory=list)
     tunnels: list[Tunnel] = field(default_factory=list)
     routes: list[StaticRoute] = field(default_factory=list)
+    routing: Routing = field(default_factory=Routing)  # protocols ospf/bgp/bfd, run by FRR
     ignored: list[str] = field(default_factory=list)   # config paths this emulation does not apply
+    notes: list[str] = field(default_factory=list)     # what VyOS would warn about on commit
 
     def where(self, line: int, path: str = "") -> Where:
         return Where(self.file, line, 0, path)
@@ -225,6 +231,7 @@ class _Reader:
         self.release = release
         self.cfg = DeviceConfig(file=file, release=release.name)
         self.problems = Problems()
+        self.ip_ospf: list[OspfInterface] = []      # 1.2's `interfaces ... ip ospf`, for protocols ospf
 
     def problem(self, node: CNode, path: str, message: str, hint: str = "") -> None:
         self.problems.add(self.cfg.where(node.line, path), message, hint)
@@ -330,15 +337,18 @@ def load_gateways(nodes: Iterable[Gateway]) -> dict[str, DeviceConfig]:
 def parse(text: str, file: str = "config.boot") -> DeviceConfig:
     """The emulated subset of a config.boot; raises ClabgenError with every invalid value in it."""
     tree = parse_boot(text, file, allow_hash_comments=True)
+    from . import vyos_routing  # it reads with this module's _Reader
     r = _Reader(file, release_of(text))
+    routing: list[CNode] = []
     # Interfaces first: a static route may name an interface configured further down.
     for top in sorted(tree.children, key=lambda n: n.name != "interfaces"):
         if top.name == "interfaces":
             _interfaces(r, top)
         elif top.name == "protocols":
-            _protocols(r, top)
+            routing.extend(_protocols(r, top))
         else:
             r.not_applied(_named(top))
+    r.cfg.routing = vyos_routing.read(r, routing, r.ip_ospf, _configured(r))
     _distinct_tunnels(r)
     r.problems.items.sort(key=lambda p: p.where.line if p.where else 0)    # in file order
     r.problems.raise_if_any()
@@ -361,12 +371,14 @@ def _interfaces(r: _Reader, top: CNode) -> None:
             _tunnel(r, node, ifname, path)
             continue
         ethernet = node.name == "ethernet"
-        applied = {"address", "mtu", "disable"} if ethernet else {"address"}
+        applied = {"address", "mtu", "disable", "ip"} if ethernet else {"address"}
         for c in node.children:
             if c.name not in applied and c.name not in INERT:
                 r.not_applied(f"{path} {_named(c)}")
             elif c.name == "disable":
                 r.valueless(c, path)
+            elif c.name == "ip":
+                _ip(r, c, ifname, path)
         mtu = r.mtu(_first(node, "mtu"), path, r.release.ethernet_mtu) if ethernet else None
         addresses = r.addresses(node.find("address"), path, dhcp=ethernet)
         disabled = ethernet and bool(node.find("disable"))
@@ -388,8 +400,13 @@ def _tunnel(r: _Reader, node: CNode, ifname: str, path: str) -> None:
     """Checks every tunnel leaf; creates the tunnel only if it is valid, emulated and complete."""
     before = len(r.problems.items)
     leaves = {"address", "mtu", "encapsulation", "local-ip", "source-address", "remote-ip", "remote"}
+    ttl = None
     for c in node.children:
-        if c.name not in leaves and c.name not in INERT:
+        if c.name == "ip":
+            _ip(r, c, ifname, path)
+        elif c.name == "parameters":
+            ttl = _tunnel_parameters(r, c, path)
+        elif c.name not in leaves and c.name not in INERT:
             r.not_applied(f"{path} {_named(c)}")
     rel = r.release
     mtu = r.mtu(_first(node, "mtu"), path, rel.tunnel_mtu)
@@ -424,7 +441,32 @@ def _tunnel(r: _Reader, node: CNode, ifname: str, path: str) -> None:
         r.not_applied(f"{path} (encapsulation {mode} is not emulated; emulated: {', '.join(TUNNEL_TYPES)})")
     local, remote = ends.get("local"), ends.get("remote")
     if len(r.problems.items) == before and mode in TUNNEL_TYPES and local and remote:
-        r.cfg.tunnels.append(Tunnel(ifname, path, mode, local, remote, addresses, mtu, node.line))
+        r.cfg.tunnels.append(Tunnel(ifname, path, mode, local, remote, addresses, mtu, node.line, ttl))
+
+
+def _ip(r: _Reader, node: CNode, ifname: str, path: str) -> None:
+    from . import vyos_routing
+    r.ip_ospf.extend(vyos_routing.read_ip(r, node, ifname, path))
+
+
+def _tunnel_parameters(r: _Reader, node: CNode, path: str) -> At[int] | None:
+    """`parameters ip ttl N` (0..255 in every release; 0 is the kernel's inherit); the rest is not applied."""
+    ttl = None
+    for c in node.children:
+        if c.name != "ip":
+            r.not_applied(f"{path} parameters {_named(c)}")
+            continue
+        for leaf in c.children:
+            if leaf.name != "ttl":
+                r.not_applied(f"{path} parameters ip {_named(leaf)}")
+                continue
+            value = r.value(leaf, f"{path} parameters ip ttl", integer_in((0, 255)), f"{r.release.label} accepts 0..255")
+            ttl = At(value, leaf.line, f"{path} parameters ip ttl") if value is not None else None
+    return ttl
+
+
+def _configured(r: _Reader) -> set[str]:
+    return {i.ifname for i in r.cfg.interfaces} | {t.ifname for t in r.cfg.tunnels}
 
 
 def _distinct_tunnels(r: _Reader) -> None:
@@ -454,8 +496,13 @@ def _endpoint(value: str, mode: str | None, family: int) -> str:
     return str(ip)
 
 
-def _protocols(r: _Reader, top: CNode) -> None:
+def _protocols(r: _Reader, top: CNode) -> list[CNode]:
+    """Reads static routes; returns the ospf, bgp and bfd nodes (read once interfaces are known)."""
+    routing = []
     for node in top.children:
+        if node.name in ("ospf", "bgp", "bfd"):
+            routing.append(node)
+            continue
         if node.name != "static":
             r.not_applied(f"protocols {_named(node)}")
             continue
@@ -466,11 +513,12 @@ def _protocols(r: _Reader, top: CNode) -> None:
             prefix = r.value(route, "protocols static route", ipv4_prefix)
             if prefix is not None:
                 _route(r, route, prefix)
+    return routing
 
 
 def _route(r: _Reader, route: CNode, prefix: IPv4Network) -> None:
     path = f"protocols static route {prefix}"
-    configured = {i.ifname for i in r.cfg.interfaces} | {t.ifname for t in r.cfg.tunnels}
+    configured = _configured(r)
     hops: list[At[IPv4Address]] = []
     devs: list[At[str]] = []
     for c in route.children:

@@ -84,7 +84,7 @@ class OspfRouting:
                         continue
                     area = self.tunnel_area(lab, t)
                     ifaces.append(OspfIface(e.ifname, "tunnel", area, self.tunnel_cost(lab, t), False, o.hello, o.dead,
-                                            "point-to-point", o.bfd))
+                                            "point-to-point", o.bfd, o.retransmit))
                     nets.setdefault(area, []).append(t.subnet)
                     peer = t.peer(e)
                     adjacencies.append(Adjacency(gw, peer.node, "ospf", e.ifname, peer.address.ip,
@@ -104,13 +104,15 @@ class OspfRouting:
         up = [t for t in lab.tunnels if t.name not in down]
         links: dict[str, dict[str, list[Link]]] = {}     # area -> node -> links
         stubs: dict[str, dict[str, list[tuple[IPv4Network, int]]]] = {}   # area -> node -> (prefix, cost)
-        for t in up:
+        for t in lab.tunnels:
             area, cost = self.tunnel_area(lab, t), self.tunnel_cost(lab, t)
             for e in t.ends:
                 p = t.peer(e)
-                links.setdefault(area, {}).setdefault(e.node, []).append(
-                    Link(e.node, p.node, cost, e.ifname, str(p.address.ip), area))
-                stubs.setdefault(area, {}).setdefault(e.node, []).append((t.subnet, cost))
+                if t in up:
+                    links.setdefault(area, {}).setdefault(e.node, []).append(
+                        Link(e.node, p.node, cost, e.ifname, str(p.address.ip), area))
+                if (e.node, e.ifname) not in devs:   # a p2p interface that is up announces its subnet,
+                    stubs.setdefault(area, {}).setdefault(e.node, []).append((t.subnet, cost))  # neighbour or not
         for site in lab.sites:
             home = self.home_area(lab, site.gateway)
             own = stubs.setdefault(home, {}).setdefault(site.gateway, [])

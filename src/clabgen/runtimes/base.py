@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
 from . import state as state_mod
 from .state import LabState
@@ -49,6 +50,27 @@ class Runtime(Protocol):
         """Userspace tunnels a node runs (as the dataplane reports them); [] for kernel ones."""
         ...
 
+    def routing_cli(self, lab: RenderedLab, node: str) -> list[str]:
+        """The argv prefix of vtysh talking to the node's routing daemons, to be run inside the node
+        (NodeHandle.exec); `vtysh()` below runs one command with it. RuntimeFailure when the node
+        runs none."""
+        ...
+
+
+def vtysh(rt: Runtime, lab: RenderedLab, node: str, command: str, timeout: float = 10.0) -> str:
+    """One vtysh command (`show ip ospf neighbor json`) on a node's FRR, any runtime; its stdout.
+    RuntimeFailure with vtysh's own words when it fails (no daemons, unknown command)."""
+    argv = [*rt.routing_cli(lab, node), "-c", command]
+    try:
+        result = rt.nodes(lab)[node].exec(argv, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeFailure(f"{node}: vtysh -c {command!r} did not answer within {timeout:g}s") from None
+    said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    if result.returncode != 0 or result.stdout.lstrip().startswith("%"):
+        raise RuntimeFailure(f"{node}: vtysh -c {command!r} failed (exit {result.returncode}): "
+                             f"{' / '.join(said[-3:]) or 'no output'}")
+    return result.stdout
+
 
 def quiet(_: str) -> None:
     """A progress callback that prints nothing."""
@@ -64,8 +86,6 @@ def deploy_once(rt: Runtime, lab: RenderedLab, progress: Progress, *,
     exists) and returns what to record; the record is written before `build` creates anything, so
     a destroy can always find a half-built lab; any failure or Ctrl-C in `build` rolls back.
     """
-    from ..errors import RuntimeFailure
-
     t0 = time.monotonic()
     report = DeployReport(rt.name, lab.name)
     current = state_mod.read(lab.name)

@@ -373,6 +373,9 @@ class ContainerlabRuntime:
     def tunnel_state(self, lab: RenderedLab, node: str) -> list[dict[str, Any]]:
         return self._docker.tunnel_state(lab, node)
 
+    def routing_cli(self, lab: RenderedLab, node: str) -> list[str]:
+        return self._docker.routing_cli(lab, node)
+
     def inspect(self, lab: RenderedLab) -> dict[str, Any]:
         current = state.read_quietly(lab.name)
         found = self.inspect_nodes(lab) if variant_path(lab.name).is_file() else {}

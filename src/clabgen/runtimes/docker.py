@@ -194,6 +194,10 @@ class DockerRuntime:
         ready = handle.read_json(EMU_READY) or {}
         return list(ready.get("tunnels", []))
 
+    def routing_cli(self, lab: RenderedLab, node: str) -> list[str]:
+        """vtysh in the container: the emulator's FRR (standard paths) or the vendor image's own."""
+        return routing_cli(self.nodes(lab), node)
+
     def inspect(self, lab: RenderedLab) -> dict[str, Any]:
         nodes = {}
         for n in lab.nodes:
@@ -276,10 +280,11 @@ def wait_emulated(lab: RenderedLab, handles: dict[str, DockerNode], images: dict
             if not status.get("applied"):
                 raise RuntimeFailure(f"{n}: the emulation of its startup config failed: {status.get('error')}")
             platform = lab.nodes[n].platform
+            frr = status.get("frr") or []
             progress(f"{n}: {platform.name if platform else '?'} dataplane emulated "
                      f"({status['interfaces']} interfaces, "
                      f"tunnels: {', '.join(status['kernel_tunnels'] + status['userspace_tunnels']) or 'none'}, "
-                     f"{status['routes']} static routes)")
+                     f"{status['routes']} static routes" + (f", FRR: {', '.join(frr)}" if frr else "") + ")")
             for w in status.get("warnings", []):
                 progress(f"{n}: {w}")
             waiting.discard(n)
@@ -288,6 +293,15 @@ def wait_emulated(lab: RenderedLab, handles: dict[str, DockerNode], images: dict
             raise RuntimeFailure(f"{', '.join(sorted(waiting))}: no VyOS emulation status after {timeout:.0f}s:\n{logs}")
         if waiting:
             time.sleep(0.05)
+
+
+def routing_cli(handles: dict[str, NodeHandle], node: str) -> list[str]:
+    """["vtysh"], unless the node is emulated and its status says it started no routing daemons."""
+    handle = handles[node]
+    status = handle.read_json(EMU_STATUS) if isinstance(handle, DockerNode) else None
+    if status is not None and not status.get("frr"):
+        raise RuntimeFailure(f"{node} runs no routing daemons (its config has no protocols ospf, bgp or bfd)")
+    return ["vtysh"]
 
 
 def emulated_nodes(lab: RenderedLab, images: dict[str, str]) -> list[str]:

@@ -59,16 +59,18 @@ def in_namespaces(names: list[str]) -> list[int]:
     return out
 
 
-def stop(pids: list[int], timeout: float = 3.0) -> list[int]:
-    """SIGTERM, then SIGKILL what is still there after timeout; the pids that were signalled."""
+def stop(pids: list[int], timeout: float = 3.0, *, grace: bool = True) -> list[int]:
+    """SIGTERM, then SIGKILL what is still there after timeout; the pids that were signalled.
+    grace=False: SIGKILL at once (processes whose namespace is going away, such as routing
+    daemons that would spend seconds shutting down), then wait for them to be gone."""
     hit = []
-    for pid in pids:
+    for pid in sorted(set(pids)):
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGTERM if grace else signal.SIGKILL)
             hit.append(pid)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + (timeout if grace else 0.0)
     while any(alive(p) for p in hit) and time.monotonic() < deadline:
         time.sleep(0.02)
     for pid in hit:

@@ -2,7 +2,8 @@
 
 One namespace per node named like containerlab's containers (clab-<lab>-<node>), veth pairs
 straight between namespaces, VyOS gateways emulated from their config.boot, userspace tunnels
-where the kernel has none. Nothing is created in the host's own namespace.
+where the kernel has none, FRR per gateway whose config has routing protocols (files under
+<state>/frr/<node>). Nothing is created in the host's own namespace.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from .. import dataplane, emu, netlink
+from ..emu.frrd import FrrDirs, vtysh_argv
 from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
 from . import leftovers, state
@@ -23,6 +26,11 @@ from .emulated import load_configs, route_facts
 from .state import LabState
 
 TUN_MISSING = "/dev/net/tun is missing: this kernel has no tunnel module for the lab and userspace tunnels need TUN"
+
+
+def frr_dir(lab: RenderedLab, node: str) -> Path:
+    """A gateway's FRR directory: the daemons see it as /run (emu.frrd)."""
+    return state.state_dir(lab.name) / "frr" / node
 
 
 class NetnsNode:
@@ -68,6 +76,9 @@ class NetnsRuntime:
                                      f"if they are leftovers, run: clabgen destroy {lab.dir}")
             self.preflight(lab)
             configs.update(load_configs(lab))   # every startup config checked before anything exists
+            missing = [f"{n}: {p}" for n, (emulator, cfg) in configs.items() for p in emulator.host_problems(cfg)]
+            if missing:
+                raise RuntimeFailure(*missing, "install FRR: apt-get install --no-install-recommends frr")
             return {"namespaces": tuple(self._ns(lab, n) for n in lab.nodes), "tunnels": self.tunnels}
 
         return deploy_once(self, lab, progress, prepare=prepare,
@@ -101,12 +112,13 @@ class NetnsRuntime:
         for name, done in applied.items():
             node = lab.nodes[name]
             emulator, cfg = configs[name]
-            emulator.apply_routes(self._ns(lab, name), cfg, done, route_facts(node))
+            emulator.apply_routes(self._ns(lab, name), cfg, done, route_facts(node), frr_dir(lab, name))
             kinds = [f"{t} (kernel)" for t in done.kernel_tunnels] + \
                     [f"{t['ifname']} (userspace {t['mode']})" for t in done.userspace if t["netns"] == self._ns(lab, name)]
             config_name = node.config.name if node.config else "?"
             progress(f"{name}: {node.platform.name if node.platform else '?'} dataplane emulated from {config_name}"
-                     f" ({done.interfaces} interfaces, tunnels: {', '.join(kinds) or 'none'}, {done.routes} static routes)")
+                     f" ({done.interfaces} interfaces, tunnels: {', '.join(kinds) or 'none'}, {done.routes} static routes"
+                     + (f", FRR: {', '.join(done.frr)}" if done.frr else "") + ")")
             for w in done.warnings:
                 report.notes.append(f"{name}: {w}")
         for other in lab.nodes.values():
@@ -125,9 +137,13 @@ class NetnsRuntime:
             removed.append("dataplane process")
         recorded = state.read_quietly(lab.name)
         names = list(dict.fromkeys([self._ns(lab, n) for n in lab.nodes] + list(recorded.namespaces if recorded else ())))
-        strays = leftovers.dataplanes_of(sdir) + leftovers.in_namespaces(names)
-        for pid in leftovers.stop(sorted(set(strays))):
+        for pid in leftovers.stop(leftovers.dataplanes_of(sdir)):
             removed.append(f"left-over process {pid}")
+        # Routing daemons (and anything else) in the lab's namespaces die with them: no grace period
+        # (FRR's own shutdown takes seconds); their files go with the state directory.
+        killed = leftovers.stop(leftovers.in_namespaces(names), grace=False)
+        if killed:
+            removed.append(f"{len(killed)} processes in the lab's namespaces")
         for ns in names:
             if netlink.ns_delete(ns):
                 removed.append(f"netns {ns}")
@@ -139,6 +155,14 @@ class NetnsRuntime:
             raise RuntimeFailure(f"lab {lab.name} is not deployed on the netns runtime",
                                  f"deploy it: clabgen deploy {lab.dir} --runtime netns")
         return {n: NetnsNode(n, self._ns(lab, n)) for n in lab.nodes}
+
+    def routing_cli(self, lab: RenderedLab, node: str) -> list[str]:
+        """vtysh against the node's FRR, to run in the node (its sockets are under the lab's state)."""
+        sockets = FrrDirs(frr_dir(lab, node)).sockets
+        if not sockets.is_dir():
+            raise RuntimeFailure(f"{node} runs no routing daemons (its config has no protocols ospf, bgp or bfd, "
+                                 f"or lab {lab.name} is not deployed)")
+        return vtysh_argv(FrrDirs(frr_dir(lab, node)))
 
     def tunnel_state(self, lab: RenderedLab, node: str) -> list[dict[str, Any]]:
         info = dataplane.ready_info(state.state_dir(lab.name)) or {}
