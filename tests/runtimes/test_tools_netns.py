@@ -197,3 +197,26 @@ def test_orphans_are_grouped_by_veth_not_by_name(tmp_path: Path) -> None:
         state.remove(base)
         for ns in mine + other:
             netlink.ns_delete(ns)
+
+
+def test_trace_follows_a_fault_scenario_on_ospf(tmp_path: Path) -> None:
+    """OSPF over the tunnels (real FRR): with s1-hub1 down the prediction is the scenario's, via hub2,
+    and the live path agrees with it hop for hop."""
+    if not os.access("/usr/lib/frr/zebra", os.X_OK) or not shutil.which("vtysh"):
+        pytest.skip("needs FRR (make test installs Debian's frr)")
+    lab = unique_lab(tmp_path, "ospf-dualhub")
+    try:
+        labops.deploy(lab, "netns")
+        assert run_clabgen("verify", str(lab)).returncode == 0     # waits for OSPF to converge
+        before = json.loads(run_clabgen("trace", str(lab), "host1", "host3", "--live", "--json").stdout)
+        assert [h["answer"]["node"] for h in before["live"]["hops"]] == ["spoke1", "hub1", "spoke3", "host3"]
+        assert run_clabgen("fault", str(lab), "down", "s1-hub1").returncode == 0
+        assert run_clabgen("verify", str(lab)).returncode == 0     # converged on the scenario's tables
+        after = run_clabgen("trace", str(lab), "host1", "host3", "--live", "--json")
+        report = json.loads(after.stdout)
+        assert after.returncode == 0 and report["faults"] == ["tunnel s1-hub1 down"], after.stdout
+        assert [s["node"] for s in report["paths"][0]["stops"]] == ["host1", "spoke1", "hub2", "spoke3", "host3"]
+        assert all(h["ok"] for h in report["live"]["hops"]) and len(report["live"]["hops"]) == 4
+    finally:
+        labops.destroy(lab)
+    assert residue(lab_name(lab)) == []
