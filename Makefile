@@ -11,9 +11,10 @@ LABS := $(wildcard labs/*/intent.yml)
 ORACLES ?= ../shared/oracles
 # The patched containerlab `make containerlab` builds (docs/containerlab.md); clabgen looks here first.
 export CLABGEN_CONTAINERLAB ?= $(CURDIR)/bin/containerlab
-# Debian packages the tests use (ping, captures, throughput, kernel-tunnel peer, docker, FRR for the
-# emulated gateways' routing protocols).
-DEB_PKGS ?= iproute2 iputils-ping tcpdump iperf3 user-mode-linux debootstrap docker.io patch util-linux procps gcc frr
+# Debian packages the tests use (ping, captures and their decode, throughput, kernel-tunnel peer, docker,
+# FRR for the emulated gateways' routing protocols, the topology pictures, the 80-column terminal tests).
+DEB_PKGS ?= iproute2 iputils-ping tcpdump tshark iperf3 user-mode-linux debootstrap docker.io patch util-linux procps gcc \
+            frr graphviz tmux
 
 .PHONY: install deps deps-demo test test-install render check lint bench deploy verify destroy demo clean
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from . import capture as capture_mod
 from . import labdir, runtimes
+from . import trace as trace_mod
 from . import verify as verify_mod
-from .errors import RuntimeFailure
+from .errors import Problem, RuntimeFailure
 from .runtimes import state
 from .runtimes.base import DeployReport, Progress, Runtime, quiet
 
@@ -96,8 +99,6 @@ def inspect(arg: Path) -> dict[str, Any]:
 def fault(arg: Path, action: str, target: str, progress: Progress = quiet) -> list[str]:
     """Take a tunnel (`NAME`) or a gateway's underlay link (`GATEWAY:underlay`) down or up on the
     running lab; verify then checks the contract's prediction for it. Returns the faults now active."""
-    from dataclasses import replace
-
     from . import faults as faults_mod
     lab = labdir.resolve(arg)
     with state.lock(lab.name, progress):
@@ -112,3 +113,124 @@ def fault(arg: Path, action: str, target: str, progress: Progress = quiet) -> li
             active.append(f.scenario)
         state.write(replace(current, faults=tuple(active)))
         return active
+
+
+@dataclass(frozen=True)
+class TraceReport:
+    lab: str
+    src: str
+    dst: str
+    dst_node: str | None
+    faults: tuple[str, ...]
+    paths: list[trace_mod.Path]
+    answers: list[trace_mod.Answer] | None = None       # --live
+    compared: list[trace_mod.Compared] | None = None
+
+    @property
+    def ok(self) -> bool:
+        if self.compared is None:
+            return any(p.arrives for p in self.paths)
+        return bool(self.compared) and all(c.ok for c in self.compared)
+
+
+def trace(arg: Path, src: str, dst: str, live: bool = False, progress: Progress = quiet) -> TraceReport:
+    """The predicted path(s) from src to dst by the contract's routes (a fault scenario's while a
+    fault is in place), and with `live` the TTL-stepped probe's answers lined up with them."""
+    lab = labdir.resolve(arg)
+    ends = trace_mod.endpoints(lab.contract, src, dst)
+    current = state.read_quietly(lab.name)
+    faults = current.faults if current is not None and current.deployed else ()
+    routes = verify_mod.Expectation.of(lab.contract, faults).routes if faults else None
+    paths = trace_mod.predict(lab.contract, ends.src, ends.dst, routes)
+    report = TraceReport(lab.name, src, str(ends.dst), ends.dst_name, faults, paths)
+    if not live:
+        return report
+    if current is None or not current.deployed:
+        raise RuntimeFailure(f"lab {lab.name} is not deployed; --live needs it running",
+                             f"deploy it first: clabgen deploy {arg}")
+    handle = runtimes.get(current.runtime).nodes(lab)[ends.src]
+    longest = max((max(s.hop for s in p.stops) for p in paths), default=0)
+    progress(f"probing {ends.dst} from {ends.src} with TTL 1..{longest + 2}")
+    answers = trace_mod.probe(handle.netns(), ends.dst, longest + 2, trace_mod.addresses(lab.contract))
+    return replace(report, answers=answers, compared=trace_mod.compare(paths, answers))
+
+
+def capture(arg: Path, node: str, iface: str, out: IO[bytes] | None, *, decode: bool, count: int | None = None,
+            seconds: float | None = None, expression: str | None = None, progress: Progress = quiet,
+            show: Progress | None = None) -> capture_mod.Stats:
+    """Capture on a node's interface of the running lab: pcapng into `out` and/or decoded on stdout."""
+    from . import netlink
+    lab = labdir.resolve(arg)
+    current = state.read(lab.name)
+    if current is None or not current.deployed:
+        raise RuntimeFailure(f"lab {lab.name} is not deployed", f"deploy it first: clabgen deploy {arg}")
+    handles = runtimes.get(current.runtime).nodes(lab)
+    if node not in handles:
+        raise RuntimeFailure(Problem(None, f"no node {node!r} in lab {lab.name}", f"nodes: {', '.join(handles)}"))
+    ns = handles[node].netns()
+    names = [link.ifname for link in netlink.links(ns)]
+    if iface not in names:
+        raise RuntimeFailure(Problem(None, f"no interface {iface!r} on {node}", f"interfaces: {', '.join(names)}"))
+    sock, link = capture_mod.open_socket(ns, iface, expression)
+    sinks: list[IO[bytes]] = [out] if out is not None else []
+    dec = capture_mod.start_decoder(show) if decode else None
+    if dec is not None and dec.proc.stdin is not None:
+        sinks.append(dec.proc.stdin)
+    head = capture_mod.section_header(f"clabgen capture {lab.name} {node} {iface}") + \
+        capture_mod.interface_block(link, f"{node}:{iface}", f"lab {lab.name}, node {node}, {current.runtime} runtime")
+    broken = False
+
+    def put(block: bytes) -> None:
+        nonlocal broken
+        for s in sinks:
+            try:
+                s.write(block)
+                s.flush()
+            except (BrokenPipeError, ValueError):
+                broken = True
+
+    where = " and ".join(x for x in ("the decoder" if decode else "", "the pcapng" if out else "") if x)
+    progress(f"capturing on {node}:{iface} ({'ethernet' if link == capture_mod.LINKTYPE_ETHERNET else 'raw IP'})"
+             + (f", filter {expression!r}" if expression else "") + f" into {where}; Ctrl-C stops")
+    try:
+        put(head)
+        stats = capture_mod.run(sock, lambda data, n, ns_time, outgoing: put(
+            capture_mod.packet_block(data, n, ns_time, outgoing)), count, seconds,
+            alive=lambda: not broken and (dec is None or dec.proc.poll() is None))
+    finally:
+        sock.close()
+        if dec is not None:
+            dec.finish()
+    return stats
+
+
+def shell_argv(arg: Path, node: str, interactive: bool = True) -> list[str]:
+    """The command that opens a shell in a node of the running lab: bash (sh where there is none)
+    in its namespace with the host's tools, or inside its container (`docker exec`)."""
+    import shutil
+
+    from .runtimes.docker import DockerNode
+    from .runtimes.netns import NetnsNode
+    lab = labdir.resolve(arg)
+    current = state.read(lab.name)
+    if current is None or not current.deployed:
+        raise RuntimeFailure(f"lab {lab.name} is not deployed", f"deploy it first: clabgen deploy {arg}")
+    handles = runtimes.get(current.runtime).nodes(lab)
+    if node not in handles:
+        raise RuntimeFailure(Problem(None, f"no node {node!r} in lab {lab.name}", f"nodes: {', '.join(handles)}"))
+    handle = handles[node]
+    prompt = f"PS1=[{lab.name} {node}] \\w# "
+    if isinstance(handle, NetnsNode):
+        shell = shutil.which("bash")
+        tail = [shell, "--norc"] if shell else ["sh"]
+        tail += ["-i"] if interactive else []
+        return ["ip", "netns", "exec", handle.ns, "env", prompt, *tail]
+    if isinstance(handle, DockerNode):
+        docker = shutil.which("docker")
+        if docker is None:
+            raise RuntimeFailure("an interactive shell in a container needs the docker command", "apt-get install docker.io")
+        flags = ["-it"] if interactive else ["-i"]
+        pick = "command -v bash >/dev/null 2>&1 && exec bash -i || exec sh -i" if interactive else \
+            "command -v bash >/dev/null 2>&1 && exec bash || exec sh"
+        return [docker, "exec", *flags, "-e", prompt, handle.container.name, "sh", "-c", pick]
+    raise RuntimeFailure(f"no shell for nodes of the {current.runtime} runtime")

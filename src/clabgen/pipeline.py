@@ -20,8 +20,8 @@ def render_intent(path: Path, out: Path | None = None, *, check: bool = False, f
                   display: str | None = None) -> RenderResult:
     lab = intent.read_lab(path, display)
     p = plan.build(lab)
-    files = render.render(p, path.name)
     target = out if out is not None else path.parent
+    files = render.render(p, path.name, previous=target)
     if check:
         return RenderResult(target, files, diffs=render.check(files, target))
     return RenderResult(target, files, changed=render.write(files, target, force=force))

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import emu, platforms, view, vyos_config
+from . import emu, graph, platforms, view, vyos_config
 from .errors import ClabgenError, Problem, Where
 from .expected import expected_json
 from .planned import Plan
@@ -25,8 +25,9 @@ class RenderedFile:
     mode: int = 0o644
 
 
-def render(plan: Plan, source: str) -> list[RenderedFile]:
-    """Every generated file of the lab, in a stable order; same plan, same bytes."""
+def render(plan: Plan, source: str, previous: Path | None = None) -> list[RenderedFile]:
+    """Every generated file of the lab, in a stable order; same plan, same bytes. `previous` is the
+    lab directory rendered before: its topology.svg is kept if drawn from the same source (graph.lab_svg)."""
     ctx = view.lab_view(plan)
     files: list[RenderedFile] = []
     # gateways first: the Linux scripts carry the routing daemons' config their startup config gives
@@ -55,8 +56,20 @@ def render(plan: Plan, source: str) -> list[RenderedFile]:
                     files.append(RenderedFile(out.set_listing.format(lab=plan.name, node=gw["name"]),
                                               listing.encode()))
     files.append(RenderedFile("expected.json", expected_json(plan, source).encode()))
+    files.append(RenderedFile(graph.SVG_FILE, graph.lab_svg(plan, _generated(previous, graph.SVG_FILE))))
     files.sort(key=lambda f: f.path)
     return files
+
+
+def _generated(out: Path | None, path: str) -> bytes | None:
+    """A file of an earlier render as clabgen wrote it (None if absent or edited by hand since)."""
+    if out is None:
+        return None
+    try:
+        data = (out / path).read_bytes()
+    except OSError:
+        return None
+    return data if _read_manifest(out).get(path) == _sha(data) else None
 
 
 def _mode(out: platforms.Output) -> int:

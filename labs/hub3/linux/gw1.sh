@@ -37,7 +37,7 @@ up() {
         ip addr add 1.1.1.2/30 dev tun0
         ip link set tun0 up
     elif [ "$USERSPACE" = 1 ]; then
-        userspace_tunnel tun0 ipip 172.12.1.11 172.12.1.10 1.1.1.2/30 9480
+        userspace_tunnel tun0 ipip 172.12.1.11 172.12.1.10 1.1.1.2/30 9480 0
     else
         echo "gw1.sh: this kernel cannot create ipip tunnel tun0 (no ipip module?);" \
              "rerun with --userspace to use clabgen's userspace tunnel" >&2
@@ -52,8 +52,8 @@ up() {
 
 userspace_tunnel() {
     mkdir -p "$STATE"
-    printf '{"tunnels": [{"netns": null, "ifname": "%s", "mode": "%s", "local": "%s", "remote": "%s", "address": "%s", "mtu": %s}]}\n' \
-        "$1" "$2" "$3" "$4" "$5" "$6" > "$STATE/$1.json"
+    printf '{"tunnels": [{"netns": null, "ifname": "%s", "mode": "%s", "local": "%s", "remote": "%s", "address": "%s", "mtu": %s, "ttl": %s}]}\n' \
+        "$1" "$2" "$3" "$4" "$5" "$6" "$7" > "$STATE/$1.json"
     "$PYTHON" - "$STATE/$1.json" "$STATE/$1" <<'PY'
 import json, sys
 from pathlib import Path
