@@ -364,50 +364,74 @@ def lookup(node: Node, dst: IPv4Address) -> Route | None:
     return best
 
 
+class Forwarding:
+    """The plan's forwarding state indexed once: longest-prefix match per node by prefix length,
+    each node's own addresses, who answers a next hop, which interface is a tunnel. Following every
+    ping of a large lab stays linear in its hops instead of scanning route lists."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.tables: dict[str, list[tuple[int, dict[int, Route]]]] = {}
+        self.own: dict[str, set[int]] = {}
+        self.owners: dict[int, tuple[Node, Iface]] = {}
+        for n in plan.nodes:
+            by_len: dict[int, dict[int, Route]] = {}
+            for r in n.routes:
+                net = r.network
+                by_len.setdefault(net.prefixlen, {}).setdefault(int(net.network_address), r)
+            self.tables[n.name] = sorted(by_len.items(), reverse=True)
+            self.own[n.name] = {int(i.address.ip) for i in n.interfaces if i.address is not None}
+            for i in n.interfaces:
+                if i.address is not None and i.role != "tunnel":
+                    self.owners.setdefault(int(i.address.ip), (n, i))
+        self.tunnel_of = {(e.node, e.ifname): t for t in plan.tunnels for e in t.ends}
+
+    def lookup(self, node: str, dst: int) -> Route | None:
+        for plen, routes in self.tables[node]:
+            route = routes.get(dst & ((0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF))
+            if route is not None:
+                return route
+        return None
+
+
 def _owners(plan: Plan) -> dict[IPv4Address, tuple[Node, Iface]]:
     """Who answers on each (non-tunnel) address: the next hop of a route is looked up here."""
-    out: dict[IPv4Address, tuple[Node, Iface]] = {}
-    for n in plan.nodes:
-        for i in n.interfaces:
-            if i.address is not None and i.role != "tunnel":
-                out.setdefault(i.address.ip, (n, i))
-    return out
+    return {IPv4Address(a): o for a, o in Forwarding(plan).owners.items()}
 
 
 def trace(plan: Plan, src: str, dst: IPv4Address, limit: int = 32,
-          owners: Mapping[IPv4Address, tuple[Node, Iface]] | None = None) -> tuple[list[Hop], int] | None:
+          index: Forwarding | None = None) -> tuple[list[Hop], int] | None:
     """Follow the expected routes hop by hop (the first of equal-cost next hops); the hops and the
     routers crossed, or None when the packet does not arrive."""
-    found = traces(plan, src, dst, limit, owners, most=1)
+    found = traces(plan, src, dst, limit, index, most=1)
     return found[0] if found else None
 
 
-def traces(plan: Plan, src: str, dst: IPv4Address, limit: int = 32,
-           owners: Mapping[IPv4Address, tuple[Node, Iface]] | None = None, most: int = 16
-           ) -> list[tuple[list[Hop], int]]:
+def traces(plan: Plan, src: str, dst: IPv4Address, limit: int = 32, index: Forwarding | None = None,
+           most: int = 16) -> list[tuple[list[Hop], int]]:
     """Every path the expected routes allow (equal-cost routes branch; at most `most` of them)."""
-    owners = owners if owners is not None else _owners(plan)
-    tunnel_of = {(e.node, e.ifname): t for t in plan.tunnels for e in t.ends}
+    fw = index if index is not None else Forwarding(plan)
+    target = int(dst)
     done: list[tuple[list[Hop], int]] = []
 
     def walk(node: Node, in_if: str | None, hops: list[Hop]) -> None:
         if len(done) >= most or len(hops) > limit:
             return
-        if any(i.address is not None and i.address.ip == dst for i in node.interfaces):
+        if target in fw.own[node.name]:
             path = [*hops, Hop(node.name, in_if, None, None, "delivered")]
             done.append((path, sum(h.forwards for h in path)))
             return
-        route = lookup(node, dst)
+        route = fw.lookup(node.name, target)
         if route is None:
             return
         forwards = bool(hops)
         for via, dev in _branches(route):
-            tunnel = tunnel_of.get((node.name, dev))
+            tunnel = fw.tunnel_of.get((node.name, dev))
             if tunnel is not None:
                 end = tunnel.end(node.name)
-                outer = lookup(node, end.remote)
+                outer = fw.lookup(node.name, int(end.remote))
                 peer = plan.node(end.peer_node)
-                if outer is None or lookup(peer, end.remote) is None:
+                if outer is None or fw.lookup(peer.name, int(end.remote)) is None:
                     continue          # the underlay cannot carry it (an interface is down)
                 note = (f"{dev} ({tunnel.type}) adds the outer header {end.local} > {end.remote} "
                         f"(IP protocol {tunnel.ip_proto}); the outer packet matches "
@@ -416,7 +440,7 @@ def traces(plan: Plan, src: str, dst: IPv4Address, limit: int = 32,
                                              Hop(peer.name, end.underlay_if, None, end.peer_ifname,
                                                  f"removes the outer header; the inner packet arrives on {end.peer_ifname}")])
                 continue
-            owner = owners.get(IPv4Address(via) if via else dst)
+            owner = fw.owners.get(int(IPv4Address(via)) if via else target)
             if owner is not None:
                 walk(owner[0], owner[1].name, [*hops, Hop(node.name, in_if, route.text(), dev, forwards=forwards)])
 
@@ -438,14 +462,14 @@ def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset()
     walks: list[Walk] = []
     warnings: list[str] = []
     unreachable: list[tuple[str, str]] = []
-    owners = _owners(plan)
+    index = Forwarding(plan)
     servers = plan.servers
     for a in servers:
         for b in servers:
             if a is b or b.address is None or a.address is None:
                 continue
-            there = traces(plan, a.name, b.address, owners=owners)
-            back = traces(plan, b.name, a.address, owners=owners)
+            there = traces(plan, a.name, b.address, index=index)
+            back = traces(plan, b.name, a.address, index=index)
             if not there or not back:
                 warnings.append(f"{a.name} cannot reach {b.name}: no tunnel path between their sites")
                 unreachable.append((a.name, b.name))
