@@ -100,8 +100,9 @@ def build(lab: Lab) -> Plan:
     nodes = tuple(_with_routes(n, learned.get(n.name, ())) for n in nodes)
     draft = Plan(lab.name, nodes, segments.links, tunnels, (), (), (), lab.underlay.subnet, sites, lab.routing.type,
                  declared.adjacencies)
-    pings, walks, warnings, _ = _pings_and_walks(draft)
-    scenarios = _scenarios(draft, protocol, rinput, declared)
+    usage: Usage = {}
+    pings, walks, warnings, lost = _pings_and_walks(draft, usage=usage)
+    scenarios = _scenarios(draft, protocol, rinput, declared, pings, usage, lost)
     return replace(draft, pings=tuple(pings), walks=tuple(walks), captures=_captures(draft, walks),
                    scenarios=scenarios, warnings=tuple(warnings))
 
@@ -313,9 +314,11 @@ MAX_SCENARIOS = 64   # single faults predicted in the contract; larger labs get 
 
 
 def _scenarios(plan: Plan, protocol: routing.RoutingProtocol, rinput: routing.RoutingInput,
-               declared: routing.RoutingPlan) -> tuple[Scenario, ...]:
+               declared: routing.RoutingPlan, base: list[Ping], usage: Usage,
+               lost: list[tuple[str, str]]) -> tuple[Scenario, ...]:
     """For each tunnel, then each gateway's underlay link: the routes and pings once it is down
-    (only the nodes whose table changes are listed)."""
+    (only the nodes whose table changes are listed). A ping whose paths avoid what is down keeps
+    its TTL (taking a link away makes no path shorter), so only the others are followed again."""
     faults: list[tuple[str, frozenset[str], frozenset[tuple[str, str]]]] = []
     for t in plan.tunnels:
         faults.append((f"tunnel {t.name} down", frozenset({t.name}), frozenset((e.node, e.ifname) for e in t.ends)))
@@ -327,6 +330,8 @@ def _scenarios(plan: Plan, protocol: routing.RoutingProtocol, rinput: routing.Ro
         faults.append((f"underlay {g.name}:{under} down", cut, frozenset({(g.name, under)})))
     if len(faults) > MAX_SCENARIOS:
         return ()
+    servers = [n.name for n in plan.servers]
+    order = {(a, b): i * len(servers) + j for i, a in enumerate(servers) for j, b in enumerate(servers)}
     out = []
     for name, down, devs in faults:
         learned = protocol.routes(rinput, declared, down, devs)
@@ -334,8 +339,14 @@ def _scenarios(plan: Plan, protocol: routing.RoutingProtocol, rinput: routing.Ro
                       for n in plan.nodes)
         changed = tuple((n.name, n.routes) for n, old in zip(nodes, plan.nodes) if n.routes != old.routes)
         after = replace(plan, nodes=nodes)
-        pings, _, _, unreachable = _pings_and_walks(after, down)
-        out.append(Scenario(name, tuple(sorted(down)), changed, tuple(pings), tuple(unreachable)))
+        touched = {pair for pair, used in usage.items() if used & down}
+        redone, _, _, unreachable = _pings_and_walks(after, down, walks_too=False, only=touched)
+        again = {(p.src, p.dst): p for p in redone if p.kind == "server"}
+        pings = [again.get((p.src, p.dst), p) if (p.src, p.dst) in touched else p for p in base if p.kind == "server"]
+        pings = [p for p in pings if (p.src, p.dst) not in set(unreachable)]
+        pings += [p for p in redone if p.kind == "tunnel"]
+        gone = sorted(set(unreachable) | set(lost), key=order.__getitem__)
+        out.append(Scenario(name, tuple(sorted(down)), changed, tuple(pings), tuple(gone)))
     return tuple(out)
 
 
@@ -385,6 +396,13 @@ class Forwarding:
                 if i.address is not None and i.role != "tunnel":
                     self.owners.setdefault(int(i.address.ip), (n, i))
         self.tunnel_of = {(e.node, e.ifname): t for t in plan.tunnels for e in t.ends}
+        self._parsed: dict[str, int] = {}
+
+    def address(self, text: str) -> int:
+        known = self._parsed.get(text)
+        if known is None:
+            known = self._parsed[text] = int(IPv4Address(text))
+        return known
 
     def lookup(self, node: str, dst: int) -> Route | None:
         for plen, routes in self.tables[node]:
@@ -408,8 +426,9 @@ def trace(plan: Plan, src: str, dst: IPv4Address, limit: int = 32,
 
 
 def traces(plan: Plan, src: str, dst: IPv4Address, limit: int = 32, index: Forwarding | None = None,
-           most: int = 16) -> list[tuple[list[Hop], int]]:
-    """Every path the expected routes allow (equal-cost routes branch; at most `most` of them)."""
+           most: int = 16, detail: bool = True) -> list[tuple[list[Hop], int]]:
+    """Every path the expected routes allow (equal-cost routes branch; at most `most` of them).
+    Without `detail` the hops carry no route text or notes (counting routers is all a ping needs)."""
     fw = index if index is not None else Forwarding(plan)
     target = int(dst)
     done: list[tuple[list[Hop], int]] = []
@@ -433,6 +452,10 @@ def traces(plan: Plan, src: str, dst: IPv4Address, limit: int = 32, index: Forwa
                 peer = plan.node(end.peer_node)
                 if outer is None or fw.lookup(peer.name, int(end.remote)) is None:
                     continue          # the underlay cannot carry it (an interface is down)
+                if not detail:
+                    walk(peer, end.peer_ifname, [*hops, Hop(node.name, in_if, "", dev, "", forwards),
+                                                 Hop(peer.name, end.underlay_if, None, end.peer_ifname)])
+                    continue
                 note = (f"{dev} ({tunnel.type}) adds the outer header {end.local} > {end.remote} "
                         f"(IP protocol {tunnel.ip_proto}); the outer packet matches "
                         f"`{outer.text()}` and leaves on {outer.dev}")
@@ -440,9 +463,10 @@ def traces(plan: Plan, src: str, dst: IPv4Address, limit: int = 32, index: Forwa
                                              Hop(peer.name, end.underlay_if, None, end.peer_ifname,
                                                  f"removes the outer header; the inner packet arrives on {end.peer_ifname}")])
                 continue
-            owner = fw.owners.get(int(IPv4Address(via)) if via else target)
+            owner = fw.owners.get(fw.address(via) if via else target)
             if owner is not None:
-                walk(owner[0], owner[1].name, [*hops, Hop(node.name, in_if, route.text(), dev, forwards=forwards)])
+                walk(owner[0], owner[1].name, [*hops, Hop(node.name, in_if, route.text() if detail else "", dev,
+                                                          forwards=forwards)])
 
     walk(plan.node(src), None, [])
     return done
@@ -454,10 +478,15 @@ def _branches(route: Route) -> list[tuple[str | None, str]]:
     return [(route.via, route.dev)]
 
 
-def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset()
+Usage = dict[tuple[str, str], frozenset[str]]   # (from, to) server pair -> tunnels its paths use
+
+
+def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset(), walks_too: bool = True,
+                     usage: Usage | None = None, only: set[tuple[str, str]] | None = None,
                      ) -> tuple[list[Ping], list[Walk], list[str], list[tuple[str, str]]]:
     """Server-to-server pings (reply TTL from the way back; every equal-cost way back's TTL is
-    acceptable), their packet walks, and a ping across every tunnel that is up."""
+    acceptable), their packet walks, and a ping across every tunnel that is up. `usage` collects
+    the tunnels each pair's paths use (both ways, every branch); `only` limits the pairs followed."""
     pings: list[Ping] = []
     walks: list[Walk] = []
     warnings: list[str] = []
@@ -466,10 +495,14 @@ def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset()
     servers = plan.servers
     for a in servers:
         for b in servers:
-            if a is b or b.address is None or a.address is None:
+            if a is b or b.address is None or a.address is None or (only is not None and (a.name, b.name) not in only):
                 continue
-            there = traces(plan, a.name, b.address, index=index)
-            back = traces(plan, b.name, a.address, index=index)
+            there = traces(plan, a.name, b.address, index=index, most=1, detail=walks_too)
+            back = traces(plan, b.name, a.address, index=index, detail=False)
+            if usage is not None:
+                paths = traces(plan, a.name, b.address, index=index, detail=False) + back
+                usage[(a.name, b.name)] = frozenset(index.tunnel_of[(h.node, h.out_if or "")].name for hops, _ in paths
+                                                    for h in hops if (h.node, h.out_if or "") in index.tunnel_of)
             if not there or not back:
                 warnings.append(f"{a.name} cannot reach {b.name}: no tunnel path between their sites")
                 unreachable.append((a.name, b.name))
