@@ -63,12 +63,17 @@ def _outage(lab: Path, name: str, target: str) -> float:
         out, _ = ping.communicate()
     replies = [(float(m[1]), int(m[2])) for m in (REPLY.match(line) for line in out.splitlines()) if m]
     before = [s for t, s in replies if t < cut]
-    after = [(t, s) for t, s in replies if t >= cut]
-    if not before or not after:
+    if not before or not any(t >= cut for t, _ in replies):
         raise RuntimeError("no replies around the cut")
-    first_lost = max(before) + 1
-    resumed = next(((t, s) for t, s in after if s > first_lost), after[0])
-    return 0.0 if resumed[1] == first_lost else round(resumed[0] - cut, 3)
+    answered = {s for _, s in replies}
+    last = max(s for _, s in replies)
+    lost = next((s for s in range(max(before) + 1, last) if s not in answered), None)
+    if lost is None:
+        return 0.0                     # not one request went unanswered
+    resumed = min((t for t, s in replies if s > lost and t >= cut), default=None)
+    if resumed is None:
+        raise RuntimeError("the replies never came back")
+    return round(resumed - cut, 3)
 
 
 def _rounds(lab: Path, name: str, target: str) -> dict[str, Any]:
