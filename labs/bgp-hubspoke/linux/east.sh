@@ -89,6 +89,7 @@ router bgp 65002
  exit-address-family
  !
  neighbor 172.30.1.1 remote-as 65001
+ neighbor 172.30.1.1 description hub
  neighbor 172.30.1.1 timers 1 4
  !
  address-family ipv4 unicast

@@ -115,6 +115,7 @@ router bgp 65001
  exit-address-family
  !
  neighbor 172.30.1.2 remote-as 65002
+ neighbor 172.30.1.2 description east
  neighbor 172.30.1.2 timers 1 4
  !
  address-family ipv4 unicast
@@ -122,6 +123,7 @@ router bgp 65001
  exit-address-family
  !
  neighbor 172.30.2.2 remote-as 65003
+ neighbor 172.30.2.2 description west
  neighbor 172.30.2.2 timers 1 4
  !
  address-family ipv4 unicast
@@ -129,6 +131,7 @@ router bgp 65001
  exit-address-family
  !
  neighbor 172.30.3.2 remote-as 65004
+ neighbor 172.30.3.2 description south
  neighbor 172.30.3.2 timers 1 4
  !
  address-family ipv4 unicast

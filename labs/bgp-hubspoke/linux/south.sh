@@ -89,6 +89,7 @@ router bgp 65004
  exit-address-family
  !
  neighbor 172.30.3.1 remote-as 65001
+ neighbor 172.30.3.1 description hub
  neighbor 172.30.3.1 timers 1 4
  !
  address-family ipv4 unicast

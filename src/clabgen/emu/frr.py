@@ -123,6 +123,8 @@ def ospf(o: Ospf) -> list[str]:
 def _neighbor(n: BgpNeighbor) -> list[str]:
     x = f" neighbor {n.address}"
     lines = [f"{x} remote-as {n.remote_as}"]
+    if n.description:
+        lines.append(f"{x} description {n.description}")
     if n.bfd:
         lines.append(f"{x} bfd")
         if n.bfd_check_control_plane:

@@ -69,6 +69,7 @@ class BgpNeighbor:
     bfd_check_control_plane: bool = False
     ipv4_unicast: bool = False                            # has `address-family ipv4-unicast`
     nexthop_self: str | None = None                       # "" or "force"
+    description: str | None = None
 
 
 @dataclass(frozen=True)

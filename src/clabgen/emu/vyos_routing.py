@@ -400,6 +400,8 @@ def _neighbor(r: _Reader, node: CNode, bgp_path: str, tagged: bool) -> tuple[Bgp
             fields["remote_as"] = r.value(c, here, _remote_as, "VyOS accepts 1..4294967294, external or internal")
         elif c.name == "update-source":
             fields["update_source"] = r.value(c, here, _peer, "VyOS accepts an IP address or an interface name")
+        elif c.name == "description":
+            fields["description"] = _arg(c) or ""
         elif c.name == "ebgp-multihop":
             fields["ebgp_multihop"] = _number(r, c, here, (1, 255))
         elif c.name == "timers":
