@@ -37,7 +37,7 @@ def test_ospf_and_a_fixed_ttl_over_kernel_ipip(tmp_path: Path) -> None:
     vtysh = f"vtysh --vty_socket /run/clabgen/{name}/frr/gw1/frr"
     clabgen = str(Path(sys.executable).parent / "clabgen")
     script = _prologue(sys.executable) + f"""echo "== deploy"
-{clabgen} deploy {lab} --runtime netns --tunnels auto 2>&1
+{clabgen} deploy {lab} --runtime netns --tunnels auto 2>&1 | cat
 echo "== link"
 ip -d -n {ns}-gw1 link show tun0
 echo "== ospf"
@@ -51,7 +51,7 @@ ip netns exec {ns}-server1 ping -n -c 3 -i 0.3 -W 2 10.1.8.10
 wait
 cat /run/cap.txt
 echo "== destroy"
-{clabgen} destroy {lab} 2>&1
+{clabgen} destroy {lab} 2>&1 | cat
 echo "== left"
 ip netns list
 ls /run/clabgen 2>/dev/null

@@ -56,11 +56,11 @@ def _boot(work: Path, script: str, umid: str) -> dict[str, str]:
 
 def _init(lab: Path, clabgen: str, python: str) -> str:
     return _prologue(python) + f"""echo "== deploy"
-{clabgen} deploy {lab} --runtime netns --tunnels auto 2>&1
+{clabgen} deploy {lab} --runtime netns --tunnels auto 2>&1 | cat
 echo "== verify"
 {clabgen} verify {lab} --json 2>/dev/null
 echo "== destroy"
-{clabgen} destroy {lab} 2>&1
+{clabgen} destroy {lab} 2>&1 | cat
 echo "== left"
 ip netns list
 ls /run/clabgen 2>/dev/null
