@@ -78,6 +78,8 @@ def test_ospf_in_emulated_gateway_containers(tmp_path: Path, client: Any, runtim
         wait_for("OSPF Full", full, show=show)
         ns = rt.nodes(rendered)["gw1"].netns()
         wait_for("the OSPF route", lambda: any(r.dst == "10.1.8.0/24" for r in netlink.routes(ns)))
+        ns2 = rt.nodes(rendered)["gw2"].netns()     # and the way back, on gw2
+        wait_for("the OSPF route back", lambda: any(r.dst == "10.1.5.0/24" for r in netlink.routes(ns2)))
         assert [r.text() for r in netlink.routes(ns) if r.dst == "10.1.8.0/24"] == \
             ["10.1.8.0/24 via 1.1.1.2 dev tun0 proto ospf metric 20"]
         assert [r.text() for r in netlink.routes(ns) if r.dst == "192.168.1.0/24"] == \
