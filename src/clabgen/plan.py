@@ -360,7 +360,9 @@ def _need(value: object, where: Where, message: str, problems: Problems) -> None
 
 
 def _first_hosts(net: IPv4Network, n: int) -> tuple[IPv4Address, ...]:
-    return tuple(IPv4Address(int(net.network_address) + 1 + i) for i in range(n))
+    """The first n hosts: from .1, or from the network address of a /31 (both its addresses are hosts)."""
+    first = int(net.network_address) + (0 if net.prefixlen == 31 else 1)
+    return tuple(IPv4Address(first + i) for i in range(n))
 
 
 # --- following packets through the expected routes ------------------------------------------------
