@@ -72,7 +72,7 @@ def parse_boot(text: str, file: str = "config.boot", allow_hash_comments: bool =
                 raise ClabgenError(Problem(Where(file, lineno, 1), "unbalanced `}`"))
             stack.pop()
             continue
-        toks = _tokens(line)
+        toks = _tokens(line) if '"' in line else [(w, False) for w in line.split()]
         opens = toks[-1] == ("{", False)
         if opens:
             toks = toks[:-1]

@@ -86,8 +86,15 @@ def static_kernel_routes(lab: RoutingInput, plan: RoutingPlan, down_devs: frozen
     """Declared static routes as the kernel shows them; one over a link that is down is gone
     (the kernel drops routes through a link that goes down)."""
     out: dict[str, list[Route]] = {}
+    texts: dict[int, str] = {}      # the same LAN and next-hop objects recur on every gateway: str() them once
+
+    def text(x: object) -> str:
+        known = texts.get(id(x))
+        if known is None:
+            known = texts[id(x)] = str(x)
+        return known
     for gw, routes in plan.static.items():
         facts = lab.kernel(gw)
-        out[gw] = [Route(str(r.prefix), r.dev, via=str(r.next_hop), proto=facts.static_proto, scope="universe",
+        out[gw] = [Route(text(r.prefix), r.dev, via=text(r.next_hop), proto=facts.static_proto, scope="universe",
                          metric=facts.metric) for r in routes if (gw, r.dev) not in down_devs]
     return out
