@@ -355,10 +355,10 @@ def _scenarios(plan: Plan, protocol: routing.RoutingProtocol, rinput: routing.Ro
         redone, _, _, unreachable = _pings_and_walks(after, down, walks_too=False, only=touched)
         again = {(p.src, p.dst): p for p in redone if p.kind == "server"}
         pings = [again.get((p.src, p.dst), p) if (p.src, p.dst) in touched else p for p in base if p.kind == "server"]
-        cut = set(unreachable)
-        pings = [p for p in pings if (p.src, p.dst) not in cut]
+        gone_now = set(unreachable)
+        pings = [p for p in pings if (p.src, p.dst) not in gone_now]
         pings += [p for p in redone if p.kind == "tunnel"]
-        gone = sorted(cut | set(lost), key=lambda pair: (rank[pair[0]], rank[pair[1]]))
+        gone = sorted(gone_now | set(lost), key=lambda pair: (rank[pair[0]], rank[pair[1]]))
         out.append(Scenario(name, tuple(sorted(down)), changed, tuple(pings), tuple(gone)))
     return tuple(out)
 
