@@ -81,8 +81,9 @@ class _Pool:
         return None
 
 
-def build(lab: Lab) -> Plan:
-    """Derive the whole lab; raise ClabgenError (pointing into the intent) if derivation fails."""
+def build(lab: Lab, *, scenarios: bool = True) -> Plan:
+    """Derive the whole lab; raise ClabgenError (pointing into the intent) if derivation fails.
+    Without `scenarios` the fault predictions are left out (validate needs only the warnings)."""
     problems = Problems()
     plats = {s.gateway.name: platforms.load(s.gateway.platform or lab.defaults.gateway_platform) for s in lab.sites}
     addressing = _addresses(lab, problems)
@@ -101,10 +102,11 @@ def build(lab: Lab) -> Plan:
     draft = Plan(lab.name, nodes, segments.links, tunnels, (), (), (), lab.underlay.subnet, sites, lab.routing.type,
                  declared.adjacencies)
     usage: Usage = {}
-    pings, walks, warnings, lost = _pings_and_walks(draft, usage=usage)
-    scenarios = _scenarios(draft, protocol, rinput, declared, pings, usage, lost)
+    index = Forwarding(draft)
+    pings, walks, warnings, lost = _pings_and_walks(draft, usage=usage if scenarios else None, index=index)
+    faults = _scenarios(draft, protocol, rinput, declared, learned, pings, usage, lost, index) if scenarios else ()
     return replace(draft, pings=tuple(pings), walks=tuple(walks), captures=_captures(draft, walks),
-                   scenarios=scenarios, warnings=tuple(warnings))
+                   scenarios=faults, warnings=tuple(warnings))
 
 
 def _routing_input(lab: Lab, plats: Mapping[str, Platform], sites: tuple[SiteInfo, ...], tunnels: tuple[Tunnel, ...],
@@ -327,11 +329,13 @@ MAX_SCENARIOS = 64   # single faults predicted in the contract; larger labs get 
 
 
 def _scenarios(plan: Plan, protocol: routing.RoutingProtocol, rinput: routing.RoutingInput,
-               declared: routing.RoutingPlan, base: list[Ping], usage: Usage,
-               lost: list[tuple[str, str]]) -> tuple[Scenario, ...]:
+               declared: routing.RoutingPlan, learned: Mapping[str, tuple[Route, ...]], base: list[Ping],
+               usage: Usage, lost: list[tuple[str, str]], index: Forwarding) -> tuple[Scenario, ...]:
     """For each tunnel, then each gateway's underlay link: the routes and pings once it is down
     (only the nodes whose table changes are listed). A ping whose paths avoid what is down keeps
-    its TTL (taking a link away makes no path shorter), so only the others are followed again."""
+    its TTL (taking a link away makes no path shorter), so only the others are followed again.
+    A node whose links are up and whose learned routes are the same keeps its Node (and its part of
+    the forwarding index): a fault costs what it changes, not the whole lab again."""
     faults: list[tuple[str, frozenset[str], frozenset[tuple[str, str]]]] = []
     for t in plan.tunnels:
         faults.append((f"tunnel {t.name} down", frozenset({t.name}), frozenset((e.node, e.ifname) for e in t.ends)))
@@ -346,13 +350,17 @@ def _scenarios(plan: Plan, protocol: routing.RoutingProtocol, rinput: routing.Ro
     rank = {n.name: i for i, n in enumerate(plan.servers)}
     out = []
     for name, down, devs in faults:
-        learned = protocol.routes(rinput, declared, down, devs)
-        nodes = tuple(_with_routes(n, learned.get(n.name, ()), frozenset(i for node, i in devs if node == n.name))
-                      for n in plan.nodes)
-        changed = tuple((n.name, n.routes) for n, old in zip(nodes, plan.nodes) if n.routes != old.routes)
+        now = protocol.routes(rinput, declared, down, devs)
+        down_on: dict[str, set[str]] = {}
+        for node, ifname in devs:
+            down_on.setdefault(node, set()).add(ifname)
+        nodes = tuple(n if n.name not in down_on and now.get(n.name, ()) == learned.get(n.name, ()) else
+                      _with_routes(n, now.get(n.name, ()), frozenset(down_on.get(n.name, ()))) for n in plan.nodes)
+        changed = tuple((n.name, n.routes) for n, old in zip(nodes, plan.nodes) if n is not old and n.routes != old.routes)
         after = replace(plan, nodes=nodes)
         touched = {pair for pair, used in usage.items() if used & down}
-        redone, _, _, unreachable = _pings_and_walks(after, down, walks_too=False, only=touched)
+        redone, _, _, unreachable = _pings_and_walks(after, down, walks_too=False, only=touched,
+                                                     index=Forwarding(after, reuse=index))
         again = {(p.src, p.dst): p for p in redone if p.kind == "server"}
         pings = [again.get((p.src, p.dst), p) if (p.src, p.dst) in touched else p for p in base if p.kind == "server"]
         gone_now = set(unreachable)
@@ -395,23 +403,34 @@ class Forwarding:
     each node's own addresses, who answers a next hop, which interface is a tunnel. Following every
     ping of a large lab stays linear in its hops instead of scanning route lists."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, reuse: Forwarding | None = None) -> None:
+        """`reuse`: the index of a plan with the same nodes and interfaces, whose unchanged nodes
+        (the same Node objects) keep their tables (a fault scenario changes a few nodes)."""
         self.plan = plan
         self.tables: dict[str, list[tuple[int, dict[int, Route]]]] = {}
         self.own: dict[str, set[int]] = {}
         self.owners: dict[int, tuple[Node, Iface]] = {}
+        self._parsed: dict[str, int] = {}
+        if reuse is not None:
+            self.own, self.owners, self.tunnel_of, self._parsed = reuse.own, reuse.owners, reuse.tunnel_of, reuse._parsed
+            for n in plan.nodes:
+                self.tables[n.name] = reuse.tables[n.name] if reuse.plan.node(n.name) is n else self._table(n)
+            return
         for n in plan.nodes:
-            by_len: dict[int, dict[int, Route]] = {}
-            for r in n.routes:
-                start, plen = prefix_key(r.dst)
-                by_len.setdefault(plen, {}).setdefault(start, r)
-            self.tables[n.name] = sorted(by_len.items(), reverse=True)
+            self.tables[n.name] = self._table(n)
             self.own[n.name] = {int(i.address.ip) for i in n.interfaces if i.address is not None}
             for i in n.interfaces:
                 if i.address is not None and i.role != "tunnel":
                     self.owners.setdefault(int(i.address.ip), (n, i))
         self.tunnel_of = {(e.node, e.ifname): t for t in plan.tunnels for e in t.ends}
-        self._parsed: dict[str, int] = {}
+
+    @staticmethod
+    def _table(n: Node) -> list[tuple[int, dict[int, Route]]]:
+        by_len: dict[int, dict[int, Route]] = {}
+        for r in n.routes:
+            start, plen = prefix_key(r.dst)
+            by_len.setdefault(plen, {}).setdefault(start, r)
+        return sorted(by_len.items(), reverse=True)
 
     def address(self, text: str) -> int:
         known = self._parsed.get(text)
@@ -538,6 +557,7 @@ def ping_pairs(plan: Plan) -> list[tuple[Node, Node]]:
 
 def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset(), walks_too: bool = True,
                      usage: Usage | None = None, only: set[tuple[str, str]] | None = None,
+                     index: Forwarding | None = None,
                      ) -> tuple[list[Ping], list[Walk], list[str], list[tuple[str, str]]]:
     """Server-to-server pings (reply TTL from the way back; every equal-cost way back's TTL is
     acceptable), their packet walks, and a ping across every tunnel that is up. `usage` collects
@@ -546,7 +566,7 @@ def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset(), walks_too: 
     walks: list[Walk] = []
     warnings: list[str] = []
     unreachable: list[tuple[str, str]] = []
-    index = Forwarding(plan)
+    index = index if index is not None else Forwarding(plan)
     for a, b in ping_pairs(plan):
         if b.address is None or a.address is None or (only is not None and (a.name, b.name) not in only):
             continue
