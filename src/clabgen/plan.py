@@ -411,6 +411,7 @@ class Forwarding:
         self.own: dict[str, set[int]] = {}
         self.owners: dict[int, tuple[Node, Iface]] = {}
         self._parsed: dict[str, int] = {}
+        self.tunnel_of: dict[tuple[str, str], Tunnel] = {}
         if reuse is not None:
             self.own, self.owners, self.tunnel_of, self._parsed = reuse.own, reuse.owners, reuse.tunnel_of, reuse._parsed
             for n in plan.nodes:
@@ -422,7 +423,7 @@ class Forwarding:
             for i in n.interfaces:
                 if i.address is not None and i.role != "tunnel":
                     self.owners.setdefault(int(i.address.ip), (n, i))
-        self.tunnel_of = {(e.node, e.ifname): t for t in plan.tunnels for e in t.ends}
+        self.tunnel_of.update({(e.node, e.ifname): t for t in plan.tunnels for e in t.ends})
 
     @staticmethod
     def _table(n: Node) -> list[tuple[int, dict[int, Route]]]:
