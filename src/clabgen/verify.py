@@ -328,6 +328,11 @@ def _judge(cap: CaptureSpec, seen: dict[str, Seen]) -> tuple[bool, str]:
 def verify(lab: RenderedLab, runtime: Runtime, faults: tuple[str, ...] = (), wait: float = 60.0) -> list[Check]:
     """Every check against the prediction for the lab as it is now (its faults); with dynamic
     routing, first wait (up to `wait` seconds) until the routing has converged."""
+    with netlink.session():      # one netlink socket per node for every route and link read
+        return _verify(lab, runtime, faults, wait)
+
+
+def _verify(lab: RenderedLab, runtime: Runtime, faults: tuple[str, ...], wait: float) -> list[Check]:
     expect = Expectation.of(lab.contract, faults)
     handles = runtime.nodes(lab)
     checks: list[Check] = []
