@@ -162,19 +162,22 @@ def open_rtnl(ns: str | None) -> Rtnl:
 
 
 class _Sockets:
-    """A namespace's sockets: pyroute2's (opened when first needed) and the small client's."""
+    """A namespace's sockets: the small client's (any thread, one at a time) and pyroute2's, one
+    per thread: a pyroute2 socket used from another thread than the one that opened it quietly
+    opens a new one in that thread's namespace (the host's)."""
 
     def __init__(self, ns: str | None) -> None:
         self.ns = ns
         self.lock = threading.RLock()
-        self._ipr: IPRoute | None = None
+        self._ipr: dict[threading.Thread, IPRoute] = {}
         self._rt: Rtnl | None = None
 
     @property
     def ipr(self) -> IPRoute:
-        if self._ipr is None:
-            self._ipr = open_socket(self.ns)
-        return self._ipr
+        me = threading.current_thread()
+        if me not in self._ipr:
+            self._ipr[me] = open_socket(self.ns)
+        return self._ipr[me]
 
     @property
     def rt(self) -> Rtnl:
@@ -183,8 +186,8 @@ class _Sockets:
         return self._rt
 
     def close(self) -> None:
-        if self._ipr is not None:
-            self._ipr.close()
+        for ipr in self._ipr.values():
+            ipr.close()
         if self._rt is not None:
             self._rt.close()
 

@@ -217,7 +217,12 @@ class NetnsRuntime:
         return vtysh_argv(FrrDirs(frr_dir(lab, node)))
 
     def tunnel_state(self, lab: RenderedLab, node: str) -> list[dict[str, Any]]:
-        info = dataplane.ready_info(state.state_dir(lab.name)) or {}
+        """What the dataplane says it serves; nothing when it is not running (its TUN devices may
+        outlive it by a moment)."""
+        sdir = state.state_dir(lab.name)
+        if not dataplane.running_pid(sdir):
+            return []
+        info = dataplane.ready_info(sdir) or {}
         return [t for t in info.get("tunnels", []) if t.get("netns") == self._ns(lab, node)]
 
     def inspect(self, lab: RenderedLab) -> dict[str, Any]:
