@@ -37,6 +37,7 @@ def frr_dir(lab: RenderedLab, node: str) -> Path:
 
 STEP = 25            # progress every STEP links or nodes on a big lab
 QUIET_NODES = 30     # past this many nodes, per-node exec lines are counted, not listed
+DATAPLANE_GRACE = 0.3   # seconds a destroy waits for the dataplane to exit on SIGTERM
 WORKERS = 4          # gateways configured at once (FRR start-up waits overlap; rtnl_lock serialises the rest)
 
 
@@ -185,7 +186,9 @@ class NetnsRuntime:
         """Everything the lab owns, found by name even when its state directory is gone."""
         removed: list[str] = []
         sdir = state.state_dir(lab.name)
-        if dataplane.stop(sdir):
+        # The namespaces, and the TUN devices in them, go anyway: the dataplane gets a moment to
+        # exit on SIGTERM (with a hundred tunnel ends its threads take seconds), then SIGKILL.
+        if dataplane.stop(sdir, timeout=DATAPLANE_GRACE):
             removed.append("dataplane process")
         recorded = state.read_quietly(lab.name)
         names = list(dict.fromkeys([self._ns(lab, n) for n in lab.nodes] + list(recorded.namespaces if recorded else ())))
