@@ -93,7 +93,8 @@ def _emit(obj: Any, nl: str, out: list[str]) -> None:
     if isinstance(obj, dict):
         items = [(_quote(str(k)), v) for k, v in obj.items()]
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        items = [(quoted, getattr(obj, attr)) for quoted, attr in _names(type(obj))]
+        _record(type(obj))(obj, nl, out)
+        return
     else:
         out.append(json.dumps(obj))
         return
@@ -110,6 +111,30 @@ def _emit(obj: Any, nl: str, out: list[str]) -> None:
             _emit(v, inner, out)
         sep = "," + inner
     out.append(nl + "}")
+
+
+@cache
+def _record(cls: Any) -> Callable[[Any, str, list[str]], None]:
+    """The emitter of one dataclass, its fields unrolled (generated once per class): each field
+    costs a lookup and an append, the same text _emit's dict branch would write."""
+    names = _names(cls)
+    if not names:
+        return lambda obj, nl, out: out.append("{}")
+    lines = ["def emit(obj, nl, out):", "    inner = nl + '  '", "    comma = ',' + inner"]
+    for k, (quoted, attr) in enumerate(names):
+        head = ("'{' + inner + " if k == 0 else "comma + ") + repr(quoted + ": ")
+        lines += [f"    v = obj.{attr}",
+                  "    f = leaves(type(v))",
+                  "    text = f(v) if f is not None else None",
+                  "    if text is not None:",
+                  f"        out.append({head} + text)",
+                  "    else:",
+                  f"        out.append({head})",
+                  "        emit_any(v, inner, out)"]
+    lines.append("    out.append(nl + '}')")
+    scope: dict[str, Any] = {"leaves": _LEAVES.get, "emit_any": _emit}
+    exec("\n".join(lines), scope)     # only the class's own field names go into the code
+    return scope["emit"]  # type: ignore[no-any-return]
 
 
 @cache

@@ -596,13 +596,24 @@ def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset(), walks_too: 
 def _captures(plan: Plan, walks: list[Walk]) -> tuple[Capture, ...]:
     """One capture per tunnel: the first server ping whose path enters that tunnel, with the inner
     TTL it has on the sender's LAN and when it enters the tunnel (after every router before)."""
+    first: dict[str, tuple[Walk, int]] = {}     # tunnel -> the first walk entering it, and where
+    entering = {(e.node, e.ifname): t.name for t in plan.tunnels for e in t.ends}
+    for w in walks:                             # each walk once, not once per tunnel
+        here: set[str] = set()
+        multipath = False
+        for i, h in enumerate(w.hops):
+            multipath = multipath or "nexthop" in (h.route or "")
+            name = entering.get((h.node, h.out_if or "")) if h.route else None
+            if name is None or name in here:
+                continue
+            here.add(name)              # only where the walk first enters it counts
+            if not multipath:           # equal-cost routes could take the probe elsewhere
+                first.setdefault(name, (w, i))
     out = []
     for t in plan.tunnels:
         ends = {(e.node, e.ifname): e for e in t.ends}
-        for w in walks:
-            at = next((i for i, h in enumerate(w.hops) if h.route and (h.node, h.out_if) in ends), None)
-            if at is None or any("nexthop" in (h.route or "") for h in w.hops[:at + 1]):
-                continue      # not this tunnel, or equal-cost routes could take the probe elsewhere
+        if t.name in first:
+            w, at = first[t.name]
             hop = w.hops[at]
             end = ends[(hop.node, hop.out_if or "")]
             src = plan.node(w.src)
@@ -611,5 +622,4 @@ def _captures(plan: Plan, walks: list[Walk]) -> tuple[Capture, ...]:
                                w.src_address, w.dst_address, end.local, end.remote, t.ip_proto,
                                PING_PAYLOAD_FRAME, PING_PAYLOAD_FRAME + t.overhead, INITIAL_TTL,
                                INITIAL_TTL - routers))
-            break
     return tuple(out)

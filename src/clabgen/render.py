@@ -51,8 +51,7 @@ def render(plan: Plan, source: str, previous: Path | None = None) -> list[Render
                     configs = emu.daemon_configs(plat.facts.emulator, text, path)
                     gw["frr"] = [{"daemon": d, "config": c} for d, c in configs.items()]
                 if out.set_listing:
-                    tree = vyos_config.parse_boot(text, path)
-                    listing = "\n".join(vyos_config.set_commands(tree)) + "\n"
+                    listing = "\n".join(vyos_config.boot_to_set(text)) + "\n"
                     files.append(RenderedFile(out.set_listing.format(lab=plan.name, node=gw["name"]),
                                               listing.encode()))
     files.append(RenderedFile("expected.json", expected_json(plan, source).encode()))
