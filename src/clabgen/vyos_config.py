@@ -123,46 +123,49 @@ def boot_to_set(text: str) -> list[str]:
     its opening and its close, so the order is the same). For the configs render just wrote: a
     200-site lab's gateways hold 40 000 static routes. Anything unusual is left to the tree."""
     out: list[str] = []
-    path: list[str] = []          # the words of the blocks we are in
-    sizes: list[int] = []         # how many words each of them added
-    empty: list[bool] = []        # nothing inside it yet
+    prefixes = ["set "]           # "set " and the words of the blocks we are in, each with a space
+    empty: list[bool] = []        # nothing inside that block yet
     comment = False
     for raw in text.splitlines():
         line = raw.strip()
         if comment:
             comment = "*/" not in line
             continue
-        if not line or line.startswith("//"):
-            continue
-        if line.startswith("/*"):
-            comment = "*/" not in line[2:]
-            continue
         if line == "}":
-            if not sizes:
+            if not empty:
                 return set_commands(parse_boot(text))
+            block = prefixes.pop()
             if empty.pop():
-                out.append("set " + " ".join(path))
-            del path[len(path) - sizes.pop():]
+                out.append(block[:-1])
             continue
-        if '"' in line or line.startswith("#"):
+        if not line or line[0] in "/#":
+            if line.startswith("//") or not line:
+                continue
+            if line.startswith("/*"):
+                comment = "*/" not in line[2:]
+                continue
             return set_commands(parse_boot(text))
-        words = line.split()
-        opens = words[-1] == "{"
-        if opens:
-            words.pop()
-        if not words or len(words) > 2:
-            return set_commands(parse_boot(text))
+        if '"' in line:           # a quoted value (`plaintext-password ""`): the tokenizer's words
+            toks = _tokens(line)
+            words = [w for w, _ in toks]
+            opens = toks[-1] == ("{", False)
+        else:
+            words = line.split()
+            opens = words[-1] == "{"
         if empty:
             empty[-1] = False
         if opens:
-            path.extend(words)
-            sizes.append(len(words))
+            if not 2 <= len(words) <= 3:
+                return set_commands(parse_boot(text))
+            prefixes.append(prefixes[-1] + " ".join(words[:-1]) + " ")
             empty.append(True)
         elif len(words) == 2:
-            out.append("set " + " ".join(path) + (" " if path else "") + words[0] + " " + _quote(words[1]))
+            out.append(prefixes[-1] + words[0] + " " + _quote(words[1]))
+        elif len(words) == 1:
+            out.append(prefixes[-1] + words[0])
         else:
-            out.append("set " + " ".join(path) + (" " if path else "") + words[0])
-    if sizes or comment:
+            return set_commands(parse_boot(text))
+    if empty or comment:
         return set_commands(parse_boot(text))
     return out
 
