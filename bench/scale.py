@@ -64,6 +64,10 @@ def netlab_topology(gateways: list[str], pairs: list[tuple[str, str]]) -> str:
     """The same shape for netlab: VyOS nodes, a stub LAN per site, one p2p link per tunnel. Its
     node cap (MAX_NODE_ID) and management pool are raised; /lib/modules, which its VyOS container
     binds, is not needed to create the files."""
+    def ident(name: str) -> str:        # netlab's link strings split on '-'
+        return name.replace("-", "")
+    gateways = [ident(g) for g in gateways]
+    pairs = [(ident(a), ident(b)) for a, b in pairs]
     lines = ["provider: clab", "defaults.device: vyos", "defaults.const.MAX_NODE_ID: 4000",
              "addressing.mgmt.ipv4: 172.20.0.0/16", "defaults.devices.vyos.clab.node.binds: null", "nodes:"]
     lines += [f"  {g}:" for g in gateways]
