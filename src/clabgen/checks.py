@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 from ipaddress import IPv4Address, IPv4Network
@@ -58,15 +59,32 @@ def _unique_names(lab: Lab, problems: Problems) -> None:
 
 
 def _prefixes(lab: Lab, problems: Problems) -> None:
+    """No two of the underlay, the LANs and the tunnel subnets overlap: each is reported against the
+    first one written before it that it overlaps. Prefixes either nest or are disjoint, so the ones
+    overlapping a prefix are its supernets (one lookup per shorter length) and the prefixes inside
+    it (a range of the sorted starts): linear for a lab of hundreds of sites, not quadratic."""
     nets: list[tuple[IPv4Network, Where, str]] = [(lab.underlay.subnet, lab.underlay.at("subnet"), "the underlay subnet")]
     nets += [(s.lan, s.at("lan"), f"the LAN of site {s.name}") for s in lab.sites]
     nets += [(t.subnet, t.at("subnet"), f"the subnet of tunnel {t.name or '-'.join(t.endpoints) or i}")
              for i, t in enumerate(lab.tunnels)]
+    by_net: dict[tuple[int, int], list[int]] = {}
+    for i, (net, _, _) in enumerate(nets):
+        by_net.setdefault((int(net.network_address), net.prefixlen), []).append(i)
+    order = sorted(range(len(nets)), key=lambda i: (int(nets[i][0].network_address), nets[i][0].prefixlen))
+    starts = [int(nets[i][0].network_address) for i in order]
     for i, (net, where, _) in enumerate(nets):
-        for other, owhere, olabel in nets[:i]:
-            if net.overlaps(other):
-                problems.add(where, f"{net} overlaps {other}, {olabel}", f"line {owhere.line}")
-                break
+        start, plen = int(net.network_address), net.prefixlen
+        first = None
+        for length in range(plen, -1, -1):   # itself (a duplicate) and its supernets
+            key = (start & ((0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF), length)
+            first = min([j for j in by_net.get(key, ()) if j < i] + ([first] if first is not None else []), default=None)
+        lo = bisect.bisect_left(starts, start)
+        hi = bisect.bisect_right(starts, int(net.broadcast_address))
+        inside = [order[k] for k in range(lo, hi) if order[k] < i and nets[order[k]][0].prefixlen > plen]
+        first = min(inside + ([first] if first is not None else []), default=None)
+        if first is not None:
+            other, owhere, olabel = nets[first]
+            problems.add(where, f"{net} overlaps {other}, {olabel}", f"line {owhere.line}")
         if net.is_loopback or net.is_multicast or net.is_link_local or net.is_unspecified:
             problems.add(where, f"{net} is not a usable unicast prefix")
 
@@ -74,6 +92,8 @@ def _prefixes(lab: Lab, problems: Problems) -> None:
 def _in_subnet(addr: IPv4Address, net: IPv4Network, where: Where, what: str, problems: Problems) -> None:
     if addr not in net:
         problems.add(where, f"{addr} is outside {net}, {what}")
+    elif net.prefixlen == 31:
+        return            # both addresses of a /31 are hosts (RFC 3021)
     elif addr == net.network_address:
         problems.add(where, f"{addr} is the network address of {net}")
     elif addr == net.broadcast_address:
@@ -284,16 +304,18 @@ MGMT_IF = "eth0"   # containerlab's management interface in every container
 def _ifnames(lab: Lab, problems: Problems) -> None:
     """Explicit interface names: the platform's naming rule, no clash on one node, never eth0."""
     from .plan import LAN_IF, SERVER_IF, UNDERLAY_IF
+    tunnel_ifnames: dict[str, list[tuple[str, str, Where]]] = {}
+    for t in lab.tunnels:
+        for i, end in enumerate(t.endpoints):
+            if t.ifnames and i < len(t.ifnames):
+                tunnel_ifnames.setdefault(end, []).append((t.ifnames[i], "tunnel", t.at(f"ifnames[{i}]")))
     for site in lab.sites:
         gw = site.gateway
         rules = platforms.load(gw.platform or lab.defaults.gateway_platform).facts.ifnames
         named: list[tuple[str, str, Where]] = [
             (gw.lan_ifname or LAN_IF, "ethernet", gw.at("lan_ifname")),
             (gw.underlay_ifname or UNDERLAY_IF, "ethernet", gw.at("underlay_ifname"))]
-        for t in lab.tunnels:
-            for i, end in enumerate(t.endpoints):
-                if end == gw.name and t.ifnames and i < len(t.ifnames):
-                    named.append((t.ifnames[i], "tunnel", t.at(f"ifnames[{i}]")))
+        named += tunnel_ifnames.get(gw.name, [])
         seen: dict[str, Where] = {}
         for ifname, kind, where in named:
             rule = rules.get(kind)

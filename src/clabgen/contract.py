@@ -217,7 +217,7 @@ class LabContract:
         return next((p for p in self.platforms if p.name == name), None)
 
     def to_json(self) -> str:
-        return json.dumps(codec.to_data(self), indent=2) + "\n"
+        return codec.to_json(self) + "\n"
 
     @classmethod
     def from_json(cls, text: str, file: str = FILE) -> LabContract:

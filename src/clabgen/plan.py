@@ -81,8 +81,9 @@ class _Pool:
         return None
 
 
-def build(lab: Lab) -> Plan:
-    """Derive the whole lab; raise ClabgenError (pointing into the intent) if derivation fails."""
+def build(lab: Lab, *, scenarios: bool = True) -> Plan:
+    """Derive the whole lab; raise ClabgenError (pointing into the intent) if derivation fails.
+    Without `scenarios` the fault predictions are left out (validate needs only the warnings)."""
     problems = Problems()
     plats = {s.gateway.name: platforms.load(s.gateway.platform or lab.defaults.gateway_platform) for s in lab.sites}
     addressing = _addresses(lab, problems)
@@ -101,10 +102,11 @@ def build(lab: Lab) -> Plan:
     draft = Plan(lab.name, nodes, segments.links, tunnels, (), (), (), lab.underlay.subnet, sites, lab.routing.type,
                  declared.adjacencies)
     usage: Usage = {}
-    pings, walks, warnings, lost = _pings_and_walks(draft, usage=usage)
-    scenarios = _scenarios(draft, protocol, rinput, declared, pings, usage, lost)
+    index = Forwarding(draft)
+    pings, walks, warnings, lost = _pings_and_walks(draft, usage=usage if scenarios else None, index=index)
+    faults = _scenarios(draft, protocol, rinput, declared, learned, pings, usage, lost, index) if scenarios else ()
     return replace(draft, pings=tuple(pings), walks=tuple(walks), captures=_captures(draft, walks),
-                   scenarios=scenarios, warnings=tuple(warnings))
+                   scenarios=faults, warnings=tuple(warnings))
 
 
 def _routing_input(lab: Lab, plats: Mapping[str, Platform], sites: tuple[SiteInfo, ...], tunnels: tuple[Tunnel, ...],
@@ -296,6 +298,19 @@ def _servers(lab: Lab, addressing: Addressing, ifnames: IfNames, segments: Segme
     return tuple(out)
 
 
+_PREFIX_KEYS: dict[str, tuple[int, int]] = {}
+
+
+def prefix_key(dst: str) -> tuple[int, int]:
+    """(network as an integer, length) of a route's destination ("default" is 0.0.0.0/0), parsed
+    once per distinct text: a big lab's tables repeat the same LANs on every gateway."""
+    key = _PREFIX_KEYS.get(dst)
+    if key is None:
+        net = IPv4Network("0.0.0.0/0" if dst == "default" else dst)
+        key = _PREFIX_KEYS[dst] = (int(net.network_address), net.prefixlen)
+    return key
+
+
 def _with_routes(node: Node, learned: tuple[Route, ...], down: frozenset[str] = frozenset()) -> Node:
     """The node's kernel routing table: connected routes (none for an interface that is down), a
     server's default route, and what its routing configuration puts there (the protocol's routes)."""
@@ -306,7 +321,7 @@ def _with_routes(node: Node, learned: tuple[Route, ...], down: frozenset[str] = 
     if node.role == "server" and node.gateway is not None:
         routes.append(Route("default", node.interfaces[0].name, via=str(node.gateway), proto="boot", scope="universe"))
     routes.extend(learned)
-    routes.sort(key=lambda r: (r.dst != "default", int(r.network.network_address), r.network.prefixlen))
+    routes.sort(key=lambda r: (r.dst != "default", *prefix_key(r.dst)))
     return replace(node, routes=tuple(routes))
 
 
@@ -314,11 +329,13 @@ MAX_SCENARIOS = 64   # single faults predicted in the contract; larger labs get 
 
 
 def _scenarios(plan: Plan, protocol: routing.RoutingProtocol, rinput: routing.RoutingInput,
-               declared: routing.RoutingPlan, base: list[Ping], usage: Usage,
-               lost: list[tuple[str, str]]) -> tuple[Scenario, ...]:
+               declared: routing.RoutingPlan, learned: Mapping[str, tuple[Route, ...]], base: list[Ping],
+               usage: Usage, lost: list[tuple[str, str]], index: Forwarding) -> tuple[Scenario, ...]:
     """For each tunnel, then each gateway's underlay link: the routes and pings once it is down
     (only the nodes whose table changes are listed). A ping whose paths avoid what is down keeps
-    its TTL (taking a link away makes no path shorter), so only the others are followed again."""
+    its TTL (taking a link away makes no path shorter), so only the others are followed again.
+    A node whose links are up and whose learned routes are the same keeps its Node (and its part of
+    the forwarding index): a fault costs what it changes, not the whole lab again."""
     faults: list[tuple[str, frozenset[str], frozenset[tuple[str, str]]]] = []
     for t in plan.tunnels:
         faults.append((f"tunnel {t.name} down", frozenset({t.name}), frozenset((e.node, e.ifname) for e in t.ends)))
@@ -330,22 +347,26 @@ def _scenarios(plan: Plan, protocol: routing.RoutingProtocol, rinput: routing.Ro
         faults.append((f"underlay {g.name}:{under} down", cut, frozenset({(g.name, under)})))
     if len(faults) > MAX_SCENARIOS:
         return ()
-    servers = [n.name for n in plan.servers]
-    order = {(a, b): i * len(servers) + j for i, a in enumerate(servers) for j, b in enumerate(servers)}
+    rank = {n.name: i for i, n in enumerate(plan.servers)}
     out = []
     for name, down, devs in faults:
-        learned = protocol.routes(rinput, declared, down, devs)
-        nodes = tuple(_with_routes(n, learned.get(n.name, ()), frozenset(i for node, i in devs if node == n.name))
-                      for n in plan.nodes)
-        changed = tuple((n.name, n.routes) for n, old in zip(nodes, plan.nodes) if n.routes != old.routes)
+        now = protocol.routes(rinput, declared, down, devs)
+        down_on: dict[str, set[str]] = {}
+        for node, ifname in devs:
+            down_on.setdefault(node, set()).add(ifname)
+        nodes = tuple(n if n.name not in down_on and now.get(n.name, ()) == learned.get(n.name, ()) else
+                      _with_routes(n, now.get(n.name, ()), frozenset(down_on.get(n.name, ()))) for n in plan.nodes)
+        changed = tuple((n.name, n.routes) for n, old in zip(nodes, plan.nodes) if n is not old and n.routes != old.routes)
         after = replace(plan, nodes=nodes)
         touched = {pair for pair, used in usage.items() if used & down}
-        redone, _, _, unreachable = _pings_and_walks(after, down, walks_too=False, only=touched)
+        redone, _, _, unreachable = _pings_and_walks(after, down, walks_too=False, only=touched,
+                                                     index=Forwarding(after, reuse=index))
         again = {(p.src, p.dst): p for p in redone if p.kind == "server"}
         pings = [again.get((p.src, p.dst), p) if (p.src, p.dst) in touched else p for p in base if p.kind == "server"]
-        pings = [p for p in pings if (p.src, p.dst) not in set(unreachable)]
+        gone_now = set(unreachable)
+        pings = [p for p in pings if (p.src, p.dst) not in gone_now]
         pings += [p for p in redone if p.kind == "tunnel"]
-        gone = sorted(set(unreachable) | set(lost), key=order.__getitem__)
+        gone = sorted(gone_now | set(lost), key=lambda pair: (rank[pair[0]], rank[pair[1]]))
         out.append(Scenario(name, tuple(sorted(down)), changed, tuple(pings), tuple(gone)))
     return tuple(out)
 
@@ -360,7 +381,9 @@ def _need(value: object, where: Where, message: str, problems: Problems) -> None
 
 
 def _first_hosts(net: IPv4Network, n: int) -> tuple[IPv4Address, ...]:
-    return tuple(IPv4Address(int(net.network_address) + 1 + i) for i in range(n))
+    """The first n hosts: from .1, or from the network address of a /31 (both its addresses are hosts)."""
+    first = int(net.network_address) + (0 if net.prefixlen == 31 else 1)
+    return tuple(IPv4Address(first + i) for i in range(n))
 
 
 # --- following packets through the expected routes ------------------------------------------------
@@ -380,23 +403,35 @@ class Forwarding:
     each node's own addresses, who answers a next hop, which interface is a tunnel. Following every
     ping of a large lab stays linear in its hops instead of scanning route lists."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, reuse: Forwarding | None = None) -> None:
+        """`reuse`: the index of a plan with the same nodes and interfaces, whose unchanged nodes
+        (the same Node objects) keep their tables (a fault scenario changes a few nodes)."""
         self.plan = plan
         self.tables: dict[str, list[tuple[int, dict[int, Route]]]] = {}
         self.own: dict[str, set[int]] = {}
         self.owners: dict[int, tuple[Node, Iface]] = {}
+        self._parsed: dict[str, int] = {}
+        self.tunnel_of: dict[tuple[str, str], Tunnel] = {}
+        if reuse is not None:
+            self.own, self.owners, self.tunnel_of, self._parsed = reuse.own, reuse.owners, reuse.tunnel_of, reuse._parsed
+            for n in plan.nodes:
+                self.tables[n.name] = reuse.tables[n.name] if reuse.plan.node(n.name) is n else self._table(n)
+            return
         for n in plan.nodes:
-            by_len: dict[int, dict[int, Route]] = {}
-            for r in n.routes:
-                net = r.network
-                by_len.setdefault(net.prefixlen, {}).setdefault(int(net.network_address), r)
-            self.tables[n.name] = sorted(by_len.items(), reverse=True)
+            self.tables[n.name] = self._table(n)
             self.own[n.name] = {int(i.address.ip) for i in n.interfaces if i.address is not None}
             for i in n.interfaces:
                 if i.address is not None and i.role != "tunnel":
                     self.owners.setdefault(int(i.address.ip), (n, i))
-        self.tunnel_of = {(e.node, e.ifname): t for t in plan.tunnels for e in t.ends}
-        self._parsed: dict[str, int] = {}
+        self.tunnel_of.update({(e.node, e.ifname): t for t in plan.tunnels for e in t.ends})
+
+    @staticmethod
+    def _table(n: Node) -> list[tuple[int, dict[int, Route]]]:
+        by_len: dict[int, dict[int, Route]] = {}
+        for r in n.routes:
+            start, plen = prefix_key(r.dst)
+            by_len.setdefault(plen, {}).setdefault(start, r)
+        return sorted(by_len.items(), reverse=True)
 
     def address(self, text: str) -> int:
         known = self._parsed.get(text)
@@ -480,9 +515,50 @@ def _branches(route: Route) -> list[tuple[str | None, str]]:
 
 Usage = dict[tuple[str, str], frozenset[str]]   # (from, to) server pair -> tunnels its paths use
 
+# Up to this many servers the lab predicts (and verify checks) a ping between every two of them;
+# more would be quadratic in the contract, the README and verify (a 500-site lab: 250 000 pings).
+PING_ALL_SERVERS = 20
+
+
+def ping_pairs(plan: Plan) -> list[tuple[Node, Node]]:
+    """The server pairs the lab pings, in server order (by sender, then receiver).
+
+    Up to PING_ALL_SERVERS servers: every ordered pair. Beyond: a deterministic sample, linear in
+    the sites and tunnels (docs/intent.md): every server to and from the hub side (the first
+    server of the first site whose gateway ends the most tunnels), each server to the next one in
+    server order (the last to the first: spoke to spoke through the hub), and for every tunnel the
+    first server of its first end's site to that of its second's (every tunnel carries a ping and
+    gets a capture)."""
+    servers = plan.servers
+    if len(servers) <= PING_ALL_SERVERS:
+        return [(a, b) for a in servers for b in servers if a is not b]
+    rank = {n.name: i for i, n in enumerate(servers)}
+    first_of: dict[str, Node] = {}
+    for n in servers:
+        first_of.setdefault(n.site or "", n)
+    ends: dict[str, int] = {}
+    for t in plan.tunnels:
+        for e in t.ends:
+            ends[e.node] = ends.get(e.node, 0) + 1
+    with_servers = [g for g in plan.gateways if (g.site or "") in first_of]
+    pairs: set[tuple[int, int]] = set()
+    if with_servers:
+        hub_gw = max(with_servers, key=lambda g: ends.get(g.name, 0))    # max keeps the first of equals
+        hub = rank[first_of[hub_gw.site or ""].name]
+        for i in range(len(servers)):
+            pairs.update(((i, hub), (hub, i)))
+    pairs.update((i, (i + 1) % len(servers)) for i in range(len(servers)))
+    site_of = {g.name: g.site or "" for g in plan.gateways}
+    for t in plan.tunnels:
+        a, b = (first_of.get(site_of.get(e.node, "")) for e in t.ends)
+        if a is not None and b is not None:
+            pairs.add((rank[a.name], rank[b.name]))
+    return [(servers[i], servers[j]) for i, j in sorted(pairs) if i != j]
+
 
 def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset(), walks_too: bool = True,
                      usage: Usage | None = None, only: set[tuple[str, str]] | None = None,
+                     index: Forwarding | None = None,
                      ) -> tuple[list[Ping], list[Walk], list[str], list[tuple[str, str]]]:
     """Server-to-server pings (reply TTL from the way back; every equal-cost way back's TTL is
     acceptable), their packet walks, and a ping across every tunnel that is up. `usage` collects
@@ -491,25 +567,23 @@ def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset(), walks_too: 
     walks: list[Walk] = []
     warnings: list[str] = []
     unreachable: list[tuple[str, str]] = []
-    index = Forwarding(plan)
-    servers = plan.servers
-    for a in servers:
-        for b in servers:
-            if a is b or b.address is None or a.address is None or (only is not None and (a.name, b.name) not in only):
-                continue
-            there = traces(plan, a.name, b.address, index=index, most=1, detail=walks_too)
-            back = traces(plan, b.name, a.address, index=index, detail=False)
-            if usage is not None:
-                paths = traces(plan, a.name, b.address, index=index, detail=False) + back
-                usage[(a.name, b.name)] = frozenset(index.tunnel_of[(h.node, h.out_if or "")].name for hops, _ in paths
-                                                    for h in hops if (h.node, h.out_if or "") in index.tunnel_of)
-            if not there or not back:
-                warnings.append(f"{a.name} cannot reach {b.name}: no tunnel path between their sites")
-                unreachable.append((a.name, b.name))
-                continue
-            ttls = sorted({INITIAL_TTL - routers for _, routers in back}, reverse=True)
-            pings.append(Ping(a.name, b.name, b.address, ttls[0], alt_ttls=tuple(ttls[1:])))
-            walks.append(Walk(a.name, b.name, a.address, b.address, tuple(there[0][0])))
+    index = index if index is not None else Forwarding(plan)
+    for a, b in ping_pairs(plan):
+        if b.address is None or a.address is None or (only is not None and (a.name, b.name) not in only):
+            continue
+        there = traces(plan, a.name, b.address, index=index, most=1, detail=walks_too)
+        back = traces(plan, b.name, a.address, index=index, detail=False)
+        if usage is not None:
+            paths = traces(plan, a.name, b.address, index=index, detail=False) + back
+            usage[(a.name, b.name)] = frozenset(index.tunnel_of[(h.node, h.out_if or "")].name for hops, _ in paths
+                                                for h in hops if (h.node, h.out_if or "") in index.tunnel_of)
+        if not there or not back:
+            warnings.append(f"{a.name} cannot reach {b.name}: no tunnel path between their sites")
+            unreachable.append((a.name, b.name))
+            continue
+        ttls = sorted({INITIAL_TTL - routers for _, routers in back}, reverse=True)
+        pings.append(Ping(a.name, b.name, b.address, ttls[0], alt_ttls=tuple(ttls[1:])))
+        walks.append(Walk(a.name, b.name, a.address, b.address, tuple(there[0][0])))
     for t in plan.tunnels:
         if t.name in down:
             continue
@@ -522,13 +596,24 @@ def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset(), walks_too: 
 def _captures(plan: Plan, walks: list[Walk]) -> tuple[Capture, ...]:
     """One capture per tunnel: the first server ping whose path enters that tunnel, with the inner
     TTL it has on the sender's LAN and when it enters the tunnel (after every router before)."""
+    first: dict[str, tuple[Walk, int]] = {}     # tunnel -> the first walk entering it, and where
+    entering = {(e.node, e.ifname): t.name for t in plan.tunnels for e in t.ends}
+    for w in walks:                             # each walk once, not once per tunnel
+        here: set[str] = set()
+        multipath = False
+        for i, h in enumerate(w.hops):
+            multipath = multipath or "nexthop" in (h.route or "")
+            name = entering.get((h.node, h.out_if or "")) if h.route else None
+            if name is None or name in here:
+                continue
+            here.add(name)              # only where the walk first enters it counts
+            if not multipath:           # equal-cost routes could take the probe elsewhere
+                first.setdefault(name, (w, i))
     out = []
     for t in plan.tunnels:
         ends = {(e.node, e.ifname): e for e in t.ends}
-        for w in walks:
-            at = next((i for i, h in enumerate(w.hops) if h.route and (h.node, h.out_if) in ends), None)
-            if at is None or any("nexthop" in (h.route or "") for h in w.hops[:at + 1]):
-                continue      # not this tunnel, or equal-cost routes could take the probe elsewhere
+        if t.name in first:
+            w, at = first[t.name]
             hop = w.hops[at]
             end = ends[(hop.node, hop.out_if or "")]
             src = plan.node(w.src)
@@ -537,5 +622,4 @@ def _captures(plan: Plan, walks: list[Walk]) -> tuple[Capture, ...]:
                                w.src_address, w.dst_address, end.local, end.remote, t.ip_proto,
                                PING_PAYLOAD_FRAME, PING_PAYLOAD_FRAME + t.overhead, INITIAL_TTL,
                                INITIAL_TTL - routers))
-            break
     return tuple(out)

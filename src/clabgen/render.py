@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,17 @@ class RenderedFile:
 def render(plan: Plan, source: str, previous: Path | None = None) -> list[RenderedFile]:
     """Every generated file of the lab, in a stable order; same plan, same bytes. `previous` is the
     lab directory rendered before: its topology.svg is kept if drawn from the same source (graph.lab_svg)."""
+    # Graphviz draws the picture in its own process while the templates run (a 200-site lab's
+    # layout takes as long as all its gateway configs).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        picture = pool.submit(graph.lab_svg, plan, _generated(previous, graph.SVG_FILE))
+        files = _render_files(plan, source)
+        files.append(RenderedFile(graph.SVG_FILE, picture.result()))
+    files.sort(key=lambda f: f.path)
+    return files
+
+
+def _render_files(plan: Plan, source: str) -> list[RenderedFile]:
     ctx = view.lab_view(plan)
     files: list[RenderedFile] = []
     # gateways first: the Linux scripts carry the routing daemons' config their startup config gives
@@ -51,13 +63,10 @@ def render(plan: Plan, source: str, previous: Path | None = None) -> list[Render
                     configs = emu.daemon_configs(plat.facts.emulator, text, path)
                     gw["frr"] = [{"daemon": d, "config": c} for d, c in configs.items()]
                 if out.set_listing:
-                    tree = vyos_config.parse_boot(text, path)
-                    listing = "\n".join(vyos_config.set_commands(tree)) + "\n"
+                    listing = "\n".join(vyos_config.boot_to_set(text)) + "\n"
                     files.append(RenderedFile(out.set_listing.format(lab=plan.name, node=gw["name"]),
                                               listing.encode()))
     files.append(RenderedFile("expected.json", expected_json(plan, source).encode()))
-    files.append(RenderedFile(graph.SVG_FILE, graph.lab_svg(plan, _generated(previous, graph.SVG_FILE))))
-    files.sort(key=lambda f: f.path)
     return files
 
 
