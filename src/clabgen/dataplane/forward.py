@@ -131,4 +131,5 @@ def pick_cpus(ends: int) -> list[int | None]:
     count = max(1, min(len(cpus), ends))
     if len(cpus) < 2 or os.environ.get("CLABGEN_DATAPLANE_PIN", "1") == "0":
         return [None] * count
-    return [cpu for cpu in cpus[:count]]
+    pinned: list[int | None] = list(cpus[:count])
+    return pinned
