@@ -142,9 +142,11 @@ def _tun_rx(lab: L.Lab) -> int:
         return int(ipr.get_links(ifname="tun0")[0].get("stats64")["rx_packets"])
 
 
-def _inner_echo() -> bytes:
-    inner = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 7, 0, 64, 1, 0, socket.inet_aton(L.S2),
-                                  socket.inet_aton(L.S1)) + b"\x08\x00\xf7\xff\x00\x00\x00\x00")
+def _inner_echo(data: bytes = b"") -> bytes:
+    icmp = bytearray(b"\x08\x00\x00\x00\x00\x00\x00\x00" + data)
+    icmp[2:4] = struct.pack("!H", wire.checksum(bytes(icmp)))
+    inner = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 7, 0, 64, 1, 0, socket.inet_aton(L.S2),
+                                  socket.inet_aton(L.S1)) + icmp)
     inner[10:12] = struct.pack("!H", wire.checksum(bytes(inner[:20])))
     return bytes(inner)
 
@@ -177,7 +179,7 @@ def test_bpf_gre_receive_rule_comes_from_the_table(lab: L.Lab) -> None:
     """Checksum (checked) and sequence number accepted, a key or a bad checksum refused: the rule
     the Python dataplane applies (tunnels.GRE's rx_* fields), compiled into the program."""
     lab.bpf_tunnels("gre")
-    inner = _inner_echo()
+    inner = _inner_echo(os.urandom(1001))   # the checksum is summed in chunks: several, and an odd tail
 
     def gre(flags: int, *extra: bytes) -> bytes:
         return struct.pack("!HH", flags, 0x0800) + b"".join(extra)
