@@ -37,14 +37,16 @@ class BpfTunnelState:
     ttl: int
     receives: bool        # a decap entry for remote > local sends packets back to this end
     decap_on: tuple[str, ...]   # the interfaces whose ingress runs the decap program
-    sent: int             # packets (segments) wrapped, received unwrapped, dropped by the programs
-    received: int
-    dropped: int
+    sent: int             # packets (segments) wrapped, and dropped on the way out (not IPv4, no route)
+    send_dropped: int
+    received: int         # packets unwrapped, and refused by the receive rule (or RFC 6040)
+    receive_dropped: int
 
     def as_dict(self) -> dict[str, Any]:
         return {"ifname": self.ifname, "peer": self.peer, "mode": self.mode, "local": self.local,
                 "remote": self.remote, "ttl": self.ttl, "receives": self.receives, "decap_on": list(self.decap_on),
-                "packets": {"sent": self.sent, "received": self.received, "dropped": self.dropped}, "kind": "bpf"}
+                "packets": {"sent": self.sent, "send_dropped": self.send_dropped, "received": self.received,
+                            "receive_dropped": self.receive_dropped}, "kind": "bpf"}
 
 
 def _programs(ipr: IPRoute, index: int) -> dict[str, int]:
@@ -100,16 +102,15 @@ def tunnels_in(netns: str | None) -> dict[str, BpfTunnelState]:
                 continue
             ttype = types[type_index]
             key = DECAP_KEY.pack(remote, local, ttype.ip_proto)
-            received, receives = 0, False
+            received, refused, receives = 0, 0, False
             for fd in decap_maps:
                 back = libbpf.lookup(fd, key, DECAP_VALUE.size)
                 if back is not None:
-                    _t, peer_ifindex, _tun, _mac, received, _b, lost = DECAP_VALUE.unpack(back)
+                    _t, peer_ifindex, _tun, _mac, received, _b, refused = DECAP_VALUE.unpack(back)
                     receives = peer_ifindex == peer_index
-                    dropped += lost
             out[links[tun_index]] = BpfTunnelState(
                 links[tun_index], links[peer_index], ttype.name, socket.inet_ntoa(local), socket.inet_ntoa(remote),
-                ttl, receives, decap_on, sent, received, dropped)
+                ttl, receives, decap_on, sent, dropped, received, refused)
     finally:
         for fd in fds:
             os.close(fd)
