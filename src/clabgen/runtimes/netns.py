@@ -24,7 +24,7 @@ from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
 from . import leftovers, state
 from .base import DeployReport, NodeHandle, Progress, deploy_once, forget
-from .emulated import load_configs, route_facts
+from .emulated import interfaces, load_configs, route_facts
 from .state import LabState
 
 TUN_MISSING = "/dev/net/tun is missing: this kernel has no tunnel module for the lab and userspace tunnels need TUN"
@@ -33,21 +33,6 @@ TUN_MISSING = "/dev/net/tun is missing: this kernel has no tunnel module for the
 def frr_dir(lab: RenderedLab, node: str) -> Path:
     """A gateway's FRR directory: the daemons see it as /run (emu.frrd)."""
     return state.state_dir(lab.name) / "frr" / node
-
-
-def interfaces(ns: str) -> list[dict[str, Any]]:
-    """A node's interfaces for inspect; a BPF tunnel end shows as `bpf <mode>` and its veth peer as
-    `bpf peer` (read back from the kernel, like every other kind)."""
-    ends = bpf.tunnels_in(ns)
-    peers = {t.peer for t in ends.values()}
-    out = []
-    for link in netlink.links(ns):
-        if link.ifname == "lo":
-            continue
-        kind = f"bpf {ends[link.ifname].mode}" if link.ifname in ends else "bpf peer" if link.ifname in peers \
-            else link.kind
-        out.append({"name": link.ifname, "kind": kind, "mtu": link.mtu, "up": link.up})
-    return out
 
 
 class NetnsNode:
