@@ -12,9 +12,10 @@ ORACLES ?= ../shared/oracles
 # The patched containerlab `make containerlab` builds (docs/containerlab.md); clabgen looks here first.
 export CLABGEN_CONTAINERLAB ?= $(CURDIR)/bin/containerlab
 # Debian packages the tests use (ping, captures and their decode, throughput, kernel-tunnel peer, docker,
-# FRR for the emulated gateways' routing protocols, the topology pictures, the 80-column terminal tests).
+# FRR for the emulated gateways' routing protocols, the topology pictures, the 80-column terminal tests,
+# clang/llvm/libbpf-dev to build the BPF tunnel's program).
 DEB_PKGS ?= iproute2 iputils-ping tcpdump tshark iperf3 user-mode-linux debootstrap docker.io patch util-linux procps gcc \
-            frr graphviz tmux
+            frr graphviz tmux clang llvm libbpf-dev
 
 .PHONY: install deps deps-demo test test-install render check lint bench deploy verify destroy demo clean
 

@@ -206,7 +206,8 @@ def deploy(
     runtime: str = typer.Option("auto", "--runtime", "-r",
                                 help="auto (containerlab if installed and an engine answers, else docker if an "
                                      "engine answers, else netns) | containerlab | docker | netns"),
-    tunnels: str = typer.Option("auto", "--tunnels", help="auto | kernel | userspace (netns runtime)"),
+    tunnels: str = typer.Option("auto", "--tunnels", help="auto (kernel, else BPF, else userspace) | kernel | bpf | "
+                                                           "userspace (netns runtime)"),
 ) -> None:
     """Deploy the lab; a failed or interrupted deploy rolls itself back."""
     from . import labops, termout
@@ -285,6 +286,8 @@ def inspect(
     if dp and (dp.get("pid") or dp.get("state") != "not running"):
         how = f"pid {dp['pid']}, {dp.get('tunnel_ends', 0)} tunnel ends, {dp.get('impl') or '?'}" if dp.get("pid") else ""
         _say(f"  userspace tunnel dataplane: {dp['state']}" + (f" ({how})" if how else ""))
+    if (info.get("bpf") or {}).get("tunnel_ends"):
+        _say(f"  BPF tunnels: {info['bpf']['tunnel_ends']} tunnel ends (tc programs in the gateways, no process)")
     for name, node in info.get("nodes", {}).items():
         ifs = ", ".join(f"{i['name']}({i.get('kind') or 'dev'},{i['mtu']})" for i in node.get("interfaces", []))
         _say(f"  {name:12} {node.get('state', '?'):8} {node.get('netns') or node.get('container', '')}  {ifs}")

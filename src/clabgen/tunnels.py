@@ -2,10 +2,12 @@
 
 Everything per type lives here: the overhead the plan derives MTUs from, the names templates
 print, how the kernel builds the link (rtnetlink kind and attributes), the outer header the
-userspace and C dataplanes write, how a received outer packet is checked and unwrapped (the
-same rule serves the dataplane's decapsulation and verify's capture check), and the format code
-the C fast path switches on. No other module branches on a type's name: a new type is an entry
-here (a subclass where its header has rules of its own), template lines and tests.
+userspace, C and BPF dataplanes write, how a received outer packet is checked and unwrapped (a
+rule written as data, so the same rule serves the Python dataplane, verify's capture check and the
+BPF program generated from this table), the format code the C fast path switches on, and how the
+kernel's segmentation treats the header (which the BPF tunnel must tell it). No other module
+branches on a type's name: a new type is an entry here (a subclass where its header has rules of
+its own), template lines and tests.
 """
 
 from __future__ import annotations
@@ -54,6 +56,17 @@ class TunnelType:
     endpoint_attrs: tuple[str, str]  # IFLA_INFO_DATA attributes the kernel reports them in
     shim: bytes = b""      # bytes between the outer IPv4 header and the inner packet
     c_format: int = C_FORMAT_IPV4
+    # The receive rule: 16-bit words at the start of the shim, each checked as (mask, value); then
+    # optional fields, (flag in the first word, bytes), in header order; a flag in the first word that
+    # announces a checksum over shim and payload (which must then verify).
+    rx_words: tuple[tuple[int, int], ...] = ()
+    rx_optional: tuple[tuple[int, int], ...] = ()
+    rx_checksum_flag: int = 0
+    # How the kernel's segmentation walks this header (its SKB_GSO_* name): "ipxip4" when the inner
+    # IPv4 header follows the outer one, "gre" for a GRE shim. The BPF tunnel marks large TCP
+    # packets with it so the kernel can split them after encapsulation; None: the BPF tunnel does
+    # not carry this type.
+    gso_type: str | None = None
 
     def kernel_link(self, ifname: str, local: str, remote: str) -> dict[str, Any]:
         """pyroute2 `link("add", **kwargs)` arguments for the kernel's own tunnel device."""
@@ -76,33 +89,34 @@ class TunnelType:
 
     def inner_offset(self, payload: bytes | memoryview) -> int | None:
         """Where the inner packet starts in an outer packet's payload, or None when this tunnel
-        would not accept it (the kernel's receive rules)."""
-        return len(self.shim)
-
-
-@dataclass(frozen=True)
-class GreType(TunnelType):
-    """GRE's header has flags: checksum and sequence number are skipped, keys and routing refused
-    (a keyless Linux gre device drops them), and only IPv4 inside is carried."""
-
-    def inner_offset(self, payload: bytes | memoryview) -> int | None:
-        if len(payload) < 4:
+        would not accept it (the kernel's receive rules, as the rx_* fields state them)."""
+        words = len(self.rx_words)
+        if len(payload) < max(len(self.shim), 2 * words):
             return None
-        flags, proto = struct.unpack_from("!HH", payload, 0)
-        if flags & (GRE_VERSION | GRE_ROUTING | GRE_KEY) or proto != GRE_PROTO_IPV4:
+        values = struct.unpack_from(f"!{words}H", payload, 0)
+        if any(v & mask != want for v, (mask, want) in zip(values, self.rx_words)):
             return None
-        length = 4 + (4 if flags & GRE_CSUM else 0) + (4 if flags & GRE_SEQ else 0)
-        if len(payload) < length or (flags & GRE_CSUM and checksum(payload) != 0):
+        first = values[0] if values else 0
+        length = len(self.shim) + sum(extra for flag, extra in self.rx_optional if first & flag)
+        if len(payload) < length or (first & self.rx_checksum_flag and checksum(payload) != 0):
             return None
         return length
 
 
+@dataclass(frozen=True)
+class GreType(TunnelType):
+    """GRE's header has flags (its rx_* rule): checksum and sequence number are skipped, keys and
+    routing refused (a keyless Linux gre device drops them), and only IPv4 inside is carried."""
+
+
 IPIP = TunnelType("ipip", "RFC 2003", ip_proto=4, overhead=20, linux_mode="ipip", vyos_encapsulation="ipip",
                   kernel_kind="ipip", netlink_prefix="ipip",
-                  endpoint_attrs=("IFLA_IPTUN_LOCAL", "IFLA_IPTUN_REMOTE"))
+                  endpoint_attrs=("IFLA_IPTUN_LOCAL", "IFLA_IPTUN_REMOTE"), gso_type="ipxip4")
 GRE = GreType("gre", "RFC 2784", ip_proto=47, overhead=24, linux_mode="gre", vyos_encapsulation="gre",
               kernel_kind="gre", netlink_prefix="gre", endpoint_attrs=("IFLA_GRE_LOCAL", "IFLA_GRE_REMOTE"),
-              shim=struct.pack("!HH", 0, GRE_PROTO_IPV4), c_format=C_FORMAT_GRE)
+              shim=struct.pack("!HH", 0, GRE_PROTO_IPV4), c_format=C_FORMAT_GRE,
+              rx_words=((GRE_VERSION | GRE_ROUTING | GRE_KEY, 0), (0xFFFF, GRE_PROTO_IPV4)),
+              rx_optional=((GRE_CSUM, 4), (GRE_SEQ, 4)), rx_checksum_flag=GRE_CSUM, gso_type="gre")
 
 TUNNEL_TYPES: dict[str, TunnelType] = {t.name: t for t in (IPIP, GRE)}
 DEFAULT_TYPE = IPIP.name   # a tunnel that names no `type:` (the seed's)

@@ -22,6 +22,7 @@ from xml.etree import ElementTree as ET
 
 from . import netlink
 from .contract import CaptureSpec, LabContract, PingSpec, RouteKey, RouteSpec
+from .dataplane import bpf
 from .errors import RuntimeFailure
 from .labdir import RenderedLab
 from .runtimes.base import NodeHandle, Runtime
@@ -29,6 +30,7 @@ from .tunnels import KERNEL_KINDS, TunnelType, checksum, tunnel_type
 
 ETH_P_ALL = 0x0003
 ETH_HLEN = 14
+ARPHRD_ETHER = 1
 PROBE_DATA = 56          # a default ping's payload: the LAN frame is 98 bytes as the plan predicts
 PROBE_MARK = b"clabgen-verify "
 
@@ -94,10 +96,13 @@ def check_routes(lab: RenderedLab, handles: dict[str, NodeHandle], expect: Expec
 
 def check_tunnels(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle],
                   expect: Expectation | None = None) -> list[Check]:
+    """Each tunnel end as the kernel (or the userspace dataplane) runs it: up, MTU, type, endpoints.
+    A BPF tunnel end is read back from its programs' maps, its receive side included."""
     out = []
     faulted = expect.down if expect else frozenset()
     links: dict[str, dict[str, netlink.LinkInfo]] = {}     # each node's links, read once
     served: dict[str, list[dict[str, Any]]] = {}
+    bpf_ends: dict[str, dict[str, bpf.BpfTunnelState]] = {}
     for t in lab.contract.tunnels:
         ttype = tunnel_type(t.type)
         for end in t.ends:
@@ -119,10 +124,19 @@ def check_tunnels(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHan
                 problems.append(f"MTU {link.mtu}, expected {t.mtu}")
             local: str | None
             remote: str | None
+            if end.node not in bpf_ends and link.kind not in KERNEL_KINDS:
+                bpf_ends[end.node] = bpf.tunnels_in(handles[end.node].netns())
             if link.kind in KERNEL_KINDS:
                 kind, local, remote = f"kernel {link.kind}", link.local, link.remote
                 if link.kind != ttype.kernel_kind:
                     problems.append(f"kernel tunnel of kind {link.kind}, expected {ttype.kernel_kind}")
+            elif end.ifname in bpf_ends[end.node]:
+                ours = bpf_ends[end.node][end.ifname]
+                kind, local, remote = f"bpf {ours.mode}", ours.local, ours.remote
+                if ours.mode != t.type:
+                    problems.append(f"BPF tunnel of type {ours.mode}, expected {t.type}")
+                if not ours.receives:
+                    problems.append(f"no BPF decap entry brings {ours.remote} > {ours.local} back to {end.ifname}")
             else:
                 if end.node not in served:
                     served[end.node] = runtime.tunnel_state(lab, end.node)
@@ -277,12 +291,12 @@ def _probe_in(pkt: bytes, cap: CaptureSpec, probe: Probe) -> tuple[int, bytes] |
 Seen = tuple[int, int, bytes, tuple[str, str, int] | None]
 
 
-def _seen(where: str, frame: bytes, cap: CaptureSpec, ttype: TunnelType, probe: Probe) -> Seen | None:
+def _seen(where: str, frame: bytes, cap: CaptureSpec, ttype: TunnelType, probe: Probe, tun_l2: int = 0) -> Seen | None:
     """(frame length, inner TTL, ICMP bytes, outer src/dst/proto) of our probe in a captured frame;
     on the underlay the tunnel type says where the inner packet starts."""
-    if where == "tun":   # a tunnel device carries raw IP, no Ethernet header
-        hit = _probe_in(frame, cap, probe)
-        return (len(frame), *hit, None) if hit else None
+    if where == "tun":   # a tunnel carries raw IP (a BPF tunnel's veth frames it: tun_l2 bytes, cut off)
+        hit = _probe_in(frame[tun_l2:], cap, probe)
+        return (len(frame) - tun_l2, *hit, None) if hit else None
     if len(frame) < ETH_HLEN or frame[12:14] != b"\x08\x00":
         return None
     if where == "lan":
@@ -318,6 +332,7 @@ def check_capture(lab: RenderedLab, handles: dict[str, NodeHandle], cap: Capture
         "underlay": _open_capture(handles[cap.node].netns(), cap.iface),
     }
     seen: dict[str, Seen] = {}
+    tun_l2 = ETH_HLEN if socks["tun"].getsockname()[3] == ARPHRD_ETHER else 0
     try:
         for seq in range(1, 4):
             _send_probe(handles[cap.lan_node].netns(), cap.dst_address, probe, seq)
@@ -325,7 +340,7 @@ def check_capture(lab: RenderedLab, handles: dict[str, NodeHandle], cap: Capture
             while time.monotonic() < deadline and len(seen) < 3:
                 for where, s in socks.items():
                     for frame in _drain(s):
-                        hit = _seen(where, frame, cap, ttype, probe)
+                        hit = _seen(where, frame, cap, ttype, probe, tun_l2)
                         if hit:
                             seen.setdefault(where, hit)
                 time.sleep(0.01)

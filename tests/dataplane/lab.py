@@ -60,6 +60,22 @@ class Lab:
              ) -> subprocess.CompletedProcess[str]:
         return ping(self.ns(role), dst, count, size, ttl)
 
+    def bpf_tunnels(self, mode: str, mtu: int | None = None, ttl: int = 0) -> None:
+        """tun0 in gw1 and gw2 as BPF tunnel ends (what the VyOS emulation makes with --tunnels bpf)."""
+        from clabgen.dataplane import bpf
+        program = bpf.object_bytes()
+        overhead = {"ipip": 20, "gre": 24}[mode]
+        for gw, peer in (("gw1", "gw2"), ("gw2", "gw1")):
+            end = bpf.BpfTunnel("tun0", mode, UNDERLAY[gw], UNDERLAY[peer], mtu or MTU - overhead, ttl)
+            with entered(self.ns(gw)):
+                bpf.create_device(end)
+                with IPRoute() as ipr:
+                    index = ipr.link_lookup(ifname="tun0")[0]
+                    addr, plen = TUNNEL_ADDR[gw].split("/")
+                    ipr.addr("add", index=index, address=addr, prefixlen=int(plen))
+                    ipr.link("set", index=index, state="up")
+                bpf.attach([end], program)
+
     def tunnel_spec(self, mode: str, mtu: int | None = None) -> dict[str, object]:
         overhead = {"ipip": 20, "gre": 24}[mode]
         return {"tunnels": [

@@ -226,3 +226,25 @@ def test_concurrent_starts_spawn_one_process(lab: L.Lab, state_dir: Path) -> Non
     pids = [o for o in outcomes if isinstance(o, int)]
     assert len(pids) == 1 and pids[0] == running_pid(state_dir), outcomes
     assert "already runs" in str(next(o for o in outcomes if not isinstance(o, int)))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_many_tunnel_ends_share_a_few_threads(lab: L.Lab, state_dir: Path, impl: str) -> None:
+    """24 tunnels (48 ends, both gateways) run on one thread per CPU, and every one of them forwards."""
+    count = 24
+    tunnels = []
+    for k in range(1, count + 1):
+        for gw, host in (("gw1", 1), ("gw2", 2)):
+            local, remote = f"172.12.2.{k * 2 + host - 1}", f"172.12.2.{k * 2 + 2 - host}"
+            tunnels.append({"netns": lab.ns(gw), "ifname": f"t{k}", "mode": ("ipip", "gre")[k % 2], "local": local,
+                            "remote": remote, "address": f"1.2.{k}.{host}/24", "mtu": 1400})
+            with IPRoute(netns=lab.ns(gw)) as ipr:
+                ipr.addr("add", index=ipr.link_lookup(ifname="und0")[0], address=local, prefixlen=24)
+    pid = start({"tunnels": tunnels}, state_dir, impl=impl)
+    info = ready_info(state_dir)
+    cpus = len(os.sched_getaffinity(0))
+    assert info["threads"] == min(cpus, 2 * count)
+    assert len(os.listdir(f"/proc/{pid}/task")) == info["threads"] + 1   # and the main thread, which waits
+    for k in (1, 2, count // 2, count):
+        out = lab.ping("gw1", f"1.2.{k}.2", count=1)
+        assert out.returncode == 0, (k, out.stdout + out.stderr)

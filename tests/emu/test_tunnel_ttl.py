@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from clabgen import labdir, labops
-from clabgen.dataplane import kernel_supports, start, stop, wire
+from clabgen.dataplane import bpf, kernel_supports, start, stop, wire
 
 from ..dataplane import lab as L
 from ..dataplane.test_dataplane import IMPLS, _ip_frames
@@ -78,12 +78,14 @@ def test_the_userspace_dataplane_sends_a_fixed_ttl(dp_lab: L.Lab, dp_state: Path
 
 
 @pytest.mark.netns
-@pytest.mark.parametrize("tunnels", ["userspace", "kernel"])
+@pytest.mark.parametrize("tunnels", ["userspace", "kernel", "bpf"])
 def test_parameters_ip_ttl_is_on_the_wire_of_a_deployed_lab(tmp_path: Path, tunnels: str) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root")
     if tunnels == "kernel" and not kernel_supports("ipip"):
         pytest.skip("this kernel has no ipip tunnels")
+    if tunnels == "bpf" and (why := bpf.unavailable("ipip")):
+        pytest.skip(f"BPF tunnels unavailable here: {why}")
     lab_dir = unique_lab(tmp_path, "ipip-vyos14", "ttl")
     cfg = lab_dir / "startup-conf" / "gw1.cfg"
     text = cfg.read_text()

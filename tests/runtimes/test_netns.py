@@ -75,7 +75,17 @@ def test_deploy_verify_destroy(name: str, tmp_path: Path) -> None:
     assert host_snapshot() == before
 
 
-def test_verify_fails_when_the_dataplane_is_killed(deployed: Path) -> None:
+def test_verify_fails_when_the_dataplane_is_killed(tmp_path: Path) -> None:
+    deployed = unique_lab(tmp_path, "ipip")
+    labops.deploy(deployed, "netns", tunnels="userspace")   # auto would pick BPF here: no process
+    try:
+        _dataplane_killed(deployed)
+    finally:
+        labops.destroy(deployed)
+    assert residue(lab_name(deployed)) == []
+
+
+def _dataplane_killed(deployed: Path) -> None:
     pid = dataplane.running_pid(state.state_dir(lab_name(deployed)))
     assert pid
     os.kill(pid, signal.SIGKILL)

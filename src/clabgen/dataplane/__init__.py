@@ -12,6 +12,7 @@ One process serves a whole lab (`python -m clabgen.dataplane --spec SPEC.json --
     ready_info(state_dir)             the tunnels as created (kind "userspace")
     impl_label(state_dir)             "C fast path" or "pure-Python fallback: <why>"
     kernel_supports("ipip")           can this kernel do it itself? (probed once, cached)
+    BACKENDS                          what --tunnels takes: auto, kernel, bpf (dataplane/bpf), userspace
 
 Forwarding runs in C when gcc is there (fastpath.c: batching, TSO split / GRO coalescing through a
 vnet-header TUN), else in Python (pyloop.py); bench/bench_tunnel.py measures both.
@@ -23,5 +24,7 @@ from .control import impl_label, ready_info, running_pid, start, stop
 from .probe import kernel_supports
 from .spec import OVERHEAD, DataplaneError, TunnelSpec, load_spec, parse_spec
 
-__all__ = ["OVERHEAD", "DataplaneError", "TunnelSpec", "impl_label", "kernel_supports", "load_spec", "parse_spec",
+BACKENDS = ("auto", "kernel", "bpf", "userspace")   # --tunnels: emu.apply.choose_backend
+
+__all__ = ["BACKENDS", "OVERHEAD", "DataplaneError", "TunnelSpec", "impl_label", "kernel_supports", "load_spec", "parse_spec",
            "ready_info", "running_pid", "start", "stop"]

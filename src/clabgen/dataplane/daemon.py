@@ -17,7 +17,7 @@ from typing import Any
 
 from . import fastpath, links
 from .endpoint import Endpoint, open_endpoint
-from .forward import StopSignal, Worker, make_workers, pick_cpus
+from .forward import StopSignal, Worker, make_pool
 from .nsenter import entered
 from .spec import DataplaneError, load_spec
 
@@ -91,19 +91,23 @@ def run(spec_path: Path, state_dir: Path, impl: str = "auto") -> int:
             endpoints.append(open_endpoint(spec, vnet_hdr=lib is not None))
             log.info("opened %s %s in netns %s: %s -> %s, mtu %d", spec.mode, spec.ifname, spec.netns,
                      spec.local, spec.remote, spec.mtu)
-        for ep, cpu in zip(endpoints, pick_cpus(len(endpoints))):
-            workers += make_workers(ep, lib, stop, cpu)
-        for thread in dict.fromkeys(w.thread for w in workers):  # a thread may serve several workers
+        workers = make_pool(endpoints, lib, stop)
+        threads = list(dict.fromkeys(w.thread for w in workers))  # a thread serves several workers
+        for thread in threads:
             thread.start()
         ready = {"pid": os.getpid(), "impl": impl_name, **({"fallback": fallback} if fallback else {}),
+                 "threads": len(threads),
                  "tunnels": [{**ep.spec.as_dict(), "kind": "userspace"} for ep in endpoints]}
         if not stopping.is_set():
             _write_atomic(ready_file, json.dumps(ready, indent=2) + "\n")
-            log.info("forwarding %d tunnel(s) with the %s loops", len(endpoints), impl_name)
+            log.info("forwarding %d tunnel end(s) on %d thread(s) with the %s loops", len(endpoints), len(threads),
+                     impl_name)
         while not stopping.wait(1.0):
-            for worker in workers:
-                if not worker.thread.is_alive():
-                    raise DataplaneError(f"{worker.name} stopped: {worker.stats()}")
+            for thread in threads:
+                if not thread.is_alive():
+                    served = [w for w in workers if w.thread is thread]
+                    failed = next((w for w in served if w.stats().get("error")), served[0])
+                    raise DataplaneError(f"{thread.name} stopped: {failed.name}: {failed.stats()}")
     except Exception as exc:
         log.exception("dataplane failed: %s", exc)
         status = 1
@@ -113,7 +117,7 @@ def run(spec_path: Path, state_dir: Path, impl: str = "auto") -> int:
         for worker in workers:
             worker.thread.join(max(0.0, deadline - time.monotonic()))
             log.info("%s: %s", worker.name, worker.stats())
-        stuck = [w.name for w in workers if w.thread.is_alive()]
+        stuck = list(dict.fromkeys(w.thread.name for w in workers if w.thread.is_alive()))
         if stuck:
             log.warning("loops %s did not stop; their descriptors close at exit", stuck)
         _close_all(endpoints, close_fds=not stuck)

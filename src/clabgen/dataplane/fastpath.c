@@ -1,17 +1,20 @@
 /* clabgen userspace tunnel fast path: the loops of pyloop.py in C, without the GIL.
  *
  * Built at run time by fastpath.py (gcc -O3 -march=native -shared), called through ctypes (which
- * releases the GIL): dp_run, one thread per tunnel end serving both directions, pinned round robin
- * over the CPUs by forward.py. The raw socket side is batched with recvmmsg/sendmmsg.
+ * releases the GIL): dp_serve, one call per thread of a small pool (one thread per CPU, pinned by
+ * forward.py), each serving its share of the lab's tunnel ends, both directions, through one epoll
+ * set: what runs per lab stays the same size however many tunnels it has. Buffers belong to the
+ * thread, not to the tunnel end (a batch is always finished before the next fd is served), so a
+ * tunnel end costs a few dozen bytes. The raw socket side is batched with recvmmsg/sendmmsg.
  * The TUN fd has IFF_VNET_HDR: decap coalesces consecutive segments of one TCP flow into one
  * GSO packet (what GRO does on a NIC), after checking every segment's checksum, so the gateway
  * forwards and the receiver processes (and acks) one packet instead of up to 64.
  * On the wire nothing changes; wire format and checks are those of wire.py: keep them in step.
- * stop is checked once per batch (a busy loop never polls); stop_fd wakes an idle one.
+ * stop is checked once per round of batches; stop_fd (in the epoll set) wakes an idle thread.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,28 +180,34 @@ static int tso_split(struct txbatch *t, uint8_t *ip, size_t len, size_t mss, con
 	return 0;
 }
 
+/* One tunnel end as forward.py describes it (fastpath.CEnd): its descriptors, header template,
+ * decapsulation format (tunnels.C_FORMAT_*), remote address and counters per direction. */
+struct dp_end {
+	int32_t tun, raw, overhead, format, vnet, error;
+	const uint8_t *tmpl, *remote;
+	struct dp_counters *enc, *dec;
+	uint16_t outer_id; /* next outer IP ID, counted per end like the kernel's */
+};
+
+/* The encap side of a thread: buffers reused for every end it serves. */
 struct encap {
-	int tun, raw, overhead, skip;
-	const uint8_t *tmpl;
-	uint16_t outer_id;
-	struct dp_counters *c;
 	uint8_t *bufs;
 	struct txbatch *t;
 };
 
 /* One batch TUN -> raw socket without blocking: packets sent, 0 when the TUN had none, -errno. */
-static int encap_step(struct encap *e)
+static int encap_step(struct encap *e, struct dp_end *end)
 {
 	struct txbatch *t = e->t;
-	struct dp_counters *c = e->c;
-	int rc = 0, reads = 0, overhead = e->overhead, skip = e->skip;
+	struct dp_counters *c = end->enc;
+	int rc = 0, reads = 0, overhead = end->overhead, skip = end->vnet ? VNET_LEN : 0;
 
 	t->n = 0;
 	for (int slot = 0; slot < BATCH && t->n + GRO_MAX_SEGS <= MAX_MSGS; slot++) {
 		uint8_t *b = e->bufs + (size_t)slot * SLOT, *ip = b + overhead;
 		struct vnet_hdr vh = { 0 };
 		/* the vnet header lands inside the room for the outer header: read it out first */
-		ssize_t r = read(e->tun, ip - skip, SLOT - overhead + skip);
+		ssize_t r = read(end->tun, ip - skip, SLOT - overhead + skip);
 		if (r < 0) {
 			if (errno == EINTR) {
 				slot--;
@@ -217,7 +226,7 @@ static int encap_step(struct encap *e)
 			continue;
 		}
 		if ((vh.gso_type & 0x7f) == VNET_GSO_TCPV4) {
-			if (tso_split(t, ip, len, vh.gso_size, e->tmpl, overhead, &e->outer_id))
+			if (tso_split(t, ip, len, vh.gso_size, end->tmpl, overhead, &end->outer_id))
 				c->dropped++;
 			c->merged_writes++;
 			continue;
@@ -235,11 +244,11 @@ static int encap_step(struct encap *e)
 			uint16_t sum = (uint16_t)~csum16(ip + vh.csum_start, len - vh.csum_start, 0);
 			memcpy(ip + at, &sum, 2);
 		}
-		fill_outer(b, e->tmpl, overhead, len, next_id(&e->outer_id));
+		fill_outer(b, end->tmpl, overhead, len, next_id(&end->outer_id));
 		tx_add(t, b, len + (size_t)overhead, NULL, 0, len);
 	}
 	for (int off = 0; off < t->n;) {
-		int s = sendmmsg(e->raw, t->msgs + off, t->n - off, 0);
+		int s = sendmmsg(end->raw, t->msgs + off, t->n - off, 0);
 		if (s < 0) {
 			if (errno == EINTR)
 				continue;
@@ -256,14 +265,10 @@ static int encap_step(struct encap *e)
 	return rc ? rc : reads;
 }
 
-static int encap_init(struct encap *e, int tun, int raw, const uint8_t *tmpl, int overhead, int vnet,
-		      struct dp_counters *c)
+static int encap_init(struct encap *e)
 {
-	*e = (struct encap){ .tun = tun, .raw = raw, .overhead = overhead, .skip = vnet ? VNET_LEN : 0,
-			     .tmpl = tmpl, .c = c };
 	e->bufs = malloc((size_t)BATCH * SLOT);
 	e->t = calloc(1, sizeof(*e->t));
-	e->outer_id = (uint16_t)(getpid() ^ (uintptr_t)e->t); /* like the kernel: counts up, not 0 */
 	if (!e->bufs || !e->t) {
 		free(e->bufs);
 		free(e->t);
@@ -413,10 +418,8 @@ static void gro_append(struct gro *g, uint8_t *ip, size_t len, size_t hdr_len)
 	g->head[33] |= ip[33] & 0x08; /* PSH ends the run */
 }
 
+/* The decap side of a thread: buffers and GRO state reused for every end it serves. */
 struct decap {
-	int raw, tun, format, vnet;
-	const uint8_t *remote;
-	struct dp_counters *c;
 	uint8_t *bufs;
 	struct gro g;
 	struct mmsghdr msgs[BATCH];
@@ -433,21 +436,23 @@ static int icmp_reported(int e)
 }
 
 /* One recvmmsg batch raw socket -> TUN without blocking: packets read, 0 when none, -errno. */
-static int decap_step(struct decap *d)
+static int decap_step(struct decap *d, struct dp_end *end)
 {
-	struct dp_counters *c = d->c;
+	struct dp_counters *c = end->dec;
 	struct gro *g = &d->g;
 	int n;
 
+	g->tun = end->tun;
+	g->c = c;
 	do
-		n = recvmmsg(d->raw, d->msgs, BATCH, MSG_DONTWAIT, NULL);
+		n = recvmmsg(end->raw, d->msgs, BATCH, MSG_DONTWAIT, NULL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return errno == EAGAIN || icmp_reported(errno) ? 0 : -errno;
 	for (int i = 0; i < n; i++) {
 		uint8_t *p = d->iov[i].iov_base;
 		size_t len = d->msgs[i].msg_len, hdr_len;
-		int start = decap_one(p, len, d->format, d->remote);
+		int start = decap_one(p, len, end->format, end->remote);
 		if (start < 0) {
 			c->dropped++;
 			continue;
@@ -456,8 +461,8 @@ static int decap_step(struct decap *d)
 		len -= (size_t)start;
 		c->packets++;
 		c->bytes += len;
-		if (!d->vnet) {
-			if (write(d->tun, ip, len) < 0)
+		if (!end->vnet) {
+			if (write(end->tun, ip, len) < 0)
 				c->dropped++;
 			continue;
 		}
@@ -474,14 +479,14 @@ static int decap_step(struct decap *d)
 			continue;
 		}
 		struct iovec one[2] = { { (void *)&no_offload, VNET_LEN }, { ip, len } };
-		if (write_all(d->tun, one, 2))
+		if (write_all(end->tun, one, 2))
 			c->dropped++;
 	}
 	gro_flush(g); /* never hold a segment past this batch */
 	return n;
 }
 
-static struct decap *decap_new(int raw, int tun, int format, const uint8_t *remote, int vnet, struct dp_counters *c)
+static struct decap *decap_new(void)
 {
 	struct decap *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -491,14 +496,6 @@ static struct decap *decap_new(int raw, int tun, int format, const uint8_t *remo
 		free(d);
 		return NULL;
 	}
-	d->raw = raw;
-	d->tun = tun;
-	d->format = format;
-	d->remote = remote;
-	d->vnet = vnet;
-	d->c = c;
-	d->g.tun = tun;
-	d->g.c = c;
 	for (int i = 0; i < BATCH; i++) {
 		d->iov[i].iov_base = d->bufs + (size_t)i * SLOT;
 		d->iov[i].iov_len = SLOT;
@@ -515,15 +512,18 @@ static void decap_free(struct decap *d)
 	free(d);
 }
 
-/* Both directions of one tunnel end on one thread: drain whichever side has packets, a batch at a
- * time, and sleep in poll only when neither has any (so an idle tunnel costs no CPU). One thread
- * instead of two saves the wakeup that each small packet (the ACKs) would otherwise cost. */
-int dp_run(int tun, int raw, const uint8_t *tmpl, int overhead, int format, const uint8_t *remote, int vnet,
-	   int stop_fd, const volatile int *stop, struct dp_counters *enc, struct dp_counters *dec)
+/* Some of a lab's tunnel ends, both directions, on the calling thread: every TUN and raw socket
+ * in one epoll set (level-triggered), one batch per ready descriptor per round, so a busy tunnel
+ * cannot starve the others; sleeps in epoll_wait only when none has packets (an idle tunnel costs
+ * no CPU). One thread for both directions saves the wakeup each small packet (the ACKs) would
+ * otherwise cost. Returns 0 after a stop, else -errno; an end whose descriptor fails gets the errno
+ * in its `error` and counters, and the thread returns (the process supervising it stops the lab's
+ * dataplane, as before). */
+int dp_serve(struct dp_end *ends, int n, int stop_fd, const volatile int *stop)
 {
-	struct encap e;
-	struct decap *d = decap_new(raw, tun, format, remote, vnet, dec);
-	int rc = encap_init(&e, tun, raw, tmpl, overhead, vnet, enc);
+	struct encap e = { 0 };
+	struct decap *d = decap_new();
+	int rc = encap_init(&e), ep = -1;
 
 	if (rc || !d) {
 		if (!rc)
@@ -531,25 +531,45 @@ int dp_run(int tun, int raw, const uint8_t *tmpl, int overhead, int format, cons
 		decap_free(d);
 		return -ENOMEM;
 	}
-	while (!*stop) {
-		int a = encap_step(&e);
-		int b = decap_step(d);
-		if (a < 0 || b < 0) {
-			rc = a < 0 ? a : b;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		rc = -errno;
+	for (int i = 0; i < n && !rc; i++) {
+		ends[i].outer_id = (uint16_t)(getpid() ^ (uintptr_t)&ends[i]); /* counts up from here, never 0 */
+		struct epoll_event in = { EPOLLIN, { .u64 = (uint64_t)i << 1 } };
+		struct epoll_event out = { EPOLLIN, { .u64 = (uint64_t)i << 1 | 1 } };
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, ends[i].tun, &in) || epoll_ctl(ep, EPOLL_CTL_ADD, ends[i].raw, &out))
+			rc = -errno;
+	}
+	struct epoll_event stop_ev = { EPOLLIN, { .u64 = UINT64_MAX } };
+	if (!rc && epoll_ctl(ep, EPOLL_CTL_ADD, stop_fd, &stop_ev))
+		rc = -errno;
+	struct epoll_event ready[64];
+	while (!rc && !*stop) {
+		int k = epoll_wait(ep, ready, 64, -1);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
 			break;
 		}
-		if (a == 0 && b == 0) {
-			struct pollfd p[3] = { { tun, POLLIN, 0 }, { raw, POLLIN, 0 }, { stop_fd, POLLIN, 0 } };
-			if (poll(p, 3, -1) < 0 && errno != EINTR) {
-				rc = -errno;
-				break;
+		for (int j = 0; j < k && !rc; j++) {
+			uint64_t what = ready[j].data.u64;
+			if (what == UINT64_MAX)
+				goto out; /* the stop pipe: written once, never read, so every thread sees it */
+			struct dp_end *end = &ends[what >> 1];
+			int r = what & 1 ? decap_step(d, end) : encap_step(&e, end);
+			if (r < 0) {
+				end->error = -r;
+				end->enc->error = end->dec->error = (uint64_t)(-r);
+				rc = r;
 			}
-			if (p[2].revents)
-				break;
 		}
 	}
+out:
+	if (ep >= 0)
+		close(ep);
 	encap_free(&e);
 	decap_free(d);
-	enc->error = dec->error = (uint64_t)(-rc);
 	return rc;
 }

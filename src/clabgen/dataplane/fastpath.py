@@ -28,6 +28,17 @@ class CCounters(ctypes.Structure):
         return {name: int(getattr(self, name)) for name in ("packets", "bytes", "dropped", "error", "merged_writes")}
 
 
+class CEnd(ctypes.Structure):
+    """struct dp_end: one tunnel end as a dp_serve thread sees it. The pointers must outlive the
+    call (forward.py keeps the header, address and counters on the Python side)."""
+
+    _fields_ = [("tun", ctypes.c_int32), ("raw", ctypes.c_int32), ("overhead", ctypes.c_int32),
+                ("format", ctypes.c_int32), ("vnet", ctypes.c_int32), ("error", ctypes.c_int32),
+                ("tmpl", ctypes.c_char_p), ("remote", ctypes.c_char_p),
+                ("enc", ctypes.POINTER(CCounters)), ("dec", ctypes.POINTER(CCounters)),
+                ("outer_id", ctypes.c_uint16)]
+
+
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(os.environ.get("CLABGEN_CACHE_DIR", Path(base) / "clabgen"))
@@ -75,10 +86,8 @@ def build() -> Path:
 def load() -> ctypes.CDLL:
     """The compiled library with argument types declared (a CDLL call releases the GIL)."""
     lib = ctypes.CDLL(str(build()))
-    ptr = ctypes.POINTER
     i = ctypes.c_int
-    # (tun, raw, header template, overhead, decap format (tunnels.C_FORMAT_*), remote address, vnet,
-    #  stop_fd, stop, encap and decap counters)
-    lib.dp_run.argtypes = [i, i, ctypes.c_char_p, i, i, ctypes.c_char_p, i, i, ptr(i), ptr(CCounters), ptr(CCounters)]
-    lib.dp_run.restype = ctypes.c_int
+    # (the thread's share of tunnel ends, how many, stop_fd, stop flag)
+    lib.dp_serve.argtypes = [ctypes.POINTER(CEnd), i, i, ctypes.POINTER(i)]
+    lib.dp_serve.restype = ctypes.c_int
     return lib

@@ -1,8 +1,9 @@
 """Pure-Python forwarding loops: the fallback when the C fast path cannot be built.
 
-One thread per direction; os.readv/os.write and socket calls release the GIL. Descriptors are
-drained until EAGAIN and only then polled (together with the stop pipe), so a busy tunnel costs
-one syscall per packet per side and an idle one costs nothing.
+Same shape as the C loops (fastpath.c dp_serve): a thread serves its share of the lab's tunnel
+ends, both directions, through one epoll set, one batch per ready descriptor per round, so the
+number of threads does not grow with the tunnels. Buffers belong to the thread. os.readv/os.write
+and socket calls release the GIL; an idle tunnel costs nothing (the thread sleeps in epoll).
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import errno
 import os
 import select
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import wire
 from .endpoint import Endpoint
 
 _MAX = 65535
+BATCH = 64   # packets per descriptor per round: a busy tunnel cannot starve the others
 # What an ICMP error about an earlier packet leaves on a raw socket (the kernel's icmp_err_convert):
 # e.g. protocol unreachable from a peer whose tunnel end is not up yet, which routing daemons'
 # hellos hit when gateways boot one by one. The next recv works again; the kernel's own tunnel
@@ -38,78 +41,114 @@ class Counters:
         return {"packets": self.packets, "bytes": self.bytes, "dropped": self.dropped, "error": "; ".join(self.errors)}
 
 
-def _wait(fd: int, stop_fd: int) -> bool:
-    """Block until fd is readable; False once the stop pipe is."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    poller.register(stop_fd, select.POLLIN)
-    return all(ready != stop_fd for ready, _ in poller.poll())
+@dataclass
+class PyEnd:
+    """One tunnel end as a Python thread serves it: its descriptors, header and counters."""
+
+    ep: Endpoint
+    encap: Counters = field(default_factory=Counters)
+    decap: Counters = field(default_factory=Counters)
+    ident: int = 0
+
+    def __post_init__(self) -> None:
+        spec = self.ep.spec
+        self.template = wire.header_template(spec.mode, spec.local, spec.remote, spec.ttl)
+        self.inherit = spec.ttl == 0
+        self.remote = socket.inet_aton(spec.remote)
+        self.ident = (os.getpid() ^ id(self)) % 65535
 
 
-def encap_loop(ep: Endpoint, stop_fd: int, counters: Counters) -> None:
-    """TUN -> raw socket: read the inner packet right behind a prebuilt outer header, send both."""
-    overhead = ep.spec.overhead
-    buf = bytearray(overhead + _MAX)
-    buf[:overhead] = wire.header_template(ep.spec.mode, ep.spec.local, ep.spec.remote, ep.spec.ttl)
-    inherit = ep.spec.ttl == 0
-    view = memoryview(buf)
+class _Buffers:
+    """What one thread reuses for every end it serves (a batch is finished before the next fd)."""
+
+    def __init__(self) -> None:
+        self.out = bytearray(64 + _MAX)   # room for any outer header + the largest inner packet
+        self.out_view = memoryview(self.out)
+        self.inp = bytearray(_MAX + 1)
+        self.in_view = memoryview(self.inp)
+
+
+def encap_step(end: PyEnd, buf: _Buffers) -> int:
+    """Up to BATCH packets TUN -> raw socket, read behind the outer header; 0 when the TUN had none.
+    OSError when the TUN itself fails (link deleted under us)."""
+    overhead = end.ep.spec.overhead
+    out, view = buf.out, buf.out_view
     inner = [view[overhead:]]
-    send, readv, tun = ep.sock.send, os.readv, ep.tun_fd
-    ident = (os.getpid() ^ id(buf)) % 65535
-    while True:
+    done = 0
+    while done < BATCH:
         try:
-            n = readv(tun, inner)
+            n = os.readv(end.ep.tun_fd, inner)
         except BlockingIOError:
-            if not _wait(tun, stop_fd):
-                return
+            break
+        done += 1
+        if n < 20 or out[overhead] >> 4 != 4:  # the kernel tunnels carry IPv4 only here
+            end.encap.dropped += 1
             continue
-        except OSError as exc:  # link deleted under us
-            counters.errors.append(f"tun read: {exc}")
-            return
-        if n < 20 or buf[overhead] >> 4 != 4:  # the kernel tunnels carry IPv4 only here
-            counters.dropped += 1
-            continue
-        ident = ident % 65535 + 1  # never 0: the kernel would write 0 there under DF
-        total = wire.fill_outer(buf, overhead, n, ident, inherit)
+        out[:overhead] = end.template
+        end.ident = end.ident % 65535 + 1  # never 0: the kernel would write 0 there under DF
+        total = wire.fill_outer(out, overhead, n, end.ident, end.inherit)
         try:
-            send(view[:total])
+            end.ep.sock.send(view[:total])
         except OSError:  # EMSGSIZE, ENOBUFS, unreachable: the kernel would drop it too
-            counters.dropped += 1
+            end.encap.dropped += 1
             continue
-        counters.packets += 1
-        counters.bytes += n
+        end.encap.packets += 1
+        end.encap.bytes += n
+    return done
 
 
-def decap_loop(ep: Endpoint, stop_fd: int, counters: Counters) -> None:
-    """Raw socket -> TUN: check the outer header like the kernel tunnel, write the inner packet."""
-    buf = bytearray(_MAX + 1)
-    view = memoryview(buf)
-    mode = ep.spec.mode
-    remote = socket.inet_aton(ep.spec.remote)
-    recv_into, write, tun = ep.sock.recv_into, os.write, ep.tun_fd
-    sock_fd = ep.sock.fileno()
-    dontwait = socket.MSG_DONTWAIT
-    while True:
+def decap_step(end: PyEnd, buf: _Buffers) -> int:
+    """Up to BATCH packets raw socket -> TUN, checked like the kernel tunnel; 0 when none waited."""
+    view, mode = buf.in_view, end.ep.spec.mode
+    done = 0
+    while done < BATCH:
         try:
-            n = recv_into(view, _MAX + 1, dontwait)
+            n = end.ep.sock.recv_into(view, _MAX + 1, socket.MSG_DONTWAIT)
         except BlockingIOError:
-            if not _wait(sock_fd, stop_fd):
-                return
-            continue
+            break
         except OSError as exc:
             if exc.errno in ICMP_REPORTED:
                 continue
-            counters.errors.append(f"raw recv: {exc}")
-            return
-        span = wire.decap(view[:n], mode, remote)
+            raise
+        done += 1
+        span = wire.decap(view[:n], mode, end.remote)
         if span is None:
-            counters.dropped += 1
+            end.decap.dropped += 1
             continue
-        start, end = span
+        start, stop = span
         try:
-            write(tun, view[start:end])
+            os.write(end.ep.tun_fd, view[start:stop])
         except OSError:
-            counters.dropped += 1
+            end.decap.dropped += 1
             continue
-        counters.packets += 1
-        counters.bytes += end - start
+        end.decap.packets += 1
+        end.decap.bytes += stop - start
+    return done
+
+
+def serve(ends: Sequence[PyEnd], stop_fd: int) -> None:
+    """Forward for these ends until the stop pipe is readable or a descriptor fails (recorded in
+    that end's counters; the process supervising the thread then stops the lab's dataplane)."""
+    buf = _Buffers()
+    poller = select.epoll()
+    try:
+        where: dict[int, tuple[PyEnd, bool]] = {}
+        for end in ends:
+            where[end.ep.tun_fd] = (end, True)
+            where[end.ep.sock.fileno()] = (end, False)
+        for fd in where:
+            poller.register(fd, select.EPOLLIN)
+        poller.register(stop_fd, select.EPOLLIN)
+        while True:
+            for fd, _ in poller.poll():
+                if fd == stop_fd:
+                    return
+                end, outgoing = where[fd]
+                try:
+                    encap_step(end, buf) if outgoing else decap_step(end, buf)
+                except OSError as exc:
+                    counters = end.encap if outgoing else end.decap
+                    counters.errors.append(f"{'tun read' if outgoing else 'raw recv'}: {exc}")
+                    return
+    finally:
+        poller.close()

@@ -23,7 +23,8 @@ from typing import Any, Protocol
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .. import netlink
-from ..dataplane import kernel_supports
+from ..dataplane import BACKENDS, bpf, kernel_supports
+from ..dataplane.nsenter import entered
 from ..dataplane.spec import DataplaneError, parse_tunnel
 from ..errors import Problem, RuntimeFailure
 from . import RouteFacts, frr, frrd
@@ -39,6 +40,7 @@ KERNEL_HINTS = {errno.ENETUNREACH: "no interface applied from this config has an
 class Applied:
     interfaces: int = 0
     kernel_tunnels: list[str] = field(default_factory=list)
+    bpf_tunnels: list[dict[str, str]] = field(default_factory=list)   # {"ifname", "mode"}
     userspace: list[dict[str, Any]] = field(default_factory=list)   # dataplane spec entries
     routes: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -65,14 +67,23 @@ def applying(cfg: DeviceConfig, what: Located, action: str) -> Iterator[None]:
         reason = os.strerror(code) if code else str(exc)
         raise RuntimeFailure(Problem(cfg.where(what.line, what.path), f"{action}: the kernel refused it: {reason}",
                                      KERNEL_HINTS.get(code, ""))) from exc
-    except (LookupError, DataplaneError) as exc:   # no such interface; a tunnel userspace cannot run
+    except (LookupError, DataplaneError, bpf.BpfSetupError, bpf.BuildError, bpf.LibbpfError) as exc:
+        # no such interface; a tunnel userspace cannot run; a BPF tunnel the machine cannot make
         raise RuntimeFailure(Problem(cfg.where(what.line, what.path), f"{action}: {exc}")) from exc
 
 
 def choose_backend(mode: str, want: str) -> str:
-    """`auto` uses the kernel's tunnel when this kernel has it, else the userspace dataplane."""
+    """`auto`: the kernel's tunnel when this kernel has it, else the BPF tunnel when this machine
+    runs it (BPF syscall, cls_bpf, libbpf, clang or the host's compiled program), else the userspace
+    dataplane. A backend asked for by name that cannot run here fails with the reason."""
+    if want not in BACKENDS:
+        raise DataplaneError(f"unknown tunnel backend {want!r}; valid: {', '.join(BACKENDS)}")
     if want == "auto":
-        return "kernel" if kernel_supports(mode) else "userspace"
+        if kernel_supports(mode):
+            return "kernel"
+        return "bpf" if bpf.unavailable(mode) is None else "userspace"
+    if want == "bpf" and (why := bpf.unavailable(mode)):
+        raise DataplaneError(f"the BPF tunnel cannot run here: {why}")
     return want
 
 
@@ -106,9 +117,22 @@ def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spe
         if i.mtu:
             present[i.ifname] = i.mtu.value
         out.interfaces += 1
+    bpf_ends: list[tuple[Tunnel, bpf.BpfTunnel]] = []
     for t in cfg.tunnels:
         mtu = tunnel_mtu(cfg, t, present)
-        if choose_backend(t.mode, tunnels) == "kernel":
+        with applying(cfg, t, f"{t.mode} tunnel {t.ifname}"):
+            backend = choose_backend(t.mode, tunnels)
+        if backend == "bpf":
+            end = bpf.BpfTunnel(t.ifname, t.mode, str(t.local.value), str(t.remote.value), mtu,
+                                t.ttl.value if t.ttl else 0)
+            with applying(cfg, t, f"creating BPF {t.mode} tunnel {t.ifname} local {t.local.value} remote "
+                                  f"{t.remote.value}"), entered(ns):
+                bpf.create_device(end)
+            configure(ns, cfg, t)
+            bpf_ends.append((t, end))
+            out.bpf_tunnels.append({"ifname": t.ifname, "mode": t.mode})
+            continue
+        if backend == "kernel":
             with applying(cfg, t.ttl or t, f"creating {t.mode} tunnel {t.ifname} local {t.local.value} remote "
                                            f"{t.remote.value}" + (f" ttl {t.ttl.value}" if t.ttl else "")):
                 netlink.kernel_tunnel(ns, t.ifname, t.mode, t.local.value, t.remote.value, None,
@@ -119,9 +143,20 @@ def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spe
         if len(t.addresses) > 1:
             out.warnings.append(f"tunnel {t.ifname}: only the first address is emulated")
         out.userspace.append(userspace_tunnel(cfg, t, mtu, spec_netns, local_ips))
+    if bpf_ends:
+        attach_bpf(ns, cfg, bpf_ends)
     out.warnings.extend(f"not applied (outside the emulated dataplane): {p}" for p in cfg.ignored)
     out.warnings.extend(cfg.notes)
     return out
+
+
+def attach_bpf(ns: str | None, cfg: DeviceConfig, ends: list[tuple[Tunnel, bpf.BpfTunnel]]) -> None:
+    """One program load for the namespace, once all of its BPF tunnel devices exist and are configured."""
+    first = ends[0][0]
+    with applying(cfg, first, f"attaching the BPF tunnel programs ({', '.join(t.ifname for t, _ in ends)})"):
+        program = bpf.object_bytes()
+        with entered(ns):
+            bpf.attach([end for _, end in ends], program)
 
 
 def userspace_tunnel(cfg: DeviceConfig, t: Tunnel, mtu: int, spec_netns: str | None,

@@ -60,6 +60,9 @@ def boot(config: Path, state: Path = STATE) -> dict[str, object]:
     emu_apply.apply_routes(None, cfg, done, route_facts(os.environ.get(ROUTE_FACTS_ENV, "")), None)
     status = {"applied": True, "config": str(config), "interfaces": done.interfaces,
               "kernel_tunnels": done.kernel_tunnels, "userspace_tunnels": [t["ifname"] for t in done.userspace],
+              "tunnels": [f"{t} (kernel)" for t in done.kernel_tunnels]
+              + [f"{t['ifname']} (bpf {t['mode']})" for t in done.bpf_tunnels]
+              + [f"{t['ifname']} (userspace {t['mode']})" for t in done.userspace],
               "routes": done.routes, "frr": list(done.frr),
               "warnings": done.warnings + [f"interface {m} never appeared" for m in missing]}
     _write_status(status, state)

@@ -25,7 +25,6 @@ from typing import Any
 
 import yaml
 
-from .. import netlink
 from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
 from . import state
@@ -38,7 +37,7 @@ from .docker import (
     images_for,
     wait_emulated,
 )
-from .emulated import load_configs
+from .emulated import interfaces, load_configs
 from .state import LabState, MgmtState
 
 # Management subnets come from this pool, one small block per lab (never the default 172.20.20.0/24).
@@ -385,13 +384,11 @@ class ContainerlabRuntime:
             if node is None:
                 nodes[n] = {"container": lab.container(n), "state": "absent", "interfaces": []}
                 continue
-            interfaces: list[dict[str, Any]] = []
-            if node.state == "running":
-                handle = DockerNode(n, self.client.containers.get(node.container))
-                interfaces = [{"name": link.ifname, "kind": link.kind, "mtu": link.mtu, "up": link.up}
-                              for link in netlink.links(handle.netns()) if link.ifname != "lo"]
+            links: list[dict[str, Any]] = []
+            if node.state == "running":   # a BPF tunnel end shows as `bpf <mode>` (emulated.interfaces)
+                links = interfaces(DockerNode(n, self.client.containers.get(node.container)).netns())
             nodes[n] = {"container": node.container, "state": node.state, "image": node.image,
-                        "mgmt_ipv4": node.mgmt_ipv4, "interfaces": interfaces}
+                        "mgmt_ipv4": node.mgmt_ipv4, "interfaces": links}
         return {"lab": lab.name, "runtime": self.name, "deployed": bool(current and current.deployed),
                 "topology": str(variant_path(lab.name)),
                 "mgmt": (current.mgmt.__dict__ if current and current.mgmt else None), "nodes": nodes}

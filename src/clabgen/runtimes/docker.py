@@ -22,7 +22,7 @@ from ..errors import RuntimeFailure
 from ..labdir import LabNode, RenderedLab
 from . import state
 from .base import DeployReport, NodeHandle, Progress, deploy_once, forget
-from .emulated import load_configs
+from .emulated import interfaces, load_configs
 from .state import LabState
 
 EMU_STATUS = "/run/clabgen/emu/status.json"
@@ -204,9 +204,7 @@ class DockerRuntime:
             try:
                 c = self.client.containers.get(lab.container(n))
                 nodes[n] = {"container": c.name, "state": c.status, "image": c.image.tags[0] if c.image.tags else c.image.id,
-                            "interfaces": [{"name": link.ifname, "kind": link.kind, "mtu": link.mtu, "up": link.up}
-                                           for link in netlink.links(DockerNode(n, c).netns()) if link.ifname != "lo"]
-                            if c.status == "running" else []}
+                            "interfaces": interfaces(DockerNode(n, c).netns()) if c.status == "running" else []}
             except Exception:
                 nodes[n] = {"container": lab.container(n), "state": "absent", "interfaces": []}
         current = state.read_quietly(lab.name)
@@ -283,7 +281,7 @@ def wait_emulated(lab: RenderedLab, handles: dict[str, DockerNode], images: dict
             frr = status.get("frr") or []
             progress(f"{n}: {platform.name if platform else '?'} dataplane emulated "
                      f"({status['interfaces']} interfaces, "
-                     f"tunnels: {', '.join(status['kernel_tunnels'] + status['userspace_tunnels']) or 'none'}, "
+                     f"tunnels: {', '.join(status.get('tunnels') or status['kernel_tunnels'] + status['userspace_tunnels']) or 'none'}, "
                      f"{status['routes']} static routes" + (f", FRR: {', '.join(frr)}" if frr else "") + ")")
             for w in status.get("warnings", []):
                 progress(f"{n}: {w}")
@@ -316,11 +314,14 @@ def emulated_nodes(lab: RenderedLab, images: dict[str, str]) -> list[str]:
 
 def emulator_env(node: LabNode, image: str) -> dict[str, str]:
     """What the emulator in the stand-in image learns of the node's platform: how it installs
-    static routes (the contract's facts; the image carries no templates)."""
+    static routes (the contract's facts; the image carries no templates), and the BPF tunnel's
+    program this host compiled (the image carries no compiler), or why there is none."""
+    from ..dataplane import bpf
     from ..emu.boot import ROUTE_FACTS_ENV
     p = node.platform
     if p and p.emulator_image and p.static_proto and image.startswith(f"clabgen/{p.emulator_image}:"):
-        return {"CLABGEN_PLATFORM": p.name, ROUTE_FACTS_ENV: f"{p.static_proto}:{p.static_metric or ''}"}
+        return {"CLABGEN_PLATFORM": p.name, ROUTE_FACTS_ENV: f"{p.static_proto}:{p.static_metric or ''}",
+                **bpf.for_environment()}
     return {}
 
 

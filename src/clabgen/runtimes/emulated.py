@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import emu
+from .. import emu, netlink
+from ..dataplane import bpf
 from ..errors import ClabgenError, Problem
 from ..labdir import LabNode, RenderedLab
 
@@ -39,4 +40,19 @@ def load_configs(lab: RenderedLab, *, required: bool = True) -> dict[str, tuple[
             problems.extend(exc.problems)
     if problems:
         raise ClabgenError(*problems)
+    return out
+
+
+def interfaces(ns: str) -> list[dict[str, Any]]:
+    """A node's interfaces for inspect; a BPF tunnel end (which an emulated gateway may run) shows as
+    `bpf <mode>` and its veth peer as `bpf peer`, read back from the kernel like every other kind."""
+    ends = bpf.tunnels_in(ns)
+    peers = {t.peer for t in ends.values()}
+    out = []
+    for link in netlink.links(ns):
+        if link.ifname == "lo":
+            continue
+        kind = f"bpf {ends[link.ifname].mode}" if link.ifname in ends else "bpf peer" if link.ifname in peers \
+            else link.kind
+        out.append({"name": link.ifname, "kind": kind, "mtu": link.mtu, "up": link.up})
     return out

@@ -1,9 +1,10 @@
 """Run a rendered lab on bare network namespaces: no Docker, no containerlab, no VyOS image.
 
 One namespace per node named like containerlab's containers (clab-<lab>-<node>), veth pairs
-straight between namespaces, VyOS gateways emulated from their config.boot, userspace tunnels
-where the kernel has none, FRR per gateway whose config has routing protocols (files under
-<state>/frr/<node>). Nothing is created in the host's own namespace.
+straight between namespaces, VyOS gateways emulated from their config.boot, BPF or userspace
+tunnels where the kernel has none (--tunnels, emu.apply.choose_backend), FRR per gateway whose
+config has routing protocols (files under <state>/frr/<node>). Nothing is created in the host's own
+namespace: BPF programs live on the gateways' interfaces and go with their namespaces.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import dataplane, emu, netlink
+from ..dataplane import BACKENDS, bpf
 from ..emu.frrd import FrrDirs, vtysh_argv
 from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
 from . import execlines, leftovers, state
 from .base import DeployReport, NodeHandle, Progress, deploy_once, forget
-from .emulated import load_configs, route_facts
+from .emulated import interfaces, load_configs, route_facts
 from .state import LabState
 
 T = TypeVar("T")
@@ -79,7 +81,7 @@ class NetnsRuntime:
     name = "netns"
 
     def __init__(self, tunnels: str = "auto") -> None:
-        self.tunnels = tunnels   # auto | kernel | userspace
+        self.tunnels = tunnels   # auto | kernel | bpf | userspace
 
     def preflight(self, lab: RenderedLab) -> None:
         problems = []
@@ -87,6 +89,8 @@ class NetnsRuntime:
             problems.append("the netns runtime needs root (network namespaces, veth, TUN devices)")
         if not shutil.which("ip"):
             problems.append("the `ip` command (iproute2) is missing: apt-get install iproute2")
+        if self.tunnels not in BACKENDS:
+            problems.append(f"--tunnels {self.tunnels}: unknown; valid: {', '.join(BACKENDS)}")
         if self.tunnels == "userspace" and not os.path.exists("/dev/net/tun"):
             problems.append(TUN_MISSING)
         if problems:
@@ -128,9 +132,10 @@ class NetnsRuntime:
                 progress(f"veth links: {k}/{len(lab.links)}")
         progress(f"created {len(lab.links)} veth links")
         userspace: list[dict[str, Any]] = []
-        if self.tunnels == "auto":    # the kernel's answer per tunnel type, asked once before gateways go in parallel
-            for mode in sorted({t.type for t in lab.contract.tunnels}):
-                dataplane.kernel_supports(mode)
+        # The kernel's and BPF's answers per tunnel type, asked once before gateways go in parallel.
+        for mode in sorted({t.type for t in lab.contract.tunnels}):
+            if self.tunnels == "bpf" or (self.tunnels == "auto" and not dataplane.kernel_supports(mode)):
+                bpf.unavailable(mode)
 
         def links_of(name: str) -> Any:
             emulator, cfg = configs[name]
@@ -138,12 +143,16 @@ class NetnsRuntime:
         applied = dict(zip(configs, _each(list(configs), links_of, progress, "gateway interfaces and tunnels")))
         for done in applied.values():
             userspace.extend(done.userspace)
+        ends = sum(len(done.bpf_tunnels) for done in applied.values())
+        if ends:
+            progress(f"BPF tunnels: {ends} tunnel ends, tc programs in the gateways' namespaces (no process)")
         if userspace:
             if not os.path.exists("/dev/net/tun"):
                 raise RuntimeFailure(TUN_MISSING)
             pid = dataplane.start({"tunnels": userspace}, sdir)
+            why = bpf.unavailable(userspace[0]["mode"]) if self.tunnels == "auto" else None
             progress(f"userspace tunnel dataplane running (pid {pid}, {len(userspace)} tunnel ends, "
-                     f"{dataplane.impl_label(sdir)})")
+                     f"{dataplane.impl_label(sdir)})" + (f"; no BPF tunnels: {why}" if why else ""))
             recorded = state.read(lab.name)
             if recorded is not None:
                 state.write(replace(recorded, userspace_tunnels=len(userspace)))
@@ -153,6 +162,7 @@ class NetnsRuntime:
             emulator, cfg = configs[name]
             emulator.apply_routes(self._ns(lab, name), cfg, done, route_facts(node), frr_dir(lab, name))
             kinds = [f"{t} (kernel)" for t in done.kernel_tunnels] + \
+                    [f"{t['ifname']} (bpf {t['mode']})" for t in done.bpf_tunnels] + \
                     [f"{t['ifname']} (userspace {t['mode']})" for t in done.userspace if t["netns"] == self._ns(lab, name)]
             config_name = node.config.name if node.config else "?"
             return (f"{name}: {node.platform.name if node.platform else '?'} dataplane emulated from {config_name}"
@@ -235,15 +245,16 @@ class NetnsRuntime:
         info = dataplane.ready_info(sdir) if pid else None
         served = sum(1 for t in (info or {}).get("tunnels", ()))
         nodes = {}
+        bpf_ends = 0
         for n in lab.nodes:
             ns = self._ns(lab, n)
             up = netlink.ns_exists(ns)
-            nodes[n] = {"netns": ns, "state": "running" if up else "absent",
-                        "interfaces": [{"name": link.ifname, "kind": link.kind, "mtu": link.mtu, "up": link.up}
-                                       for link in netlink.links(ns) if link.ifname != "lo"] if up else []}
+            links = interfaces(ns) if up else []
+            bpf_ends += sum(1 for i in links if str(i["kind"]).startswith("bpf ") and i["kind"] != "bpf peer")
+            nodes[n] = {"netns": ns, "state": "running" if up else "absent", "interfaces": links}
         dp: dict[str, Any] = {"pid": pid, "state": "running" if pid else "not running", "tunnel_ends": served,
                               "impl": dataplane.impl_label(sdir) if info else None}
         if not pid and current is not None and current.userspace_tunnels:
             dp["state"] = f"dead (it served {current.userspace_tunnels} tunnel ends)"
         return {"lab": lab.name, "runtime": self.name, "deployed": bool(current and current.deployed),
-                "dataplane": dp, "nodes": nodes}
+                "dataplane": dp, "bpf": {"tunnel_ends": bpf_ends}, "nodes": nodes}
