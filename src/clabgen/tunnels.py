@@ -6,6 +6,11 @@ userspace and C dataplanes write, how a received outer packet is checked and unw
 same rule serves the dataplane's decapsulation and verify's capture check), and the format code
 the C fast path switches on. No other module branches on a type's name: a new type is an entry
 here (a subclass where its header has rules of its own), template lines and tests.
+
+Encrypted types (WireGuard, IPsec) are `EncryptedType`s: a daemon holds their keys and does the
+handshake (`daemon` names the clabgen.crypto entry that runs and asks it), their MTU follows the
+cipher's framing (`max_mtu`, `wire_len`), and verify tells their packets on the underlay by
+`wire_signature` instead of unwrapping them.
 """
 
 from __future__ import annotations
@@ -54,6 +59,21 @@ class TunnelType:
     endpoint_attrs: tuple[str, str]  # IFLA_INFO_DATA attributes the kernel reports them in
     shim: bytes = b""      # bytes between the outer IPv4 header and the inner packet
     c_format: int = C_FORMAT_IPV4
+    ifname_prefix: str = "tun"     # interface names the plan derives per gateway: tun0, tun1, ...
+    ifname_kind: str = "tunnel"    # the platform naming rule they follow (platform.yml `ifnames`)
+    mtu_in_config: bool = False    # configs always write its MTU (the platform's default is not derived)
+
+    @property
+    def encrypted(self) -> bool:
+        return False
+
+    def max_mtu(self, underlay_mtu: int) -> int:
+        """The largest inner packet one underlay packet of `underlay_mtu` bytes carries whole."""
+        return underlay_mtu - self.overhead
+
+    def wire_len(self, inner: int, mtu: int) -> int:
+        """Length of the outer IP packet carrying an inner IP packet of `inner` bytes (tunnel MTU `mtu`)."""
+        return inner + self.overhead
 
     def kernel_link(self, ifname: str, local: str, remote: str) -> dict[str, Any]:
         """pyroute2 `link("add", **kwargs)` arguments for the kernel's own tunnel device."""
@@ -97,6 +117,97 @@ class GreType(TunnelType):
         return length
 
 
+UDP = 17
+ESP = 50
+IKE_PORT, NAT_T_PORT = 500, 4500
+WG_DATA, WG_HEADER = 4, 32     # transport data message: type 4 + 3 reserved + receiver 4 + counter 8, tag 16
+
+
+@dataclass(frozen=True)
+class EncryptedType(TunnelType):
+    """A tunnel a daemon encrypts: keys, a handshake, ciphertext on the wire."""
+
+    daemon: str = ""                          # clabgen.crypto entry: runs, configures and asks the daemon
+    link_kinds: tuple[str, ...] = ()          # what its interface may be (kernel device, a TUN of the daemon)
+
+    @property
+    def encrypted(self) -> bool:
+        return True
+
+    def wire_signature(self, proto: int, payload: bytes | memoryview, ports: tuple[int, int]) -> str | None:
+        """What an outer packet between the two ends is, when it is this tunnel's encrypted traffic
+        (or its key exchange); None for anything else (cleartext). ports: (local, remote) UDP ports."""
+        return None
+
+
+def _udp_ports(payload: bytes | memoryview) -> tuple[int, int] | None:
+    if len(payload) < 8:
+        return None
+    src, dst = struct.unpack_from("!HH", payload, 0)
+    return src, dst
+
+
+@dataclass(frozen=True)
+class WireGuardType(EncryptedType):
+    """WireGuard: UDP between the listen ports; data messages pad the inner packet to 16 bytes
+    (never beyond the MTU) and add a 16-byte header and a 16-byte Poly1305 tag."""
+
+    def kernel_link(self, ifname: str, local: str, remote: str) -> dict[str, Any]:
+        return {"ifname": ifname, "kind": self.kernel_kind}
+
+    def wire_len(self, inner: int, mtu: int) -> int:
+        padded = min(-(-inner // 16) * 16, max(mtu, inner))
+        return 20 + 8 + WG_HEADER + padded
+
+    def wire_signature(self, proto: int, payload: bytes | memoryview, ports: tuple[int, int]) -> str | None:
+        udp = _udp_ports(payload) if proto == UDP else None
+        if udp is None or {udp[0], udp[1]} != set(ports) or len(payload) < 12:
+            return None
+        kind = payload[8]
+        if bytes(payload[9:12]) != b"\0\0\0" or kind not in (1, 2, 3, 4):
+            return None
+        return {1: "WireGuard handshake initiation", 2: "WireGuard handshake response", 3: "WireGuard cookie reply",
+                4: "WireGuard data"}[kind]
+
+
+def esp_len(inner: int) -> int:
+    """ESP in UDP, tunnel mode, AES-GCM with a 16-byte ICV (RFC 4106/3948): outer IP 20 + UDP 8 +
+    SPI and sequence 8 + IV 8 + the inner packet, padded so that it and the 2-byte trailer end on a
+    4-byte boundary, + ICV 16."""
+    body = inner + 2
+    return 20 + 8 + 8 + 8 + body + (-body % 4) + 16
+
+
+@dataclass(frozen=True)
+class IpsecGreType(EncryptedType, GreType):
+    """GRE over IPsec: a GRE tunnel between the underlay addresses whose packets ESP protects (in
+    UDP 4500, tunnel mode, AES-GCM), so routing protocols run encrypted over an ordinary tunnel
+    interface. The GRE part is the gre entry's, the MTU what is left after GRE and ESP."""
+
+    def max_mtu(self, underlay_mtu: int) -> int:
+        inner = underlay_mtu - 62
+        while inner > 0 and esp_len(inner) > underlay_mtu:
+            inner -= 1
+        return inner - 24
+
+    def wire_len(self, inner: int, mtu: int) -> int:
+        return esp_len(inner + 24)
+
+    def wire_signature(self, proto: int, payload: bytes | memoryview, ports: tuple[int, int]) -> str | None:
+        if proto == ESP:
+            return "ESP"
+        udp = _udp_ports(payload) if proto == UDP else None
+        if udp is None:
+            return None
+        if udp == (IKE_PORT, IKE_PORT):
+            return "IKE"
+        if udp != (NAT_T_PORT, NAT_T_PORT) or len(payload) < 12:
+            return None
+        if bytes(payload[8:12]) == b"\0\0\0\0":
+            return "IKE (non-ESP marker, UDP 4500)"
+        return "ESP in UDP 4500" if len(payload) > 9 else "NAT-T keepalive"
+
+
 IPIP = TunnelType("ipip", "RFC 2003", ip_proto=4, overhead=20, linux_mode="ipip", vyos_encapsulation="ipip",
                   kernel_kind="ipip", netlink_prefix="ipip",
                   endpoint_attrs=("IFLA_IPTUN_LOCAL", "IFLA_IPTUN_REMOTE"))
@@ -104,9 +215,26 @@ GRE = GreType("gre", "RFC 2784", ip_proto=47, overhead=24, linux_mode="gre", vyo
               kernel_kind="gre", netlink_prefix="gre", endpoint_attrs=("IFLA_GRE_LOCAL", "IFLA_GRE_REMOTE"),
               shim=struct.pack("!HH", 0, GRE_PROTO_IPV4), c_format=C_FORMAT_GRE)
 
-TUNNEL_TYPES: dict[str, TunnelType] = {t.name: t for t in (IPIP, GRE)}
+# WireGuard over IPv4: outer IP 20 + UDP 8 + data header 16 + Poly1305 tag 16 (padding not counted:
+# it never takes a packet beyond the MTU).
+WIREGUARD = WireGuardType("wireguard", "WireGuard (Donenfeld, NDSS 2017)", ip_proto=UDP, overhead=60,
+                          linux_mode="wireguard", vyos_encapsulation="", kernel_kind="wireguard", netlink_prefix="",
+                          endpoint_attrs=("", ""), ifname_prefix="wg", ifname_kind="wireguard", mtu_in_config=True,
+                          daemon="wireguard", link_kinds=("wireguard", "tun"))
+# GRE over IPsec: GRE 24 + ESP in UDP 62 (outer IP 20, UDP 8, SPI/sequence 8, IV 8, trailer 2, ICV 16)
+# + 0..3 bytes of ESP padding; max_mtu() takes the padding into account.
+IPSEC = IpsecGreType("ipsec", "RFC 4303 + RFC 3948 (GRE over IPsec)", ip_proto=UDP, overhead=86, linux_mode="gre",
+                     vyos_encapsulation="gre", kernel_kind="gre", netlink_prefix="gre",
+                     endpoint_attrs=("IFLA_GRE_LOCAL", "IFLA_GRE_REMOTE"),
+                     shim=struct.pack("!HH", 0, GRE_PROTO_IPV4), c_format=C_FORMAT_GRE,
+                     daemon="ipsec", link_kinds=("gre",))
+
+TUNNEL_TYPES: dict[str, TunnelType] = {t.name: t for t in (IPIP, GRE, WIREGUARD, IPSEC)}
 DEFAULT_TYPE = IPIP.name   # a tunnel that names no `type:` (the seed's)
-KERNEL_KINDS: dict[str, TunnelType] = {t.kernel_kind: t for t in TUNNEL_TYPES.values()}
+# The first type of each kernel link kind (ipsec's GRE device is gre's).
+KERNEL_KINDS: dict[str, TunnelType] = {}
+for _t in TUNNEL_TYPES.values():
+    KERNEL_KINDS.setdefault(_t.kernel_kind, _t)
 
 
 def tunnel_type(name: str) -> TunnelType:
