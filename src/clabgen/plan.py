@@ -271,6 +271,8 @@ def _gateways(lab: Lab, plats: Mapping[str, Platform], addressing: Addressing, i
         binds = tuple(b.format(node=gw.name, lab=lab.name) for b in facts.clab.binds)
         if config and facts.startup_config:
             binds += (f"./{config}:{facts.startup_config}",)
+        key_output, key_bind = _wireguard_key_file(plat, gw.name, lab.name, [t for t, _ in mine])
+        binds += key_bind
         image = gw.image or lab.defaults.gateway_image or facts.default_image or ""
         servers = list(site.servers)
         host = tuple(HostServer(s.name, f"{lab.name}-{s.name}", f"br-int{k}",
@@ -281,8 +283,23 @@ def _gateways(lab: Lab, plats: Mapping[str, Platform], addressing: Addressing, i
                         tuple(ifaces), tuple(e for _, e in mine), declared.static.get(gw.name, ()),
                         config=config, host_servers=host, loopback=rinput.loopbacks.get(gw.name),
                         ospf=declared.ospf.get(gw.name), bgp=declared.bgp.get(gw.name),
-                        tunnel_ttl=declared.tunnel_ttl))
+                        tunnel_ttl=declared.tunnel_ttl, wireguard_key_output=key_output))
     return tuple(out)
+
+
+def _wireguard_key_file(plat: Platform, node: str, lab: str, tunnels: list[Tunnel]) -> tuple[str | None, tuple[str, ...]]:
+    """A platform that reads the WireGuard key from a file (VyOS 1.2) gets it bound there: the rendered
+    lab-only key file, or the user's own file when its contents may not be written."""
+    key = next((t.crypto.end(node).private_key for t in tunnels if t.crypto and t.crypto.end(node).private_key), None)
+    target = plat.facts.wireguard_key_file
+    if key is None or target is None:
+        return None, ()
+    if key.value is not None:
+        out = next((o.path for o in plat.outputs if o.when == "wireguard_key_output"), "")
+        path = out.format(node=node, lab=lab)
+        return path, (f"./{path}:{target}:ro",)
+    src = key.file or ""
+    return None, (f"{src if src.startswith('/') else './' + src}:{target}:ro",)
 
 
 def _servers(lab: Lab, addressing: Addressing, ifnames: IfNames, segments: Segments) -> tuple[Node, ...]:

@@ -226,6 +226,7 @@ class Node:
     ospf: OspfConfig | None = None
     bgp: BgpConfig | None = None
     tunnel_ttl: int | None = None               # an explicit outer TTL on every tunnel (dynamic routing)
+    wireguard_key_output: str | None = None     # the rendered key file VyOS 1.2 reads (lab-relative path)
 
     def iface(self, name: str) -> Iface:
         return next(i for i in self.interfaces if i.name == name)

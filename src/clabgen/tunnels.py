@@ -62,6 +62,9 @@ class TunnelType:
     ifname_prefix: str = "tun"     # interface names the plan derives per gateway: tun0, tun1, ...
     ifname_kind: str = "tunnel"    # the platform naming rule they follow (platform.yml `ifnames`)
     mtu_in_config: bool = False    # configs always write its MTU (the platform's default is not derived)
+    daemon: str = ""               # encrypted: the clabgen.verify_crypto entry that asks its daemon
+    link_kinds: tuple[str, ...] = ()   # encrypted: what its interface may be (kernel device, the daemon's TUN)
+    device_by_daemon: bool = False  # its interface is the daemon's (WireGuard), not a clabgen tunnel
 
     @property
     def encrypted(self) -> bool:
@@ -127,9 +130,6 @@ WG_DATA, WG_HEADER = 4, 32     # transport data message: type 4 + 3 reserved + r
 class EncryptedType(TunnelType):
     """A tunnel a daemon encrypts: keys, a handshake, ciphertext on the wire."""
 
-    daemon: str = ""                          # clabgen.crypto entry: runs, configures and asks the daemon
-    link_kinds: tuple[str, ...] = ()          # what its interface may be (kernel device, a TUN of the daemon)
-
     @property
     def encrypted(self) -> bool:
         return True
@@ -178,6 +178,14 @@ def esp_len(inner: int) -> int:
     return 20 + 8 + 8 + 8 + body + (-body % 4) + 16
 
 
+def esp_max_inner(underlay_mtu: int) -> int:
+    """The largest inner packet esp_len() fits into one underlay packet."""
+    inner = underlay_mtu - 62
+    while inner > 0 and esp_len(inner) > underlay_mtu:
+        inner -= 1
+    return inner
+
+
 @dataclass(frozen=True)
 class IpsecGreType(EncryptedType, GreType):
     """GRE over IPsec: a GRE tunnel between the underlay addresses whose packets ESP protects (in
@@ -185,10 +193,7 @@ class IpsecGreType(EncryptedType, GreType):
     interface. The GRE part is the gre entry's, the MTU what is left after GRE and ESP."""
 
     def max_mtu(self, underlay_mtu: int) -> int:
-        inner = underlay_mtu - 62
-        while inner > 0 and esp_len(inner) > underlay_mtu:
-            inner -= 1
-        return inner - 24
+        return esp_max_inner(underlay_mtu) - 24
 
     def wire_len(self, inner: int, mtu: int) -> int:
         return esp_len(inner + 24)
@@ -220,7 +225,7 @@ GRE = GreType("gre", "RFC 2784", ip_proto=47, overhead=24, linux_mode="gre", vyo
 WIREGUARD = WireGuardType("wireguard", "WireGuard (Donenfeld, NDSS 2017)", ip_proto=UDP, overhead=60,
                           linux_mode="wireguard", vyos_encapsulation="", kernel_kind="wireguard", netlink_prefix="",
                           endpoint_attrs=("", ""), ifname_prefix="wg", ifname_kind="wireguard", mtu_in_config=True,
-                          daemon="wireguard", link_kinds=("wireguard", "tun"))
+                          daemon="wireguard", link_kinds=("wireguard", "tun"), device_by_daemon=True)
 # GRE over IPsec: GRE 24 + ESP in UDP 62 (outer IP 20, UDP 8, SPI/sequence 8, IV 8, trailer 2, ICV 16)
 # + 0..3 bytes of ESP padding; max_mtu() takes the padding into account.
 IPSEC = IpsecGreType("ipsec", "RFC 4303 + RFC 3948 (GRE over IPsec)", ip_proto=UDP, overhead=86, linux_mode="gre",

@@ -99,6 +99,14 @@ def check_tunnels(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHan
             if link is None:
                 out.append(Check("tunnel", end.node, label, False, f"{end.ifname} does not exist"))
                 continue
+            if ttype.device_by_daemon:      # WireGuard: the kernel's device or its daemon's TUN
+                from .verify_crypto import link_problems
+                problems = link_problems(link.kind, t.type) + ([] if link.up else ["down"]) + \
+                    ([] if link.mtu == t.mtu else [f"MTU {link.mtu}, expected {t.mtu}"])
+                how = "kernel" if link.kind == ttype.kernel_kind else f"{link.kind} of its daemon"
+                out.append(Check("tunnel", end.node, label, not problems,
+                                 "; ".join(problems) or f"{how}, up, MTU {link.mtu} (endpoints: see its handshake)"))
+                continue
             problems = []
             if t.name in faulted and expect is not None and (expect.scenario or "").startswith("tunnel "):
                 out.append(Check("tunnel", end.node, label, not link.up,
@@ -122,8 +130,8 @@ def check_tunnels(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHan
                     kind, local, remote = "userspace", None, None
                 else:
                     kind, local, remote = f"userspace {served['mode']}", served.get("local"), served.get("remote")
-                    if served["mode"] != t.type:
-                        problems.append(f"userspace mode {served['mode']}, expected {t.type}")
+                    if served["mode"] != ttype.linux_mode:
+                        problems.append(f"userspace mode {served['mode']}, expected {ttype.linux_mode}")
             if (local, remote) != (end.local, end.remote) and local is not None:
                 problems.append(f"endpoints {local} > {remote}, expected {end.local} > {end.remote}")
             detail = "; ".join(problems) or f"{kind}, up, MTU {link.mtu}, {local} > {remote}"
@@ -337,10 +345,17 @@ def verify(lab: RenderedLab, runtime: Runtime, faults: tuple[str, ...] = (), wai
     checks += check_routes(lab, handles, expect)
     checks += check_tunnels(lab, runtime, handles, expect)
     checks += check_pings(lab, handles, expect)
+    if lab.contract.crypto:
+        from .verify_crypto import handshake_checks
+        checks += handshake_checks(lab, runtime, handles, expect.down)
     for c in lab.contract.captures:
         if faults:
             break   # captures follow the fault-free paths
         try:
+            if lab.contract.crypto_of(c.tunnel) is not None:
+                from . import verify_crypto
+                checks.append(verify_crypto.check_capture(lab, handles, c))
+                continue
             checks.append(check_capture(lab, handles, c))
         except OSError as exc:   # e.g. the interface to capture on is gone
             checks.append(Check("capture", c.node, f"{c.iface} {c.tunnel}", False,

@@ -117,6 +117,7 @@ def _gateway(plan: Plan, g: Node, tunnel_of: dict[tuple[str, str], Tunnel]) -> d
         "bfd_peers": [{"address": str(p.address), "multiplier": BFD_MULTIPLIER, "receive": BFD_INTERVAL_MS,
                        "transmit": BFD_INTERVAL_MS} for p in (g.bgp.peers if g.bgp else ()) if p.bfd],
         "wireguard_key": _wireguard_key(g, tunnel_of),
+        "wireguard_key_output": g.wireguard_key_output,
     }
 
 

@@ -13,7 +13,7 @@ import errno
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -28,6 +28,7 @@ from ..dataplane.spec import DataplaneError, parse_tunnel
 from ..errors import Problem, RuntimeFailure
 from . import RouteFacts, frr, frrd
 from .vyos import DeviceConfig, Interface, Tunnel, load, tunnel_mtu
+from .vyos_crypto import WgInterface
 
 # Why the kernel usually says this, for the leaves applied here.
 STATIC_WAIT = 5.0      # seconds FRR gets to put the static routes into the kernel
@@ -44,6 +45,7 @@ class Applied:
     warnings: list[str] = field(default_factory=list)
     frr: dict[str, int] = field(default_factory=dict)      # FRR daemon -> pid, when the config has routing
     frr_sockets: str | None = None                          # their vty sockets (vtysh --vty_socket)
+    crypto: Any = None                                      # emu.crypto.CryptoApplied: WireGuard, IPsec
 
 
 class Located(Protocol):
@@ -76,7 +78,7 @@ def choose_backend(mode: str, want: str) -> str:
     return want
 
 
-def configure(ns: str | None, cfg: DeviceConfig, link: Interface | Tunnel, *, up: bool = True) -> None:
+def configure(ns: str | None, cfg: DeviceConfig, link: Interface | Tunnel | WgInterface, *, up: bool = True) -> None:
     """MTU, then each address, one call per leaf; bringing the link up rides on the last call."""
     steps: list[tuple[Located, str, dict[str, Any]]] = []
     if link.mtu:
@@ -90,8 +92,11 @@ def configure(ns: str | None, cfg: DeviceConfig, link: Interface | Tunnel, *, up
             netlink.configure(ns, link.ifname, up=up and n == len(steps) - 1, **kw)
 
 
-def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spec_netns: str | None = None) -> Applied:
-    """Addresses, MTUs and tunnels; returns the tunnels the userspace dataplane must create."""
+def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spec_netns: str | None = None,
+                run_dir: Path | None = None, files: Mapping[str, Path] | None = None) -> Applied:
+    """Addresses, MTUs and tunnels; returns the tunnels the userspace dataplane must create.
+    run_dir: the node's own directory for encrypted tunnels' daemons (emu.crypto), None in a
+    container; files: container paths -> host paths (the node's binds)."""
     out = Applied()
     netlink.sysctl(ns, "net.ipv4.ip_forward", "1")
     present = {link.ifname: link.mtu for link in netlink.links(ns)}
@@ -119,9 +124,22 @@ def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spe
         if len(t.addresses) > 1:
             out.warnings.append(f"tunnel {t.ifname}: only the first address is emulated")
         out.userspace.append(userspace_tunnel(cfg, t, mtu, spec_netns, local_ips))
+    if cfg.wireguard or cfg.ipsec is not None:
+        _start_crypto(ns, cfg, out, tunnels, run_dir, files, present)
     out.warnings.extend(f"not applied (outside the emulated dataplane): {p}" for p in cfg.ignored)
     out.warnings.extend(cfg.notes)
     return out
+
+
+def _start_crypto(ns: str | None, cfg: DeviceConfig, out: Applied, tunnels: str, run_dir: Path | None,
+                  files: Mapping[str, Path] | None, present: dict[str, int]) -> None:
+    """WireGuard interfaces and IPsec (emu.crypto): daemons where the kernel has neither."""
+    from . import crypto
+    done = crypto.start(ns, cfg, run_dir, backend=tunnels, files=files,
+                        configure=lambda wg: configure(ns, cfg, wg),
+                        underlay_mtu=lambda local: cfg.underlay_mtu(local, present))
+    out.crypto = done
+    out.kernel_tunnels += [i for i, how in done.wireguard.items() if how == "kernel"]
 
 
 def userspace_tunnel(cfg: DeviceConfig, t: Tunnel, mtu: int, spec_netns: str | None,
@@ -208,12 +226,14 @@ class VyosEmulator:
         return load(path)
 
     def apply_links(self, ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto",
-                    spec_netns: str | None = None) -> Applied:
-        return apply_links(ns, cfg, tunnels=tunnels, spec_netns=spec_netns)
+                    spec_netns: str | None = None, run_dir: Path | None = None,
+                    files: Mapping[str, Path] | None = None) -> Applied:
+        return apply_links(ns, cfg, tunnels=tunnels, spec_netns=spec_netns, run_dir=run_dir, files=files)
 
     def apply_routes(self, ns: str | None, cfg: DeviceConfig, applied: Applied, facts: RouteFacts,
                      run_dir: Path | None) -> None:
         apply_routes(ns, cfg, applied, facts, run_dir)
 
     def host_problems(self, cfg: DeviceConfig) -> list[str]:
-        return frrd.missing(cfg.routing.daemons)
+        from . import crypto
+        return frrd.missing(cfg.routing.daemons) + crypto.missing(cfg)

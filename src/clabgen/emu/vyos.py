@@ -380,7 +380,7 @@ def _interfaces(r: _Reader, top: CNode) -> None:
             continue
         if node.name == "wireguard":
             from . import vyos_crypto
-            wg = vyos_crypto.read_wireguard(r, node, ifname, path, lambda c, i=ifname, p=path: _ip(r, c, i, p))
+            wg = vyos_crypto.read_wireguard(r, node, ifname, path, functools.partial(_ip, r, ifname=ifname, path=path))
             if wg is not None:
                 r.cfg.wireguard.append(wg)
             continue

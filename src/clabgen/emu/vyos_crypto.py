@@ -46,7 +46,7 @@ class WgPeer:
     endpoint: tuple[str, int] | None        # address, port
     allowed_ips: tuple[str, ...]
     keepalive: int | None = None
-    psk: str | None = None                  # base64; a secret
+    psk: str | None = field(default=None, repr=False)   # base64; a secret
     line: int = 0
 
 
@@ -57,7 +57,7 @@ class WgInterface:
     addresses: tuple[At[IPv4Interface], ...]
     mtu: At[int] | None
     port: int | None
-    private_key: str | None                 # 1.4: the leaf (a secret); 1.2: None (key_file)
+    private_key: str | None = field(repr=False)   # 1.4: the leaf (a secret); 1.2: None (key_file)
     key_file: str | None                    # 1.2: where VyOS reads the key from
     peers: tuple[WgPeer, ...]
     line: int = 0
@@ -116,7 +116,7 @@ class IpsecPeer:
     remote: str
     local_id: str | None
     remote_id: str | None
-    psk: str | None                         # a secret
+    psk: str | None = field(repr=False)     # a secret
     ike_group: str
     esp_group: str | None
     initiate: bool
@@ -131,7 +131,7 @@ class Ipsec:
     ike: dict[str, IkeGroup] = field(default_factory=dict)
     esp: dict[str, EspGroup] = field(default_factory=dict)
     peers: list[IpsecPeer] = field(default_factory=list)
-    psks: list[tuple[tuple[str, ...], str]] = field(default_factory=list)   # 1.4: (ids, secret)
+    psks: list[tuple[tuple[str, ...], str]] = field(default_factory=list, repr=False)   # 1.4: (ids, secret)
     line: int = 0
 
 
@@ -399,8 +399,8 @@ def _proposals(r: _Reader, node: CNode, path: str, ike: bool) -> tuple[Proposal,
             else:
                 r.not_applied(f"{ppath} {_named(c)}")
         if values.get("encryption") and values.get("hash"):   # vyos-1x skips a proposal missing either
-            out.append(Proposal(str(values["encryption"]), str(values["hash"]),
-                                values.get("dh_group") if isinstance(values.get("dh_group"), int) else None,
+            group = values.get("dh_group")
+            out.append(Proposal(str(values["encryption"]), str(values["hash"]), group if isinstance(group, int) else None,
                                 str(values["prf"]) if values.get("prf") else None))
     return tuple(out)
 

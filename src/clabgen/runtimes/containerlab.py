@@ -373,6 +373,10 @@ class ContainerlabRuntime:
     def tunnel_state(self, lab: RenderedLab, node: str) -> list[dict[str, Any]]:
         return self._docker.tunnel_state(lab, node)
 
+    def crypto_cli(self, lab: RenderedLab, node: str) -> list[str]:
+        """`wg` and `swanctl` run in the container as they are (its /run is its own)."""
+        return []
+
     def routing_cli(self, lab: RenderedLab, node: str) -> list[str]:
         return self._docker.routing_cli(lab, node)
 

@@ -194,6 +194,10 @@ class DockerRuntime:
         ready = handle.read_json(EMU_READY) or {}
         return list(ready.get("tunnels", []))
 
+    def crypto_cli(self, lab: RenderedLab, node: str) -> list[str]:
+        """`wg` and `swanctl` run in the container as they are (its /run is its own)."""
+        return []
+
     def routing_cli(self, lab: RenderedLab, node: str) -> list[str]:
         """vtysh in the container: the emulator's FRR (standard paths) or the vendor image's own."""
         return routing_cli(self.nodes(lab), node)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +32,21 @@ TUN_MISSING = "/dev/net/tun is missing: this kernel has no tunnel module for the
 def frr_dir(lab: RenderedLab, node: str) -> Path:
     """A gateway's FRR directory: the daemons see it as /run (emu.frrd)."""
     return state.state_dir(lab.name) / "frr" / node
+
+
+def crypto_dir(lab: RenderedLab, node: str) -> Path:
+    """A gateway's directory for wireguard-go and charon: they see it as /run (emu.rundir)."""
+    return state.state_dir(lab.name) / "crypto" / node
+
+
+def host_files(lab: RenderedLab, node: str) -> dict[str, Path]:
+    """What a container of this node would see at each bind's target: the host file it binds."""
+    out = {}
+    for bind in lab.nodes[node].binds:
+        src, _, rest = bind.partition(":")
+        target = rest.split(":")[0]
+        out[target] = Path(src) if src.startswith("/") else (lab.dir / src).resolve()
+    return out
 
 
 class NetnsNode:
@@ -97,7 +113,8 @@ class NetnsRuntime:
         applied: dict[str, Any] = {}
         for name, (emulator, cfg) in configs.items():
             ns = self._ns(lab, name)
-            done = emulator.apply_links(ns, cfg, tunnels=self.tunnels, spec_netns=ns)
+            done = emulator.apply_links(ns, cfg, tunnels=self.tunnels, spec_netns=ns, run_dir=crypto_dir(lab, name),
+                                        files=host_files(lab, name))
             userspace.extend(done.userspace)
             applied[name] = done
         if userspace:
@@ -163,6 +180,10 @@ class NetnsRuntime:
             raise RuntimeFailure(f"{node} runs no routing daemons (its config has no protocols ospf, bgp or bfd, "
                                  f"or lab {lab.name} is not deployed)")
         return vtysh_argv(FrrDirs(frr_dir(lab, node)))
+
+    def crypto_cli(self, lab: RenderedLab, node: str) -> list[str]:
+        """The prefix that runs `wg` or `swanctl` in the node against its own daemons (their /run)."""
+        return [sys.executable, "-m", "clabgen.emu.rundir", str(crypto_dir(lab, node))]
 
     def tunnel_state(self, lab: RenderedLab, node: str) -> list[dict[str, Any]]:
         info = dataplane.ready_info(state.state_dir(lab.name)) or {}
