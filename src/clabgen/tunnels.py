@@ -178,6 +178,13 @@ def esp_len(inner: int) -> int:
     return 20 + 8 + 8 + 8 + body + (-body % 4) + 16
 
 
+# strongSwan's userspace ESP (kernel-libipsec, 5.9) reads its TUN device ipsec0 with a buffer of
+# the device's MTU at creation, fixed at 1400: a larger protected packet never gets through. GRE
+# over IPsec therefore carries at most 1400 - 24 bytes wherever it runs (the kernel's XFRM could do
+# more, but a lab's MTU must not depend on the machine it is deployed on).
+LIBIPSEC_MTU = 1400
+
+
 def esp_max_inner(underlay_mtu: int) -> int:
     """The largest inner packet esp_len() fits into one underlay packet."""
     inner = underlay_mtu - 62
@@ -193,7 +200,7 @@ class IpsecGreType(EncryptedType, GreType):
     interface. The GRE part is the gre entry's, the MTU what is left after GRE and ESP."""
 
     def max_mtu(self, underlay_mtu: int) -> int:
-        return esp_max_inner(underlay_mtu) - 24
+        return min(esp_max_inner(underlay_mtu), LIBIPSEC_MTU) - 24
 
     def wire_len(self, inner: int, mtu: int) -> int:
         return esp_len(inner + 24)
@@ -227,7 +234,8 @@ WIREGUARD = WireGuardType("wireguard", "WireGuard (Donenfeld, NDSS 2017)", ip_pr
                           endpoint_attrs=("", ""), ifname_prefix="wg", ifname_kind="wireguard", mtu_in_config=True,
                           daemon="wireguard", link_kinds=("wireguard", "tun"), device_by_daemon=True)
 # GRE over IPsec: GRE 24 + ESP in UDP 62 (outer IP 20, UDP 8, SPI/sequence 8, IV 8, trailer 2, ICV 16)
-# + 0..3 bytes of ESP padding; max_mtu() takes the padding into account.
+# + 0..3 bytes of ESP padding; max_mtu() takes the padding into account, and the 1400-byte limit of
+# userspace ESP (LIBIPSEC_MTU).
 IPSEC = IpsecGreType("ipsec", "RFC 4303 + RFC 3948 (GRE over IPsec)", ip_proto=UDP, overhead=86, linux_mode="gre",
                      vyos_encapsulation="gre", kernel_kind="gre", netlink_prefix="gre",
                      endpoint_attrs=("IFLA_GRE_LOCAL", "IFLA_GRE_REMOTE"),

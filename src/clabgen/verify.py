@@ -346,8 +346,8 @@ def verify(lab: RenderedLab, runtime: Runtime, faults: tuple[str, ...] = (), wai
     checks += check_tunnels(lab, runtime, handles, expect)
     checks += check_pings(lab, handles, expect)
     if lab.contract.crypto:
-        from .verify_crypto import handshake_checks
-        checks += handshake_checks(lab, runtime, handles, expect.down)
+        from .verify_crypto import handshake_checks, mtu_checks
+        checks += handshake_checks(lab, runtime, handles, expect.down) + mtu_checks(lab, handles, expect.down)
     for c in lab.contract.captures:
         if faults:
             break   # captures follow the fault-free paths

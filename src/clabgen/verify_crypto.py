@@ -139,7 +139,7 @@ def _charon_said(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHand
     """The last line of charon's log naming why a handshake failed (it never logs the PSK)."""
     code, text = _cli(lab, runtime, handles, node, ["tail", "-n", "200", "/run/charon.log"])
     hits = [ln.split("] ", 1)[-1] for ln in text.splitlines()
-            if "AUTHENTICATION_FAILED" in ln or "failed" in ln.lower() and "authentic" in ln.lower()]
+            if "AUTHENTICATION_FAILED" in ln or ("failed" in ln.lower() and "authentic" in ln.lower())]
     return hits[-1].strip() if code == 0 and hits else ""
 
 
@@ -154,6 +154,29 @@ def handshake_checks(lab: RenderedLab, runtime: Runtime, handles: dict[str, Node
             continue
         for end, other in ((spec.ends[0], spec.ends[1]), (spec.ends[1], spec.ends[0])):
             out.append(DAEMONS[spec.daemon](lab, runtime, handles, spec, end, other.node))
+    return out
+
+
+def mtu_checks(lab: RenderedLab, handles: dict[str, NodeHandle], down: frozenset[str] = frozenset()) -> list[Check]:
+    """The derived MTU, end to end: from the first end, a DF ping of exactly the tunnel MTU crosses
+    (through the cipher's framing and the underlay) and one byte more is refused."""
+    out = []
+    for spec in lab.contract.crypto:
+        tunnel = next(t for t in lab.contract.tunnels if t.name == spec.tunnel)
+        if spec.tunnel in down:
+            continue
+        a, b = tunnel.ends
+        peer = b.address.split("/")[0]
+        fits = handles[a.node].exec(["ping", "-n", "-c", "1", "-W", "2", "-M", "do", "-s", str(tunnel.mtu - 28), peer])
+        over = handles[a.node].exec(["ping", "-n", "-c", "1", "-W", "2", "-M", "do", "-s", str(tunnel.mtu - 27), peer])
+        problems = []
+        if fits.returncode != 0:
+            problems.append(f"a DF ping of {tunnel.mtu} bytes (the tunnel MTU) got no reply")
+        if over.returncode == 0:
+            problems.append(f"a DF ping of {tunnel.mtu + 1} bytes crossed, so the MTU is not {tunnel.mtu}")
+        out.append(Check("mtu", a.node, f"{a.ifname} MTU {tunnel.mtu}", not problems, "; ".join(problems) or
+                         f"a DF ping of {tunnel.mtu} bytes to {peer} crosses {spec.type}, {tunnel.mtu + 1} is refused "
+                         f"({((over.stdout + over.stderr).strip().splitlines()[1:2] and 'message too long') or 'no reply'})"))
     return out
 
 

@@ -136,8 +136,7 @@ def _start_crypto(ns: str | None, cfg: DeviceConfig, out: Applied, tunnels: str,
     """WireGuard interfaces and IPsec (emu.crypto): daemons where the kernel has neither."""
     from . import crypto
     done = crypto.start(ns, cfg, run_dir, backend=tunnels, files=files,
-                        configure=lambda wg: configure(ns, cfg, wg),
-                        underlay_mtu=lambda local: cfg.underlay_mtu(local, present))
+                        configure=lambda wg: configure(ns, cfg, wg))
     out.crypto = done
     out.kernel_tunnels += [i for i, how in done.wireguard.items() if how == "kernel"]
 

@@ -19,9 +19,9 @@ always on (libipsec cannot receive raw ESP).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -31,7 +31,6 @@ from pathlib import Path
 from .. import netlink
 from ..dataplane import kernel_supports
 from ..errors import Problem, RuntimeFailure
-from ..tunnels import esp_max_inner
 from . import rundir
 from .vyos import DeviceConfig
 from .vyos_crypto import WG_KEY_FILE_12, IpsecPeer, WgInterface
@@ -52,16 +51,25 @@ def wireguard_go() -> str | None:
     env = os.environ.get("CLABGEN_WIREGUARD_GO")
     if env and os.access(env, os.X_OK):
         return env
-    return shutil.which("wireguard-go")
+    checkout = Path(__file__).resolve().parents[3] / "bin" / "wireguard-go"   # an editable install's checkout
+    return shutil.which("wireguard-go") or (str(checkout) if os.access(checkout, os.X_OK) else None)
 
 
+@functools.cache
 def xfrm_supported() -> bool:
-    """Whether this kernel has XFRM (IPsec in the kernel): a NETLINK_XFRM socket can be opened."""
-    try:
-        socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 6).close()
-        return True
-    except OSError:
+    """Whether this kernel does ESP itself: an AES-GCM ESP state can be added in a throwaway
+    namespace (a NETLINK_XFRM socket alone is not enough: some kernels answer ENOSYS or lack
+    the algorithm). Asked once per process."""
+    name = f"clabgen-xfrm-{os.getpid()}"
+    if subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode != 0:
         return False
+    try:
+        added = subprocess.run(["ip", "-n", name, "xfrm", "state", "add", "src", "192.0.2.1", "dst", "192.0.2.2",
+                                "proto", "esp", "spi", "0x100", "mode", "tunnel", "aead", "rfc4106(gcm(aes))",
+                                "0x" + "00" * 20, "128"], capture_output=True, timeout=10)
+        return added.returncode == 0
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 @dataclass
@@ -132,8 +140,7 @@ class Runner:
 
 def start(ns: str | None, cfg: DeviceConfig, run_dir: Path | None, *, backend: str = "auto",
           files: Mapping[str, Path] | None = None,
-          configure: Callable[[WgInterface], None] | None = None,
-          underlay_mtu: Callable[[str], int | None] | None = None) -> CryptoApplied:
+          configure: Callable[[WgInterface], None] | None = None) -> CryptoApplied:
     """WireGuard interfaces (created, keyed, addressed) and IPsec (charon with the config's peers).
     files: container paths -> host paths (a node's binds), for 1.2's key file on the netns runtime."""
     out = CryptoApplied()
@@ -146,7 +153,7 @@ def start(ns: str | None, cfg: DeviceConfig, run_dir: Path | None, *, backend: s
         if configure is not None:
             configure(wg)
     if cfg.ipsec is not None and cfg.ipsec.peers:
-        _ipsec(runner, cfg, _ipsec_backend(backend), underlay_mtu, out)
+        _ipsec(runner, cfg, _ipsec_backend(backend), out)
     return out
 
 
@@ -225,9 +232,9 @@ def _wireguard(runner: Runner, cfg: DeviceConfig, wg: WgInterface, backend: str,
 # --- IPsec ----------------------------------------------------------------------------------
 
 
-def _strongswan_conf(cfg: DeviceConfig, backend: str, mtu: int | None) -> str:
+def _strongswan_conf(cfg: DeviceConfig, backend: str) -> str:
     assert cfg.ipsec is not None
-    plugins = CHARON_PLUGINS + (" kernel-netlink" if backend == "kernel" else " kernel-libipsec kernel-netlink")
+    plugins = ("kernel-netlink " if backend == "kernel" else "kernel-libipsec kernel-netlink ") + CHARON_PLUGINS
     lines = ["# written by clabgen for this gateway's charon (its /run is the gateway's own directory)",
              "charon {", f"    load = {plugins}", "    install_routes = yes", "    install_virtual_ip = no"]
     if cfg.ipsec.interfaces:
@@ -235,10 +242,8 @@ def _strongswan_conf(cfg: DeviceConfig, backend: str, mtu: int | None) -> str:
     lines += ["    filelog {", "        log {", "            path = /run/charon.log", "            default = 1",
               "            time_format = %H:%M:%S", "        }", "    }", "    plugins {"]
     if backend != "kernel":
-        lines += ["        kernel-libipsec {", "            allow_peer_ts = yes"]
-        if mtu:
-            lines.append(f"            mtu = {mtu}")
-        lines += ["        }", "        kernel-netlink {", f"            fwmark = !{FWMARK}", "        }",
+        lines += ["        kernel-libipsec {", "            allow_peer_ts = yes", "        }",
+                  "        kernel-netlink {", f"            fwmark = !{FWMARK}", "        }",
                   "        socket-default {", f"            fwmark = {FWMARK}", "        }"]
     lines += ["    }", "}", "swanctl {", f"    load = {SWANCTL_PLUGINS}", "}"]
     return "\n".join(lines) + "\n"
@@ -293,13 +298,9 @@ def swanctl_conf(cfg: DeviceConfig, backend: str) -> str:
     return "\n".join(["connections {", *conns, "}", "secrets {", *secrets, "}"]) + "\n"
 
 
-def _ipsec(runner: Runner, cfg: DeviceConfig, backend: str, underlay_mtu: Callable[[str], int | None] | None,
-           out: CryptoApplied) -> None:
+def _ipsec(runner: Runner, cfg: DeviceConfig, backend: str, out: CryptoApplied) -> None:
     assert cfg.ipsec is not None
-    local = cfg.ipsec.peers[0].local
-    under = underlay_mtu(local) if underlay_mtu else None
-    inner = esp_max_inner(under) if under else None
-    for path, text in ((STRONGSWAN_CONF, _strongswan_conf(cfg, backend, inner)), (SWANCTL_CONF, swanctl_conf(cfg, backend))):
+    for path, text in ((STRONGSWAN_CONF, _strongswan_conf(cfg, backend)), (SWANCTL_CONF, swanctl_conf(cfg, backend))):
         target = runner.inside(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -313,8 +314,6 @@ def _ipsec(runner: Runner, cfg: DeviceConfig, backend: str, underlay_mtu: Callab
         if time.monotonic() > deadline:
             raise _fail(cfg, line, path, f"charon did not answer within {WAIT:g}s (log: /run/charon.log of this gateway)")
         time.sleep(0.02)
-    if backend != "kernel" and inner:
-        _ipsec0_mtu(runner, inner)
     # Right after the socket appears a load can take nothing: load until every connection is there.
     want = len(cfg.ipsec.peers)
     while True:
@@ -327,14 +326,3 @@ def _ipsec(runner: Runner, cfg: DeviceConfig, backend: str, underlay_mtu: Callab
                                          f"{(loaded.stderr or loaded.stdout).strip().splitlines()[-1:]}")
         time.sleep(0.05)
     out.ipsec = "kernel" if backend == "kernel" else "kernel-libipsec"
-
-
-def _ipsec0_mtu(runner: Runner, mtu: int) -> None:
-    """charon's TUN device carries the whole protected packet: as large as ESP can wrap (its own
-    default, 1400, would refuse the tunnel's MTU)."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if any(link.ifname == "ipsec0" for link in netlink.links(runner.ns)):
-            netlink.configure(runner.ns, "ipsec0", mtu=mtu)
-            return
-        time.sleep(0.02)

@@ -329,7 +329,7 @@ def _ipsec(r: _Reader, node: CNode) -> Ipsec:
             if not legacy(r):
                 _other(r, c, f"{path} ipsec-interfaces", "`vpn ipsec interface ethN` since VyOS 1.3")
                 continue
-            ipsec.interfaces += [v for v in c.leaf_values("interface")]
+            ipsec.interfaces += list(c.leaf_values("interface"))
         elif c.name == "interface":
             if not modern(r):
                 _other(r, c, f"{path} interface", "VyOS 1.2 writes `ipsec-interfaces { interface ethN }`")

@@ -94,7 +94,8 @@ class NetnsRuntime:
             configs.update(load_configs(lab))   # every startup config checked before anything exists
             missing = [f"{n}: {p}" for n, (emulator, cfg) in configs.items() for p in emulator.host_problems(cfg)]
             if missing:
-                raise RuntimeFailure(*missing, "install FRR: apt-get install --no-install-recommends frr")
+                raise RuntimeFailure(*missing, *(["install FRR: apt-get install --no-install-recommends frr"]
+                                                 if any("FRR" in m for m in missing) else []))
             return {"namespaces": tuple(self._ns(lab, n) for n in lab.nodes), "tunnels": self.tunnels}
 
         return deploy_once(self, lab, progress, prepare=prepare,
