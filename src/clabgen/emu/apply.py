@@ -138,7 +138,6 @@ def _start_crypto(ns: str | None, cfg: DeviceConfig, out: Applied, tunnels: str,
     done = crypto.start(ns, cfg, run_dir, backend=tunnels, files=files,
                         configure=lambda wg: configure(ns, cfg, wg))
     out.crypto = done
-    out.kernel_tunnels += [i for i, how in done.wireguard.items() if how == "kernel"]
 
 
 def userspace_tunnel(cfg: DeviceConfig, t: Tunnel, mtu: int, spec_netns: str | None,

@@ -61,6 +61,7 @@ def boot(config: Path, state: Path = STATE) -> dict[str, object]:
     status = {"applied": True, "config": str(config), "interfaces": done.interfaces,
               "kernel_tunnels": done.kernel_tunnels, "userspace_tunnels": [t["ifname"] for t in done.userspace],
               "routes": done.routes, "frr": list(done.frr),
+              "crypto": done.crypto.describe() if done.crypto else [],
               "warnings": done.warnings + [f"interface {m} never appeared" for m in missing]}
     _write_status(status, state)
     _log(f"VyOS dataplane emulated from {config}: {json.dumps(status)}")

@@ -78,6 +78,11 @@ class CryptoApplied:
     ipsec: str | None = None                                   # "kernel" | "kernel-libipsec"
     pids: dict[str, int] = field(default_factory=dict)         # daemon label -> pid
 
+    def describe(self) -> list[str]:
+        """For deploy's progress lines: `wg0 (wireguard-go)`, `IPsec (charon, kernel-libipsec)`."""
+        out = [f"{i} (WireGuard, {how})" for i, how in self.wireguard.items()]
+        return out + ([f"IPsec (charon, {self.ipsec})"] if self.ipsec else [])
+
 
 def missing(cfg: DeviceConfig, backend: str = "auto") -> list[str]:
     """What this machine lacks to run the config's WireGuard and IPsec (empty: nothing)."""

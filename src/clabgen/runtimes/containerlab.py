@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from .. import netlink
+from .. import netlink, secrets
 from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
 from . import state
@@ -267,6 +267,10 @@ class ContainerlabRuntime:
     def _write_variant(self, lab: RenderedLab, images: dict[str, str], mgmt: Mgmt) -> list[str]:
         from ..images import CONTAINERLAB_NODE_OPTIONS
         raw = yaml.safe_load(lab.topology.read_text(encoding="utf-8"))
+        for n, node in lab.nodes.items():      # a config with deploy-time secrets: its private copy
+            spec = ((raw.get("topology") or {}).get("nodes") or {}).get(n) or {}
+            if spec.get("binds"):
+                spec["binds"] = secrets.deploy_binds(lab, node, [str(b) for b in spec["binds"]])
         env = {n: emulator_env(node, images[n]) for n, node in lab.nodes.items() if n in images}
         topo, notes = variant_topology(raw, lab.dir, images, mgmt, CONTAINERLAB_NODE_OPTIONS, env=env)
         path = variant_path(lab.name)

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .. import netlink
+from .. import netlink, secrets
 from ..errors import RuntimeFailure
 from ..labdir import LabNode, RenderedLab
 from . import state
@@ -102,7 +102,7 @@ class DockerRuntime:
 
     def _binds(self, lab: RenderedLab, node: LabNode, progress: Progress) -> list[str]:
         out = []
-        for bind in node.binds:
+        for bind in secrets.deploy_binds(lab, node, list(node.binds)):   # a config with deploy-time secrets
             src, _, rest = bind.partition(":")
             path = Path(src) if src.startswith("/") else (lab.dir / src).resolve()
             if not path.exists():
@@ -287,7 +287,7 @@ def wait_emulated(lab: RenderedLab, handles: dict[str, DockerNode], images: dict
             frr = status.get("frr") or []
             progress(f"{n}: {platform.name if platform else '?'} dataplane emulated "
                      f"({status['interfaces']} interfaces, "
-                     f"tunnels: {', '.join(status['kernel_tunnels'] + status['userspace_tunnels']) or 'none'}, "
+                     f"tunnels: {', '.join(status['kernel_tunnels'] + status['userspace_tunnels'] + status.get('crypto', [])) or 'none'}, "
                      f"{status['routes']} static routes" + (f", FRR: {', '.join(frr)}" if frr else "") + ")")
             for w in status.get("warnings", []):
                 progress(f"{n}: {w}")

@@ -132,7 +132,8 @@ class NetnsRuntime:
             emulator, cfg = configs[name]
             emulator.apply_routes(self._ns(lab, name), cfg, done, route_facts(node), frr_dir(lab, name))
             kinds = [f"{t} (kernel)" for t in done.kernel_tunnels] + \
-                    [f"{t['ifname']} (userspace {t['mode']})" for t in done.userspace if t["netns"] == self._ns(lab, name)]
+                    [f"{t['ifname']} (userspace {t['mode']})" for t in done.userspace if t["netns"] == self._ns(lab, name)] + \
+                    (done.crypto.describe() if getattr(done, "crypto", None) else [])
             config_name = node.config.name if node.config else "?"
             progress(f"{name}: {node.platform.name if node.platform else '?'} dataplane emulated from {config_name}"
                      f" ({done.interfaces} interfaces, tunnels: {', '.join(kinds) or 'none'}, {done.routes} static routes"
