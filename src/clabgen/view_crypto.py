@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .emu.vyos_crypto import DH_NAMES
 from .planned import Crypto, Secret, Tunnel, TunnelEnd
 
-# VyOS's names of the Diffie-Hellman groups in esp-group pfs.
 ALLOWED_IPS = "0.0.0.0/0"   # one peer per interface: the routing table decides what enters it
 
 
@@ -39,7 +39,8 @@ def crypto_end(e: TunnelEnd, peer: TunnelEnd, t: Tunnel, c: Crypto, underlay_if:
         "group": t.name, "peer": peer.node, "local": str(e.local), "remote": str(peer.local),
         "underlay_if": underlay_if, "psk": secret(c.psk), "mode": c.mode,
         "connection_type": "initiate" if initiator else "respond",
-        "ike": {"encryption": ike_enc, "hash": ike_hash, "dh_group": ike_dh, "lifetime": ike_life},
+        "ike": {"encryption": ike_enc, "hash": ike_hash, "dh_group": ike_dh, "lifetime": ike_life,
+                "dh_name": DH_NAMES[ike_dh]},
         "esp": {"encryption": esp_enc, "hash": esp_hash, "pfs": f"dh-group{esp_pfs}" if esp_pfs else "disable",
-                "lifetime": esp_life},
+                "lifetime": esp_life, "pfs_name": DH_NAMES[esp_pfs] if esp_pfs else None},
         "dpd": {"action": dpd_action, "interval": dpd_interval, "timeout": dpd_timeout}}}

@@ -10,6 +10,7 @@ set -eu
 
 LAB=ipsec-gre
 STATE="/run/clabgen/ipsec-gre-gw1-linux"
+LABDIR=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON="${CLABGEN_PYTHON:-python3}"
 
 up() {
@@ -44,6 +45,7 @@ up() {
         down
         exit 1
     fi
+    ip link set tun0 mtu 1376 2>/dev/null || true
 
     ## ipsec tunnel tun1 to gw3
     if ip tunnel add tun1 mode gre remote 192.0.2.12 local 192.0.2.10 ttl 64 2>/dev/null; then
@@ -57,6 +59,10 @@ up() {
         down
         exit 1
     fi
+    ip link set tun1 mtu 1376 2>/dev/null || true
+
+    ## IPsec protects the GRE tunnels: strongSwan's charon (VyOS's IKE daemon)
+    start_ipsec
 
     ## the loopback: router ID and routing source address
     ip addr add 10.255.255.1/32 dev lo
@@ -75,6 +81,161 @@ from pathlib import Path
 from clabgen.dataplane import start
 print("userspace tunnel, pid", start(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])))
 PY
+}
+
+# wireguard-go and charon keep fixed paths under /run (wireguard-go's /var/run/wireguard/wg0.sock,
+# charon's pid file and vici socket): they, wg and swanctl run in a private mount namespace whose /run
+# is "$STATE/run", so two gateways on one host never share them.
+in_run() {
+    mkdir -p "$STATE/run"
+    chmod 700 "$STATE/run"
+    unshare --mount --propagation private -- sh -c 'mount --bind "$1" /run || exit 1; shift; exec "$@"' \
+        sh "$STATE/run" "$@"
+}
+
+# A key or PSK file the intent names, relative to the lab folder; its contents are never printed.
+secret_file() {
+    case "$1" in /*) echo "$1" ;; *) echo "$LABDIR/$1" ;; esac
+}
+
+# charon with the kernel's IPsec (XFRM) when it does AES-GCM ESP, else userspace ESP (kernel-libipsec,
+# --userspace): packets to the peers go through its TUN device ipsec0 via table 220; its own IKE and
+# ESP packets carry fwmark 0x42 and skip that table.
+start_ipsec() {
+    mkdir -p "$STATE/run"
+    if ip netns add "$LAB-xfrm-probe" 2>/dev/null && ip -n "$LAB-xfrm-probe" xfrm state add src 192.0.2.1 dst 192.0.2.2 \
+            proto esp spi 0x100 mode tunnel aead 'rfc4106(gcm(aes))' 0x0000000000000000000000000000000000000000 128 2>/dev/null; then
+        kernel="kernel-netlink"; plugins=""
+    elif [ "$USERSPACE" = 1 ]; then
+        kernel="kernel-libipsec kernel-netlink"
+        plugins="kernel-libipsec { allow_peer_ts = yes } kernel-netlink { fwmark = !0x42 } socket-default { fwmark = 0x42 }"
+    else
+        ip netns del "$LAB-xfrm-probe" 2>/dev/null || true
+        echo "gw1.sh: this kernel has no IPsec (XFRM with AES-GCM); rerun with --userspace for userspace ESP" >&2
+        down
+        exit 1
+    fi
+    ip netns del "$LAB-xfrm-probe" 2>/dev/null || true
+    old_umask=$(umask)
+    umask 077
+    cat > "$STATE/run/strongswan.conf" <<SWAN
+charon {
+    load = $kernel random nonce openssl pem pkcs1 x509 pubkey aes sha1 sha2 hmac gcm kdf socket-default vici
+    install_routes = yes
+    filelog {
+        log {
+            path = /run/charon.log
+            default = 1
+        }
+    }
+    plugins { $plugins }
+}
+swanctl {
+    load = random openssl pem pkcs1 x509 pubkey
+}
+SWAN
+    cat > "$STATE/run/swanctl.conf" <<'SWAN'
+connections {
+    gw2 {
+        proposals = aes128gcm128-sha256-modp2048
+        version = 2
+        local_addrs = 192.0.2.10
+        remote_addrs = 192.0.2.11
+        dpd_delay = 2
+        dpd_timeout = 10
+        rekey_time = 3600s
+        encap = yes
+        local {
+            id = "192.0.2.10"
+            auth = psk
+        }
+        remote {
+            id = "192.0.2.11"
+            auth = psk
+        }
+        children {
+            gw2-tunnel-1 {
+                esp_proposals = aes128gcm128-sha256-modp2048
+                life_time = 1800s
+                local_ts = 192.0.2.10/32[gre/]
+                remote_ts = 192.0.2.11/32[gre/]
+                mode = tunnel
+                start_action = start
+                dpd_action = restart
+            }
+        }
+    }
+    gw3 {
+        proposals = aes128gcm128-sha256-modp2048
+        version = 2
+        local_addrs = 192.0.2.10
+        remote_addrs = 192.0.2.12
+        dpd_delay = 2
+        dpd_timeout = 10
+        rekey_time = 3600s
+        encap = yes
+        local {
+            id = "192.0.2.10"
+            auth = psk
+        }
+        remote {
+            id = "192.0.2.12"
+            auth = psk
+        }
+        children {
+            gw3-tunnel-1 {
+                esp_proposals = aes128gcm128-sha256-modp2048
+                life_time = 1800s
+                local_ts = 192.0.2.10/32[gre/]
+                remote_ts = 192.0.2.12/32[gre/]
+                mode = tunnel
+                start_action = start
+                dpd_action = restart
+            }
+        }
+    }
+}
+SWAN
+    {
+        echo "secrets {"
+        echo "    ike-gw2 {"
+        echo "        id-local = 192.0.2.10"
+        echo "        id-remote = 192.0.2.11"
+        # a lab-only PSK: derived from the lab name by clabgen, not a secret (docs/intent.md)
+        echo '        secret = "lab-only-059167adb51adad06234aedf7147b89c"'
+        echo "    }"
+        echo "    ike-gw3 {"
+        echo "        id-local = 192.0.2.10"
+        echo "        id-remote = 192.0.2.12"
+        # a lab-only PSK: derived from the lab name by clabgen, not a secret (docs/intent.md)
+        echo '        secret = "lab-only-bb3bd2fbff3c9f47753161c21bf48f23"'
+        echo "    }"
+        echo "}"
+    } >> "$STATE/run/swanctl.conf"
+    umask "$old_umask"
+    STRONGSWAN_CONF=/run/strongswan.conf in_run /usr/lib/ipsec/charon > /dev/null 2>&1 &
+    tries=0
+    until STRONGSWAN_CONF=/run/strongswan.conf in_run swanctl --stats > /dev/null 2>&1; do
+        tries=$((tries + 1)); [ $tries -lt 200 ] || { echo "gw1.sh: charon does not answer" >&2; down; exit 1; }
+        sleep 0.05
+    done
+    # right after its socket appears a load can take nothing: load until the connections are there
+    until STRONGSWAN_CONF=/run/strongswan.conf in_run swanctl --load-all --file /run/swanctl.conf > /dev/null 2>&1 &&
+          [ "$(STRONGSWAN_CONF=/run/strongswan.conf in_run swanctl --list-conns --raw | grep -c local_addrs)" -ge 2 ]; do
+        tries=$((tries + 1)); [ $tries -lt 200 ] || { echo "gw1.sh: swanctl cannot load the connections" >&2; down; exit 1; }
+        sleep 0.05
+    done
+}
+
+stop_ipsec() {
+    if [ -f "$STATE/run/charon.pid" ]; then
+        pid=$(cat "$STATE/run/charon.pid")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    ip rule del table 220 2>/dev/null || true
+    ip route flush table 220 2>/dev/null || true
 }
 
 # FRR runs as user frr in a private mount namespace whose /run is "$STATE/frr/run", so its sockets,
@@ -146,6 +307,7 @@ stop_frr() {
 
 down() {
     stop_frr
+    stop_ipsec
     for dir in "$STATE"/*/; do
         [ -f "$dir/dataplane.pid" ] || continue
         "$PYTHON" -c 'import sys; from clabgen.dataplane import stop; stop(sys.argv[1])' "$dir" || true
