@@ -157,8 +157,8 @@ connections {
             gw2-tunnel-1 {
                 esp_proposals = aes128gcm128-sha256-modp2048
                 life_time = 1800s
-                local_ts = 192.0.2.10/32[gre/]
-                remote_ts = 192.0.2.11/32[gre/]
+                local_ts = 192.0.2.10/32[47/]
+                remote_ts = 192.0.2.11/32[47/]
                 mode = tunnel
                 start_action = start
                 dpd_action = restart
@@ -186,8 +186,8 @@ connections {
             gw3-tunnel-1 {
                 esp_proposals = aes128gcm128-sha256-modp2048
                 life_time = 1800s
-                local_ts = 192.0.2.10/32[gre/]
-                remote_ts = 192.0.2.12/32[gre/]
+                local_ts = 192.0.2.10/32[47/]
+                remote_ts = 192.0.2.12/32[47/]
                 mode = tunnel
                 start_action = start
                 dpd_action = restart

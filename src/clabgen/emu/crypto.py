@@ -327,7 +327,8 @@ def _ipsec(runner: Runner, cfg: DeviceConfig, backend: str, out: CryptoApplied) 
         if loaded.returncode == 0 and conns.stdout.count("local_addrs") >= want:
             break
         if time.monotonic() > deadline:
-            raise _fail(cfg, line, path, "swanctl --load-all did not load the connections: "
-                                         f"{(loaded.stderr or loaded.stdout).strip().splitlines()[-1:]}")
+            said = [ln.strip() for ln in (loaded.stdout + loaded.stderr).splitlines()
+                    if "fail" in ln or "error" in ln.lower() or "invalid" in ln]
+            raise _fail(cfg, line, path, f"swanctl --load-all did not load the connections: {' / '.join(said[-4:])}")
         time.sleep(0.05)
     out.ipsec = "kernel" if backend == "kernel" else "kernel-libipsec"

@@ -605,8 +605,10 @@ def _tunnel(r: _Reader, node: CNode, peer_path: str) -> IpsecTunnel | None:
     return IpsecTunnel(number, tuple(sides["local"]), tuple(sides["remote"]), protocol, esp)
 
 
-_PROTOCOLS = {"gre": "gre", "47": "gre", "tcp": "tcp", "6": "tcp", "udp": "udp", "17": "udp", "icmp": "icmp",
-              "1": "icmp", "all": "", "ip": ""}
+# Traffic-selector protocols as numbers: strongSwan resolves names through /etc/protocols, which a
+# minimal image (the vyos-emu container) does not have.
+_PROTOCOLS = {"gre": "47", "47": "47", "tcp": "6", "6": "6", "udp": "17", "17": "17", "icmp": "1", "1": "1",
+              "all": "", "ip": ""}
 
 
 def _protocol(value: str) -> str:
