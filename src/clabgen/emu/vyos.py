@@ -66,6 +66,9 @@ RELEASES = {
 ANY_RELEASE = Release("any", *_ETH_13, (68, 16000), (64, 16000),
                       tuple(sorted(set(_ENCAP_12 + _ENCAP_14))), "source-address", "remote", "any")
 KNOWN_ENCAPSULATIONS = set(ANY_RELEASE.encapsulations)
+# `interfaces tunnel` encapsulations the emulation builds (WireGuard has interfaces of its own; IPsec's
+# GRE tunnels are gre).
+EMULATED_ENCAPSULATIONS = tuple(dict.fromkeys(t.vyos_encapsulation for t in TUNNEL_TYPES.values() if t.vyos_encapsulation))
 # Encapsulations whose underlay is IPv6: VyOS wants IPv6 endpoints for these, IPv4 for the others.
 IPV6_UNDERLAY = {"ipip6", "ip6ip6", "ip6gre", "ip6gretap", "ip6erspan"}
 # VyOS 1.4's constraint on `protocols static route X interface`, besides an interface that exists.
@@ -451,10 +454,10 @@ def _tunnel(r: _Reader, node: CNode, ifname: str, path: str) -> None:
         elif mode is not None:
             r.problem(node, path, f"no {rel.remote_leaf}: VyOS refuses to commit a tunnel without its remote "
                                   f"address (only gre may omit it)")
-    if mode is not None and mode not in TUNNEL_TYPES:
-        r.not_applied(f"{path} (encapsulation {mode} is not emulated; emulated: {', '.join(TUNNEL_TYPES)})")
+    if mode is not None and mode not in EMULATED_ENCAPSULATIONS:
+        r.not_applied(f"{path} (encapsulation {mode} is not emulated; emulated: {', '.join(EMULATED_ENCAPSULATIONS)})")
     local, remote = ends.get("local"), ends.get("remote")
-    if len(r.problems.items) == before and mode in TUNNEL_TYPES and local and remote:
+    if len(r.problems.items) == before and mode in EMULATED_ENCAPSULATIONS and local and remote:
         r.cfg.tunnels.append(Tunnel(ifname, path, mode, local, remote, addresses, mtu, node.line, ttl))
 
 
