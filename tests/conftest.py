@@ -17,6 +17,9 @@ ORACLES = SHARED / "oracles"
 # The patched containerlab `make containerlab` builds into the checkout (docs/containerlab.md).
 if (ROOT / "bin" / "containerlab").is_file():
     os.environ.setdefault("CLABGEN_CONTAINERLAB", str(ROOT / "bin" / "containerlab"))
+# The userspace WireGuard `make wireguard-go` builds (kernels without the wireguard module).
+if (ROOT / "bin" / "wireguard-go").is_file():
+    os.environ.setdefault("CLABGEN_WIREGUARD_GO", str(ROOT / "bin" / "wireguard-go"))
 
 
 def lab_dirs() -> list[Path]:

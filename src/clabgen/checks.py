@@ -9,7 +9,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from . import platforms
 from .errors import Problems, Where
-from .model import Gateway, Lab, Server
+from .model import Gateway, Lab, Server, Tunnel
 from .tunnels import TUNNEL_TYPES
 
 
@@ -148,7 +148,7 @@ def _tunnels(lab: Lab, problems: Problems) -> None:
                              f"did you mean {close[0]!r}?" if close else f"gateways: {', '.join(gateways) or 'none'}")
         if len(t.endpoints) == 2 and t.endpoints[0] == t.endpoints[1]:
             problems.add(t.at("endpoints[1]"), f"a tunnel from {t.endpoints[0]!r} to itself")
-        key = (t.type, frozenset(t.endpoints))
+        key = (TUNNEL_TYPES[t.type].kernel_kind if t.type in TUNNEL_TYPES else t.type, frozenset(t.endpoints))
         if len(key[1]) == 2 and key in pairs:
             problems.add(where, f"a second {t.type} tunnel between {' and '.join(sorted(key[1]))}",
                          f"the first is at line {pairs[key].line}; Linux allows one {t.type} tunnel per pair of addresses")
@@ -161,8 +161,8 @@ def _tunnels(lab: Lab, problems: Problems) -> None:
             pname = gw.platform or lab.defaults.gateway_platform
             if not platforms.load(pname).supports(t.type):
                 problems.add(t.at("type"), f"platform {pname} of {name} does not support tunnel type {t.type!r}")
-        if ttype and t.mtu is not None and t.mtu > lab.underlay.mtu - ttype.overhead:
-            limit = lab.underlay.mtu - ttype.overhead
+        if ttype and t.mtu is not None and t.mtu > ttype.max_mtu(lab.underlay.mtu):
+            limit = ttype.max_mtu(lab.underlay.mtu)
             problems.add(t.at("mtu"), f"tunnel MTU {t.mtu} is above {limit}, the underlay MTU {lab.underlay.mtu} "
                                       f"minus {ttype.overhead} bytes of {t.type} overhead")
 
@@ -186,20 +186,39 @@ def _config_mtus(lab: Lab, problems: Problems) -> None:
         ttype = TUNNEL_TYPES.get(t.type)
         if ttype is None:
             continue
-        mtu = t.mtu if t.mtu is not None else lab.underlay.mtu - ttype.overhead
+        mtu = tunnel_mtu(lab, t)
         for name in t.endpoints:
             end = gateways.get(name)
             if end is None:
                 continue
             pname = end.platform or lab.defaults.gateway_platform
             facts = platforms.load(pname).facts
-            low, high = facts.mtu.get("tunnel", (0, 1 << 16))
-            if (facts.tunnel_mtu_in_config or t.mtu is not None) and not low <= mtu <= high:
+            low, high = facts.mtu.get(ttype.ifname_kind, (0, 1 << 16))
+            if (facts.tunnel_mtu_in_config or ttype.mtu_in_config or t.mtu is not None) and not low <= mtu <= high:
                 where = t.at("mtu") if t.mtu is not None else lab.underlay.at("mtu")
                 problems.add(where, f"tunnel MTU {mtu} of {t.name or '-'.join(t.endpoints)} is outside {low}..{high}, "
                                     f"the tunnel MTUs {pname} accepts", "set the tunnel's mtu explicitly"
                              if t.mtu is None else "")
                 break
+
+
+def tunnel_mtu(lab: Lab, t: Tunnel) -> int:
+    """A tunnel's MTU: explicit, else what its overhead leaves of the underlay MTU, capped at the
+    highest MTU the ends' platforms accept for it where their configs write it (WireGuard on VyOS
+    1.2: 9000, so the default 9500 underlay gives 9000 rather than 9440)."""
+    ttype = TUNNEL_TYPES[t.type]
+    if t.mtu is not None:
+        return t.mtu
+    mtu = ttype.max_mtu(lab.underlay.mtu)
+    gateways = {s.gateway.name: s.gateway for s in lab.sites}
+    for name in t.endpoints:
+        gw = gateways.get(name)
+        if gw is None:
+            continue
+        facts = platforms.load(gw.platform or lab.defaults.gateway_platform).facts
+        if ttype.mtu_in_config or facts.tunnel_mtu_in_config:
+            mtu = min(mtu, facts.mtu.get(ttype.ifname_kind, (0, mtu))[1])
+    return mtu
 
 
 def tunnel_names(lab: Lab) -> list[str]:
@@ -308,7 +327,8 @@ def _ifnames(lab: Lab, problems: Problems) -> None:
     for t in lab.tunnels:
         for i, end in enumerate(t.endpoints):
             if t.ifnames and i < len(t.ifnames):
-                tunnel_ifnames.setdefault(end, []).append((t.ifnames[i], "tunnel", t.at(f"ifnames[{i}]")))
+                kind = TUNNEL_TYPES[t.type].ifname_kind if t.type in TUNNEL_TYPES else "tunnel"
+                tunnel_ifnames.setdefault(end, []).append((t.ifnames[i], kind, t.at(f"ifnames[{i}]")))
     for site in lab.sites:
         gw = site.gateway
         rules = platforms.load(gw.platform or lab.defaults.gateway_platform).facts.ifnames

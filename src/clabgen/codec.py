@@ -35,7 +35,9 @@ def json_name(f: dataclasses.Field[Any]) -> str:
 def to_data(obj: Any) -> Any:
     """Plain JSON data (dicts, lists, str, int, float, bool, None) for a dataclass tree."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {json_name(f): to_data(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        # a field marked omit_empty is left out while empty: older files keep their exact bytes
+        return {json_name(f): to_data(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.metadata.get("omit_empty") and not getattr(obj, f.name))}
     if isinstance(obj, (tuple, list)):
         return [to_data(x) for x in obj]
     if isinstance(obj, dict):

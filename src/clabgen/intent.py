@@ -9,7 +9,7 @@ from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueE
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import checks, patterns
+from . import checks, intent_crypto, patterns
 from .errors import Problems, Where
 from .model import Defaults, Gateway, Lab, Routing, Server, Site, Tunnel, TunnelRouting, Underlay
 from .yamlpos import Y, load
@@ -211,7 +211,7 @@ def read_lab(path: Path, display: str | None = None) -> Lab:
     tree = load(path, display)
     problems = Problems()
     r = Reader(problems)
-    top = r.mapping(tree, ("name", "description", "defaults", "underlay", "sites", "tunnels", "routing"),
+    top = r.mapping(tree, ("name", "description", "defaults", "underlay", "sites", "tunnels", "routing", "write_secrets"),
                     ("name", "underlay", "sites"))
     assert top is not None  # yamlpos.load guarantees a mapping
     name = _opt(top, "name", r.name, "")
@@ -236,7 +236,8 @@ def read_lab(path: Path, display: str | None = None) -> Lab:
     routing = _routing(r, top.get("routing"), tree.where)
     _raise_in_file_order(problems)
     lab = Lab(tree.where, _pos(top), name=name, source=path, defaults=defaults, underlay=underlay,
-              sites=sites, tunnels=tunnels, routing=routing)
+              sites=sites, tunnels=tunnels, routing=routing,
+              write_secrets=_opt(top, "write_secrets", r.boolean, False))
     checks.check_lab(lab, problems)
     _raise_in_file_order(problems)
     return lab
@@ -297,7 +298,7 @@ def _gateway(r: Reader, y: Y, gw_platforms: tuple[str, ...]) -> Gateway | None:
         name = r.name(y)
         return Gateway(y.where, {"name": y.where}, name=name) if name else None
     m = r.mapping(y, ("name", "platform", "image", "address", "underlay_address", "lan_ifname", "underlay_ifname",
-                      "loopback", "asn"), ("name",), what="a gateway name or a mapping")
+                      "loopback", "asn", "wireguard_key"), ("name",), what="a gateway name or a mapping")
     if m is None:
         return None
     return Gateway(y.where, _pos(m), name=_opt(m, "name", r.name, ""),
@@ -308,7 +309,8 @@ def _gateway(r: Reader, y: Y, gw_platforms: tuple[str, ...]) -> Gateway | None:
                    lan_ifname=_opt(m, "lan_ifname", r.ifname, None),
                    underlay_ifname=_opt(m, "underlay_ifname", r.ifname, None),
                    loopback=_opt(m, "loopback", r.address, None),
-                   asn=_opt(m, "asn", lambda v: r.integer(v, 1, ASN_MAX), None))
+                   asn=_opt(m, "asn", lambda v: r.integer(v, 1, ASN_MAX), None),
+                   wireguard_key=_opt(m, "wireguard_key", lambda v: intent_crypto.path(r, v), None))
 
 
 def _server(r: Reader, y: Y) -> Server | None:
@@ -335,9 +337,15 @@ def _pair(r: Reader, y: Y, key: str, pos: dict[str, Where], what: str, count_mes
 
 def _tunnel(r: Reader, y: Y) -> Tunnel | None:
     from .tunnels import DEFAULT_TYPE, TUNNEL_TYPES
-    m = r.mapping(y, ("name", "type", "endpoints", "subnet", "addresses", "ifnames", "mtu"), ("endpoints", "subnet"))
+    m = r.mapping(y, ("name", "type", "endpoints", "subnet", "addresses", "ifnames", "mtu", *intent_crypto.OPTIONS),
+                  ("endpoints", "subnet"))
     if m is None:
         return None
+    ttype = _opt(m, "type", lambda v: r.one_of(v, tuple(TUNNEL_TYPES), "tunnel type"), DEFAULT_TYPE)
+    crypto = None
+    for key in intent_crypto.OPTIONS:
+        if key in m:
+            crypto = intent_crypto.read(r, ttype, key, m[key])
     endpoints: tuple[str, ...] = ()
     pos = _pos(m)
     if "endpoints" in m:
@@ -353,8 +361,7 @@ def _tunnel(r: Reader, y: Y) -> Tunnel | None:
         given = _pair(r, m["ifnames"], "ifnames", pos, "a list of 2 interface names",
                       "give one interface name per endpoint (2)", r.ifname)
         ifnames = tuple(n for n in given if n) if all(given) else None
-    return Tunnel(y.where, pos, name=_opt(m, "name", r.name, None), ifnames=ifnames,
-                  type=_opt(m, "type", lambda v: r.one_of(v, tuple(TUNNEL_TYPES), "tunnel type"), DEFAULT_TYPE),
+    return Tunnel(y.where, pos, name=_opt(m, "name", r.name, None), ifnames=ifnames, type=ttype, crypto=crypto,
                   endpoints=endpoints,
                   subnet=_opt(m, "subnet", lambda v: r.prefix(v, most=31), IPv4Network("0.0.0.0/32")),
                   addresses=addresses, mtu=_opt(m, "mtu", lambda v: r.integer(v, 576, 65535), None))

@@ -45,17 +45,12 @@ def choose_runtime(progress: Progress = quiet) -> str:
 
 
 def deploy(arg: Path, runtime: str, progress: Progress = quiet, **options: Any) -> DeployReport:
-    """Deploy on `runtime` ("auto": see choose_runtime). `options` (tunnels=) are the netns runtime's;
-    with auto they apply only if netns is chosen."""
+    """Deploy on `runtime` ("auto": see choose_runtime) with the runtime's `options` (tunnels=)."""
     if runtime != "auto" and runtime not in runtimes.RUNTIMES:
         raise RuntimeFailure(f"unknown runtime {runtime!r}", f"valid: auto, {', '.join(sorted(runtimes.RUNTIMES))}")
     lab = labdir.resolve(arg)
     if runtime == "auto":
         runtime = choose_runtime(progress)
-        if runtime != "netns":
-            if options.get("tunnels", "auto") != "auto":
-                progress(f"--tunnels {options['tunnels']} applies to the netns runtime only; ignored on {runtime}")
-            options = {}
     rt = runtimes.get(runtime, **options)
     with state.lock(lab.name, progress):
         return rt.deploy(lab, progress)

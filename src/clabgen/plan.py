@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from . import platforms, routing
+from . import checks, plan_crypto, platforms, routing
 from .errors import Problems, Where
 from .model import Lab
 from .planned import (
@@ -42,6 +42,7 @@ __all__ = ["CLAB_DEFAULT_MTU", "INITIAL_TTL", "LAN_IF", "SERVER_IF", "UNDERLAY_I
 INITIAL_TTL = 64          # Linux default for ping
 LAN_IF, UNDERLAY_IF, SERVER_IF = "eth1", "eth2", "net0"
 PING_PAYLOAD_FRAME = 98   # 14 Ethernet + 20 IP + 8 ICMP + 56 data: a default ping in the LAN
+ETH_HLEN = 14
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def build(lab: Lab, *, scenarios: bool = True) -> Plan:
     plats = {s.gateway.name: platforms.load(s.gateway.platform or lab.defaults.gateway_platform) for s in lab.sites}
     addressing = _addresses(lab, problems)
     ifnames = _ifnames(lab)
-    tunnels = _tunnels(lab, addressing, ifnames)
+    tunnels = _tunnels(lab, addressing, ifnames, problems)
     segments = _segments(lab, ifnames, problems)
     problems.raise_if_any()
     sites = tuple(SiteInfo(s.name, s.lan, s.gateway.name, ifnames.lan[s.gateway.name]) for s in lab.sites)
@@ -162,16 +163,17 @@ def _ifnames(lab: Lab) -> IfNames:
     return IfNames(lan, underlay)
 
 
-def _tunnels(lab: Lab, addressing: Addressing, ifnames: IfNames) -> tuple[Tunnel, ...]:
+def _tunnels(lab: Lab, addressing: Addressing, ifnames: IfNames, problems: Problems) -> tuple[Tunnel, ...]:
     """Tunnel interfaces: explicit names first, then tun0, tun1, ... per gateway, skipping those;
     inner addresses: explicit, else the subnet's first two hosts; MTU: explicit, else underlay - overhead."""
     taken: dict[str, set[str]] = {}
     for t in lab.tunnels:
         for node, ifname in zip(t.endpoints, t.ifnames or ()):
             taken.setdefault(node, set()).add(ifname)
-    count: dict[str, int] = {}
+    count: dict[tuple[str, str], int] = {}     # (node, prefix): tun0, tun1 ...; wg0, wg1 ... (WireGuard)
+    crypto = plan_crypto.crypto(lab, problems)
     out: list[Tunnel] = []
-    for t in lab.tunnels:
+    for n, t in enumerate(lab.tunnels):
         ttype = tunnel_type(t.type)
         a, b = t.endpoints
         hosts = t.addresses or _first_hosts(t.subnet, 2)
@@ -180,11 +182,12 @@ def _tunnels(lab: Lab, addressing: Addressing, ifnames: IfNames) -> tuple[Tunnel
             if t.ifnames:
                 ifs.append(t.ifnames[i])
                 continue
-            while f"tun{count.get(node, 0)}" in taken.get(node, ()):
-                count[node] = count.get(node, 0) + 1
-            ifs.append(f"tun{count.get(node, 0)}")
-            count[node] = count.get(node, 0) + 1
-        mtu = t.mtu if t.mtu is not None else lab.underlay.mtu - ttype.overhead
+            key = (node, ttype.ifname_prefix)
+            while f"{key[1]}{count.get(key, 0)}" in taken.get(node, ()):
+                count[key] = count.get(key, 0) + 1
+            ifs.append(f"{key[1]}{count.get(key, 0)}")
+            count[key] = count.get(key, 0) + 1
+        mtu = checks.tunnel_mtu(lab, t)
         under = addressing.underlay
         ends = (
             TunnelEnd(a, ifs[0], under[a], under[b], IPv4Interface(f"{hosts[0]}/{t.subnet.prefixlen}"),
@@ -193,7 +196,7 @@ def _tunnels(lab: Lab, addressing: Addressing, ifnames: IfNames) -> tuple[Tunnel
                       a, ifs[0], ifnames.underlay[b]),
         )
         out.append(Tunnel(t.name or f"{a}-{b}-{t.type}", t.type, ttype.ip_proto, ttype.overhead, mtu,
-                          t.mtu is not None, t.subnet, ends))
+                          t.mtu is not None, t.subnet, ends, crypto.get(n)))
     return tuple(out)
 
 
@@ -262,13 +265,16 @@ def _gateways(lab: Lab, plats: Mapping[str, Platform], addressing: Addressing, i
                                 lab.underlay.mtu, segments.peers.get((gw.name, under_if)),
                                 facts.ethernet_mtu_in_config or lab.underlay.mtu != CLAB_DEFAULT_MTU))
         mine = ends_of.get(gw.name, [])
-        ifaces += [Iface(e.ifname, "tunnel", e.address, t.mtu, None, facts.tunnel_mtu_in_config or t.mtu_explicit)
+        ifaces += [Iface(e.ifname, "tunnel", e.address, t.mtu, None,
+                         facts.tunnel_mtu_in_config or t.mtu_explicit or tunnel_type(t.type).mtu_in_config)
                    for t, e in mine]
         startup = plat.startup_output
         config = startup.path.format(lab=lab.name, node=gw.name) if startup else None
         binds = tuple(b.format(node=gw.name, lab=lab.name) for b in facts.clab.binds)
         if config and facts.startup_config:
             binds += (f"./{config}:{facts.startup_config}",)
+        key_output, key_bind = _wireguard_key_file(plat, gw.name, lab.name, [t for t, _ in mine])
+        binds += key_bind
         image = gw.image or lab.defaults.gateway_image or facts.default_image or ""
         servers = list(site.servers)
         host = tuple(HostServer(s.name, f"{lab.name}-{s.name}", f"br-int{k}",
@@ -279,8 +285,23 @@ def _gateways(lab: Lab, plats: Mapping[str, Platform], addressing: Addressing, i
                         tuple(ifaces), tuple(e for _, e in mine), declared.static.get(gw.name, ()),
                         config=config, host_servers=host, loopback=rinput.loopbacks.get(gw.name),
                         ospf=declared.ospf.get(gw.name), bgp=declared.bgp.get(gw.name),
-                        tunnel_ttl=declared.tunnel_ttl))
+                        tunnel_ttl=declared.tunnel_ttl, wireguard_key_output=key_output))
     return tuple(out)
+
+
+def _wireguard_key_file(plat: Platform, node: str, lab: str, tunnels: list[Tunnel]) -> tuple[str | None, tuple[str, ...]]:
+    """A platform that reads the WireGuard key from a file (VyOS 1.2) gets it bound there: the rendered
+    lab-only key file, or the user's own file when its contents may not be written."""
+    key = next((t.crypto.end(node).private_key for t in tunnels if t.crypto and t.crypto.end(node).private_key), None)
+    target = plat.facts.wireguard_key_file
+    if key is None or target is None:
+        return None, ()
+    if key.value is not None:
+        out = next((o.path for o in plat.outputs if o.when == "wireguard_key_output"), "")
+        path = out.format(node=node, lab=lab)
+        return path, (f"./{path}:{target}:ro",)
+    src = key.file or ""
+    return None, (f"{src if src.startswith('/') else './' + src}:{target}:ro",)
 
 
 def _servers(lab: Lab, addressing: Addressing, ifnames: IfNames, segments: Segments) -> tuple[Node, ...]:
@@ -620,6 +641,7 @@ def _captures(plan: Plan, walks: list[Walk]) -> tuple[Capture, ...]:
             routers = sum(h.forwards for h in w.hops[:at + 1])
             out.append(Capture(t.name, end.node, end.underlay_if, end.ifname, w.src, src.interfaces[0].name,
                                w.src_address, w.dst_address, end.local, end.remote, t.ip_proto,
-                               PING_PAYLOAD_FRAME, PING_PAYLOAD_FRAME + t.overhead, INITIAL_TTL,
+                               PING_PAYLOAD_FRAME, ETH_HLEN + tunnel_type(t.type).wire_len(PING_PAYLOAD_FRAME - ETH_HLEN, t.mtu),
+                               INITIAL_TTL,
                                INITIAL_TTL - routers))
     return tuple(out)

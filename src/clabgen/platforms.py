@@ -34,6 +34,8 @@ class Output:
     set_listing: str | None = None  # VyOS: also write the `set` form of this config tree
     executable: bool = False
     startup: bool = False          # the node's startup configuration (mounted at startup_config)
+    when: str | None = None        # each gateway: only those whose template view has this key set
+    private: bool = False          # a key file: mode 0600
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class PlatformFile:
     startup_config: str | None = None       # where the startup config is mounted in the node
     emulator: str | None = None             # clabgen.emu entry that runs it without the vendor image
     emulator_image: str | None = None       # local stand-in image (recipes/<name>) carrying the emulator
+    wireguard_key_file: str | None = None   # where the node reads its WireGuard private key (VyOS 1.2)
     footer: str = ""                        # the release's config footer
     clab: ClabFacts = ClabFacts()
     outputs: tuple[Output, ...] = ()

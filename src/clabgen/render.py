@@ -56,6 +56,8 @@ def _render_files(plan: Plan, source: str) -> list[RenderedFile]:
             for gw in ctx["gateways"]:
                 if plat.role == "gateway" and gw["platform"] != folder:
                     continue
+                if out.when and not gw.get(out.when):
+                    continue
                 text = template.render(lab=ctx, gw=gw, source=source, platform=view.platform_view(gw["platform"]))
                 path = out.path.format(lab=plan.name, node=gw["name"])
                 files.append(RenderedFile(path, text.encode(), _mode(out)))
@@ -82,7 +84,7 @@ def _generated(out: Path | None, path: str) -> bytes | None:
 
 
 def _mode(out: platforms.Output) -> int:
-    return 0o755 if out.executable else 0o644
+    return 0o755 if out.executable else 0o600 if out.private else 0o644
 
 
 def _sha(data: bytes) -> str:

@@ -113,6 +113,14 @@ def check_tunnels(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHan
             if link is None:
                 out.append(Check("tunnel", end.node, label, False, f"{end.ifname} does not exist"))
                 continue
+            if ttype.device_by_daemon:      # WireGuard: the kernel's device or its daemon's TUN
+                from .verify_crypto import link_problems
+                problems = link_problems(link.kind, t.type) + ([] if link.up else ["down"]) + \
+                    ([] if link.mtu == t.mtu else [f"MTU {link.mtu}, expected {t.mtu}"])
+                how = "kernel" if link.kind == ttype.kernel_kind else f"{link.kind} of its daemon"
+                out.append(Check("tunnel", end.node, label, not problems,
+                                 "; ".join(problems) or f"{how}, up, MTU {link.mtu} (endpoints: see its handshake)"))
+                continue
             problems = []
             if t.name in faulted and expect is not None and (expect.scenario or "").startswith("tunnel "):
                 out.append(Check("tunnel", end.node, label, not link.up,
@@ -147,8 +155,8 @@ def check_tunnels(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHan
                     kind, local, remote = "userspace", None, None
                 else:
                     kind, local, remote = f"userspace {serving['mode']}", serving.get("local"), serving.get("remote")
-                    if serving["mode"] != t.type:
-                        problems.append(f"userspace mode {serving['mode']}, expected {t.type}")
+                    if serving["mode"] != ttype.linux_mode:
+                        problems.append(f"userspace mode {serving['mode']}, expected {ttype.linux_mode}")
             if (local, remote) != (end.local, end.remote) and local is not None:
                 problems.append(f"endpoints {local} > {remote}, expected {end.local} > {end.remote}")
             detail = "; ".join(problems) or f"{kind}, up, MTU {link.mtu}, {local} > {remote}"
@@ -404,15 +412,25 @@ def _verify(lab: RenderedLab, runtime: Runtime, faults: tuple[str, ...], wait: f
     checks += check_routes(lab, handles, expect)
     checks += check_tunnels(lab, runtime, handles, expect)
     checks += check_pings(lab, handles, expect)
+    if lab.contract.crypto:
+        from .verify_crypto import handshake_checks, mtu_checks
+        checks += handshake_checks(lab, runtime, handles, expect.down) + mtu_checks(lab, handles, expect.down)
     if not faults:      # captures follow the fault-free paths
 
         def capture(c: CaptureSpec) -> Check:
             try:
+                if lab.contract.crypto_of(c.tunnel) is not None:
+                    from . import verify_crypto
+                    return verify_crypto.check_capture(lab, handles, c)
                 return check_capture(lab, handles, c)
             except OSError as exc:   # e.g. the interface to capture on is gone
                 return Check("capture", c.node, f"{c.iface} {c.tunnel}", False, f"cannot capture: {exc.strerror or exc}")
-        with ThreadPoolExecutor(max_workers=max(1, min(CAPTURE_WORKERS, len(lab.contract.captures)))) as pool:
-            checks += pool.map(capture, lab.contract.captures)
+        # Plain tunnels' captures run a few at a time; encrypted ones alone afterwards, so that no
+        # other probe's cleartext crosses an underlay while it is searched for cleartext.
+        plain = [c for c in lab.contract.captures if lab.contract.crypto_of(c.tunnel) is None]
+        with ThreadPoolExecutor(max_workers=max(1, min(CAPTURE_WORKERS, len(plain)))) as pool:
+            checks += pool.map(capture, plain)
+        checks += [capture(c) for c in lab.contract.captures if lab.contract.crypto_of(c.tunnel) is not None]
     return checks
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import platforms
+from . import platforms, view_crypto
 from .planned import Hop, Node, Plan, Tunnel, TunnelEnd
 from .tunnels import tunnel_type
 
@@ -138,7 +138,18 @@ def _gateway(plan: Plan, g: Node, tunnel_of: dict[tuple[str, str], Tunnel], text
         "bgp": _bgp(g),
         "bfd_peers": [{"address": str(p.address), "multiplier": BFD_MULTIPLIER, "receive": BFD_INTERVAL_MS,
                        "transmit": BFD_INTERVAL_MS} for p in (g.bgp.peers if g.bgp else ()) if p.bfd],
+        "wireguard_key": _wireguard_key(g, tunnel_of),
+        "wireguard_key_output": g.wireguard_key_output,
     }
+
+
+def _wireguard_key(g: Node, tunnel_of: dict[tuple[str, str], Tunnel]) -> dict[str, Any] | None:
+    """The gateway's WireGuard private key (one per gateway), when it has WireGuard tunnels."""
+    for e in g.tunnels:
+        t = tunnel_of[(g.name, e.ifname)]
+        if t.crypto is not None and t.crypto.end(g.name).private_key is not None:
+            return view_crypto.secret(t.crypto.end(g.name).private_key)
+    return None
 
 
 # BFD timers rendered with a peer (1.2 needs a `protocols bfd peer` for every BGP neighbour with bfd).
@@ -170,9 +181,13 @@ def _bgp(g: Node) -> dict[str, Any] | None:
 
 def _tunnel_end(g: Node, e: TunnelEnd, t: Tunnel) -> dict[str, Any]:
     ttype = tunnel_type(t.type)
-    return {"ifname": e.ifname, "type": t.type, "mode": ttype.linux_mode, "encapsulation": ttype.vyos_encapsulation,
-            "address": str(e.address), "local": str(e.local), "remote": str(e.remote), "mtu": t.mtu,
-            "mtu_in_config": g.iface(e.ifname).mtu_in_config, "peer_node": e.peer_node, "ttl": g.tunnel_ttl}
+    out = {"ifname": e.ifname, "type": t.type, "mode": ttype.linux_mode, "encapsulation": ttype.vyos_encapsulation,
+           "address": str(e.address), "local": str(e.local), "remote": str(e.remote), "mtu": t.mtu,
+           "mtu_in_config": g.iface(e.ifname).mtu_in_config, "peer_node": e.peer_node, "ttl": g.tunnel_ttl,
+           "kind": ttype.ifname_kind, "wireguard": None, "ipsec": None}
+    if t.crypto is not None:
+        out.update(view_crypto.crypto_end(e, t.peer(e), t, t.crypto, e.underlay_if))
+    return out
 
 
 def platform_view(name: str) -> dict[str, Any]:

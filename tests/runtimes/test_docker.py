@@ -86,7 +86,7 @@ def test_deploy_verify_destroy(name: str, client: Any, tmp_path: Path) -> None:
 def deployed(client: Any, tmp_path: Path) -> Iterator[Path]:
     lab = unique_lab(tmp_path, "ipip", tag="d")
     try:
-        labops.deploy(lab, "docker")
+        labops.deploy(lab, "docker", tunnels="userspace")   # auto would pick BPF here: no process to kill
         yield lab
     finally:
         labops.destroy(lab)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
@@ -64,6 +65,21 @@ def _each(names: list[str], fn: Callable[[str], T], progress: Progress, what: st
     return [out[n] for n in names]
 
 
+def crypto_dir(lab: RenderedLab, node: str) -> Path:
+    """A gateway's directory for wireguard-go and charon: they see it as /run (emu.rundir)."""
+    return state.state_dir(lab.name) / "crypto" / node
+
+
+def host_files(lab: RenderedLab, node: str) -> dict[str, Path]:
+    """What a container of this node would see at each bind's target: the host file it binds."""
+    out = {}
+    for bind in lab.nodes[node].binds:
+        src, _, rest = bind.partition(":")
+        target = rest.split(":")[0]
+        out[target] = Path(src) if src.startswith("/") else (lab.dir / src).resolve()
+    return out
+
+
 class NetnsNode:
     def __init__(self, name: str, ns: str) -> None:
         self.name = name
@@ -111,7 +127,8 @@ class NetnsRuntime:
             configs.update(load_configs(lab))   # every startup config checked before anything exists
             missing = [f"{n}: {p}" for n, (emulator, cfg) in configs.items() for p in emulator.host_problems(cfg)]
             if missing:
-                raise RuntimeFailure(*missing, "install FRR: apt-get install --no-install-recommends frr")
+                raise RuntimeFailure(*missing, *(["install FRR: apt-get install --no-install-recommends frr"]
+                                                 if any("FRR" in m for m in missing) else []))
             return {"namespaces": tuple(self._ns(lab, n) for n in lab.nodes), "tunnels": self.tunnels}
 
         def build(report: DeployReport, _: LabState) -> None:
@@ -139,7 +156,8 @@ class NetnsRuntime:
 
         def links_of(name: str) -> Any:
             emulator, cfg = configs[name]
-            return emulator.apply_links(self._ns(lab, name), cfg, tunnels=self.tunnels, spec_netns=self._ns(lab, name))
+            return emulator.apply_links(self._ns(lab, name), cfg, tunnels=self.tunnels, spec_netns=self._ns(lab, name),
+                                        run_dir=crypto_dir(lab, name), files=host_files(lab, name))
         applied = dict(zip(configs, _each(list(configs), links_of, progress, "gateway interfaces and tunnels")))
         for done in applied.values():
             userspace.extend(done.userspace)
@@ -163,7 +181,8 @@ class NetnsRuntime:
             emulator.apply_routes(self._ns(lab, name), cfg, done, route_facts(node), frr_dir(lab, name))
             kinds = [f"{t} (kernel)" for t in done.kernel_tunnels] + \
                     [f"{t['ifname']} (bpf {t['mode']})" for t in done.bpf_tunnels] + \
-                    [f"{t['ifname']} (userspace {t['mode']})" for t in done.userspace if t["netns"] == self._ns(lab, name)]
+                    [f"{t['ifname']} (userspace {t['mode']})" for t in done.userspace if t["netns"] == self._ns(lab, name)] + \
+                    (done.crypto.describe() if getattr(done, "crypto", None) else [])
             config_name = node.config.name if node.config else "?"
             return (f"{name}: {node.platform.name if node.platform else '?'} dataplane emulated from {config_name}"
                     f" ({done.interfaces} interfaces, tunnels: {', '.join(kinds) or 'none'}, {done.routes} static routes"
@@ -228,6 +247,10 @@ class NetnsRuntime:
             raise RuntimeFailure(f"{node} runs no routing daemons (its config has no protocols ospf, bgp or bfd, "
                                  f"or lab {lab.name} is not deployed)")
         return vtysh_argv(FrrDirs(frr_dir(lab, node)))
+
+    def crypto_cli(self, lab: RenderedLab, node: str) -> list[str]:
+        """The prefix that runs `wg` or `swanctl` in the node against its own daemons (their /run)."""
+        return [sys.executable, "-m", "clabgen.emu.rundir", str(crypto_dir(lab, node))]
 
     def tunnel_state(self, lab: RenderedLab, node: str) -> list[dict[str, Any]]:
         """What the dataplane says it serves; nothing when it is not running (its TUN devices may
