@@ -149,11 +149,6 @@ class NetnsRuntime:
                 progress(f"veth links: {k}/{len(lab.links)}")
         progress(f"created {len(lab.links)} veth links")
         userspace: list[dict[str, Any]] = []
-        # The kernel's and BPF's answers per tunnel type, asked once before gateways go in parallel.
-        for mode in sorted({t.type for t in lab.contract.tunnels}):
-            if self.tunnels == "bpf" or (self.tunnels == "auto" and not dataplane.kernel_supports(mode)):
-                bpf.unavailable(mode)
-
         def links_of(name: str) -> Any:
             emulator, cfg = configs[name]
             return emulator.apply_links(self._ns(lab, name), cfg, tunnels=self.tunnels, spec_netns=self._ns(lab, name),
