@@ -9,7 +9,8 @@ p2p link per tunnel and a stub LAN per site, VyOS devices, containerlab provider
 Linear scaling is checked here, not in timed tests: `per_site_ms` at 50, 200 and 500 sites and
 their ratio. Static routing in a hub-and-spoke is quadratic by nature (every spoke routes every
 other spoke's LAN); everything else is meant to grow with the sites.
-Usage: python bench/scale.py [render|netns] (bench/run.py calls run_render and run_netns).
+Usage: python bench/scale.py [render|netns] prints the figures; `make bench` (bench/run.py, sections
+scale-render and scale-netns) calls run_render and run_netns and keeps them in bench/results.json.
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ HUB_SIZES = (50, 200, 500)
 MESH_SIZE = 30
 
 
+# Lab names of the generated labs: never a checked-in lab's, nor one a person deploys by hand.
+PREFIX = "bench-scale-"
+
+
 def hub_intent(n: int, servers: int = 1, tunnel: str = "gre") -> str:
     """A hub and n-1 spokes, written out: site i has LAN 10.<1+i//250>.<i%250>.0/24."""
-    lines = [f"name: hub{n}", "underlay: {subnet: 172.16.0.0/22}", "sites:"]
+    lines = [f"name: {PREFIX}hub{n}", "underlay: {subnet: 172.16.0.0/22}", "sites:"]
     blocks = IPv4Network("172.31.0.0/16").subnets(new_prefix=30)
     for i in range(n):
         site, gw = ("hub", "gw-hub") if i == 0 else (f"s{i}", f"gw{i}")
@@ -50,7 +55,7 @@ def hub_intent(n: int, servers: int = 1, tunnel: str = "gre") -> str:
 
 
 def mesh_intent(n: int, tunnel: str = "gre") -> str:
-    lines = [f"name: mesh{n}", "underlay: {subnet: 172.16.0.0/22}", "sites:"]
+    lines = [f"name: {PREFIX}mesh{n}", "underlay: {subnet: 172.16.0.0/22}", "sites:"]
     blocks = IPv4Network("172.31.0.0/16").subnets(new_prefix=30)
     lines += [f"  - {{name: s{i}, lan: 10.1.{i}.0/24, gateway: gw{i}, servers: [h{i}]}}" for i in range(n)]
     lines.append("tunnels:")
@@ -237,7 +242,7 @@ def run_netns() -> dict[str, Any]:
             intent = _write(work, f"hub{n}", hub_intent(n))
             subprocess.run([CLABGEN, "render", str(intent)], check=True, capture_output=True)
             nodes = len(json.loads((intent.parent / "expected.json").read_text())["nodes"])
-            cycles = [_cycle(intent.parent, f"hub{n}", nodes) for _ in range(runs)]
+            cycles = [_cycle(intent.parent, f"{PREFIX}hub{n}", nodes) for _ in range(runs)]
             best = sorted(cycles, key=lambda c: c["total_s"])[len(cycles) // 2]
             out[f"hub{n}"] = {**best, "runs": runs, "totals_s": [c["total_s"] for c in cycles]}
         out["hub50"]["target_total_s"] = 20.0
