@@ -123,6 +123,18 @@ def test_render_path_does_not_import_runtime_modules() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_validate_does_not_import_the_template_engine() -> None:
+    """`clabgen validate` reads and plans only: Jinja (a third of a 30-site validate's imports) is
+    loaded when something renders."""
+    import subprocess
+    import sys
+    code = ("import sys; from clabgen import cli, intent, plan; from pathlib import Path; "
+            "plan.build(intent.read_lab(Path('labs/ospf-dualhub/intent.yml')), scenarios=False); "
+            "assert 'jinja2' not in sys.modules, 'jinja2 imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=LABS.parent, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_render_files_sorted_and_manifest(tmp_path: Path) -> None:
     result = pipeline.render_intent(LABS / "ipip" / "intent.yml", tmp_path)
     paths = [f.path for f in result.files]
