@@ -32,6 +32,10 @@ BIN = Path(sys.executable).parent
 CLABGEN = str(BIN / "clabgen")
 NETLAB_VENV = ROOT / ".cache" / "bench-venv"
 NETLAB = NETLAB_VENV / "bin" / "netlab"
+# clabgen as a user installs it: a wheel of this checkout in its own venv, modules compiled at
+# install time as pip does (the checkout's editable install, with PYTHONDONTWRITEBYTECODE=1 in this
+# environment, compiles every module in every cold process; netlab's venv has its .pyc files).
+WHEEL_VENV = ROOT / ".cache" / "bench-wheel-venv"
 HUB_SIZES = (50, 200, 500)
 MESH_SIZE = 30
 
@@ -105,6 +109,25 @@ def ensure_netlab() -> str | None:
     return None
 
 
+def ensure_wheel() -> str | None:
+    """A fresh wheel of this checkout in WHEEL_VENV, its dependencies taken from the running venv;
+    the reason when it cannot be built."""
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    try:
+        with tempfile.TemporaryDirectory() as wheels:
+            subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, str(ROOT)],
+                           check=True, capture_output=True, timeout=600)
+            shutil.rmtree(WHEEL_VENV, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(WHEEL_VENV)], check=True, capture_output=True)
+            target = next((WHEEL_VENV / "lib").glob("python3*/site-packages"))
+            (target / "bench-deps.pth").write_text(site + "\n")
+            subprocess.run([str(WHEEL_VENV / "bin" / "pip"), "install", "-q", "--no-deps", "--compile",
+                            *map(str, Path(wheels).glob("clabgen-*.whl"))], check=True, capture_output=True)
+    except (subprocess.SubprocessError, OSError, StopIteration) as exc:
+        return f"the clabgen wheel could not be installed: {exc}"
+    return None
+
+
 def _netlab_create(topology: str, work: Path) -> float | str:
     work.mkdir(parents=True, exist_ok=True)
     (work / "topology.yml").write_text(topology)
@@ -147,15 +170,30 @@ def _one_lab(name: str, text: str, sites: int, work: Path, runs: int,
         renders.append(_wall([CLABGEN, "render", str(intent), "--out", str(work / f"{name}-out{k}")]))
         shutil.rmtree(work / f"{name}-out{k}", ignore_errors=True)
     validates = [_wall([CLABGEN, "validate", str(intent)]) for _ in range(runs)]
+    inner = _in_process(intent)
     row: dict[str, Any] = {"sites": sites, "intent_lines": text.count("\n"),
                            "render_process_s": _median(renders), "validate_process_s": _median(validates),
                            "render_per_site_ms": round(1000 * statistics.median(renders) / sites, 2),
-                           "in_process": _in_process(intent), "runs": runs}
+                           # static routing is quadratic (every spoke routes every other spoke's LAN):
+                           # the time per route is the figure that should stay flat
+                           "render_per_route_us": round(1e6 * statistics.median(renders) / max(inner["routes"], 1), 1),
+                           "in_process": inner, "runs": runs}
+    wheel_bin = WHEEL_VENV / "bin" / "clabgen"
+    if wheel_bin.exists():
+        wheel = []
+        for k in range(runs):
+            wheel.append(_wall([str(wheel_bin), "render", str(intent), "--out", str(work / f"{name}-w{k}")]))
+            shutil.rmtree(work / f"{name}-w{k}", ignore_errors=True)
+        row["render_process_wheel_s"] = _median(wheel)
+        row["validate_process_wheel_s"] = _median([_wall([str(wheel_bin), "validate", str(intent)])
+                                                   for _ in range(runs)])
     if netlab_shape is not None:
         result = _netlab_create(netlab_topology(*netlab_shape), work / f"{name}-netlab")
         row["netlab_create_s"] = result
         if isinstance(result, float):
             row["netlab_over_clabgen"] = round(result / row["render_process_s"], 1)
+            if "render_process_wheel_s" in row:
+                row["netlab_over_clabgen_wheel"] = round(result / row["render_process_wheel_s"], 1)
     return row
 
 
@@ -163,6 +201,7 @@ def run_render(netlab: bool = True) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="clabgen-scale-"))
     try:
         why = ensure_netlab() if netlab else "not asked for"
+        wheel_why = ensure_wheel()
         labs: dict[str, Any] = {}
         for n in HUB_SIZES:
             gws = ["gw-hub"] + [f"gw{i}" for i in range(1, n)]
@@ -174,12 +213,17 @@ def run_render(netlab: bool = True) -> dict[str, Any]:
                                             (gws, pairs) if netlab and why is None else None)
         pattern = ROOT / "docs" / "examples" / "hub200.yml"
         labs["hub200-pattern"] = _one_lab("hub200-pattern", pattern.read_text(), 200, work, 3, None)
-        hub30 = hub_intent(30)
-        labs["hub30"] = {"validate_process_s": _median([_wall([CLABGEN, "validate", str(_write(work, "hub30", hub30))])
-                                                         for _ in range(5)]),
+        hub30 = _write(work, "hub30", hub_intent(30))
+        labs["hub30"] = {"validate_process_s": _median([_wall([CLABGEN, "validate", str(hub30)]) for _ in range(5)]),
                          "validate_target_s": 0.3}
+        if wheel_why is None:
+            labs["hub30"]["validate_process_wheel_s"] = _median(
+                [_wall([str(WHEEL_VENV / "bin" / "clabgen"), "validate", str(hub30)]) for _ in range(5)])
         per_site = [labs[f"hub{n}"]["render_per_site_ms"] for n in HUB_SIZES]
+        per_route = [labs[f"hub{n}"]["render_per_route_us"] for n in HUB_SIZES]
         return {"labs": labs, "netlab": why or "networklab from PyPI, same shape, VyOS, containerlab provider",
+                "wheel": wheel_why or f"clabgen wheel of this checkout in {WHEEL_VENV.relative_to(ROOT)}",
+                "hub_per_route_us": dict(zip(map(str, HUB_SIZES), per_route)),
                 "hub_per_site_ms": dict(zip(map(str, HUB_SIZES), per_site)),
                 "per_site_growth_50_to_500": round(per_site[-1] / per_site[0], 2),
                 "target_ratio_vs_netlab": 10.0}
