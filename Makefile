@@ -63,8 +63,9 @@ check: install
 	$(BIN)/python -m ruff check src tests bench scripts
 	$(BIN)/python -m mypy src
 
+# `make bench` runs every section; `make bench SECTIONS="scale-render scale-netns"` only those.
 bench: install deps
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(SECTIONS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

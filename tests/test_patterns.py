@@ -91,3 +91,81 @@ def test_hub200_example_is_short(tmp_path: Path) -> None:
     assert len([ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]) < 15
     lab = _lab(tmp_path, text)
     assert len(lab.sites) == 200 and len(lab.tunnels) == 199
+
+
+MIXED = """\
+name: mixed
+underlay: {subnet: 172.16.0.0/24}
+sites:
+  - {name: core, count: 3, start: 0, lans: 10.2.0.0/16, lan_prefix: 25, gateway: {name: c, platform: vyos-1.4}}
+  - {name: branch-x, lan: 10.9.0.0/24, gateway: gw-x, servers: [server-x]}
+  - {name: br, count: 2, lans: 10.3.0.0/16, gateway: b, servers: [a, {name: db, ifname: net1}]}
+tunnels:
+  - {endpoints: [b1, b2], subnet: 192.168.9.0/30, type: gre}
+  - {pattern: mesh, gateways: all, pool: 172.31.0.0/24, prefix: 31}
+  - {pattern: hub-spoke, hub: c0, spokes: [b2, gw-x], type: gre, pool: 172.30.0.64/28, mtu: 1400}
+"""
+
+MIXED_WRITTEN_OUT = """\
+name: mixed
+underlay: {subnet: 172.16.0.0/24}
+sites:
+  - {name: core0, lan: 10.2.0.0/25, gateway: {name: c0, platform: vyos-1.4}}
+  - {name: core1, lan: 10.2.0.128/25, gateway: {name: c1, platform: vyos-1.4}}
+  - {name: core2, lan: 10.2.1.0/25, gateway: {name: c2, platform: vyos-1.4}}
+  - {name: branch-x, lan: 10.9.0.0/24, gateway: gw-x, servers: [server-x]}
+  - {name: br1, lan: 10.3.0.0/24, gateway: b1, servers: [a1, {name: db1, ifname: net1}]}
+  - {name: br2, lan: 10.3.1.0/24, gateway: b2, servers: [a2, {name: db2, ifname: net1}]}
+tunnels:
+  - {endpoints: [b1, b2], subnet: 192.168.9.0/30, type: gre}
+"""
+# the mesh of all six gateways in site order: 15 /31s in address order
+_MESH = ["c0", "c1", "c2", "gw-x", "b1", "b2"]
+MIXED_WRITTEN_OUT += "".join(
+    f"  - {{endpoints: [{a}, {b}], subnet: 172.31.0.{2 * k}/31}}\n"
+    for k, (a, b) in enumerate((a, b) for i, a in enumerate(_MESH) for b in _MESH[i + 1:]))
+MIXED_WRITTEN_OUT += """\
+  - {endpoints: [c0, b2], subnet: 172.30.0.64/30, type: gre, mtu: 1400}
+  - {endpoints: [c0, gw-x], subnet: 172.30.0.68/30, type: gre, mtu: 1400}
+"""
+
+
+def test_mixed_templates_mesh_and_hub_spoke_render_the_written_out_lab(tmp_path: Path) -> None:
+    """Templates around a written-out site, an explicit tunnel, a /31 mesh and a hub-spoke with a
+    spoke list, a type and an MTU: the same files as the lab written out by hand."""
+    compact = _lab(tmp_path, MIXED, "a.yml")
+    assert len(compact.tunnels) == 1 + 15 + 2
+    assert _files(compact) == _files(_lab(tmp_path, MIXED_WRITTEN_OUT, "b.yml"))
+
+
+def _shape(lab: Lab) -> tuple[object, ...]:
+    """What a lab says, without where it was written."""
+    sites = tuple((s.name, s.lan, s.gateway.name, s.gateway.platform, tuple(x.name for x in s.servers))
+                  for s in lab.sites)
+    tunnels = tuple((t.name, t.type, t.endpoints, t.subnet, t.mtu) for t in lab.tunnels)
+    return lab.name, lab.underlay.subnet, sites, tunnels, lab.routing.type
+
+
+def test_hub200_example_is_the_written_out_200_site_lab(tmp_path: Path) -> None:
+    """docs/examples/hub200.yml expands to the 200 sites and 199 tunnels of docs/intent.md's carve
+    order, the same lab as writing them out."""
+    from .conftest import ROOT
+    lines = ["name: hub200", "underlay: {subnet: 172.16.0.0/23}", "sites:",
+             "  - {name: hub, lan: 10.0.0.0/24, gateway: gw-hub, servers: [server-hub]}"]
+    lines += [f"  - {{name: spoke{n}, lan: 10.1.{n - 1}.0/24, gateway: gw{n}, servers: [server{n}]}}"
+              for n in range(1, 200)]
+    lines.append("tunnels:")
+    lines += [f"  - {{endpoints: [gw-hub, gw{n}], subnet: 172.31.{(n - 1) * 2 // 256}.{(n - 1) * 2 % 256}/31, type: gre}}"
+              for n in range(1, 200)]
+    lines.append("routing: static")
+    written = _lab(tmp_path, "\n".join(lines) + "\n", "written.yml")
+    example = _lab(tmp_path, (ROOT / "docs" / "examples" / "hub200.yml").read_text(), "example.yml")
+    assert _shape(example) == _shape(written)
+
+
+def test_docs_show_the_hub200_example() -> None:
+    """The intent in docs/intent.md's patterns section is docs/examples/hub200.yml (without its header)."""
+    from .conftest import ROOT
+    example = [ln for ln in (ROOT / "docs" / "examples" / "hub200.yml").read_text().splitlines()
+               if not ln.startswith("#")]
+    assert "```yaml\n" + "\n".join(example) + "\n```" in (ROOT / "docs" / "intent.md").read_text()

@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import yaml
 
 from . import codec
 from .errors import ClabgenError, Problem, Where
+
+if TYPE_CHECKING:
+    import jinja2
 
 # Shipped inside the package (wheel and sdist), never looked up relative to a checkout.
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -104,7 +106,9 @@ class Platform:
         return next((o for o in self.outputs if o.startup), None)
 
     def environment(self) -> jinja2.Environment:
-        """Templates by bare name from the nearest folder of the chain, or `<platform>/<file>`."""
+        """Templates by bare name from the nearest folder of the chain, or `<platform>/<file>`.
+        Jinja is imported here, not with the module: validate and the runtimes never render."""
+        import jinja2
         names = [f.name for f in self.folders]
         loader = jinja2.ChoiceLoader(
             [jinja2.FileSystemLoader(str(f)) for f in self.folders]

@@ -168,6 +168,14 @@ _idents = itertools.count(int.from_bytes(os.urandom(2), "big"))
 _idents_lock = threading.Lock()
 
 
+def _readable(sock: socket.socket, seconds: float) -> bool:
+    """Whether sock has data within `seconds`. poll, not select: a big lab's verify holds more than
+    1024 descriptors (sockets in 200 namespaces), and select() cannot watch one numbered above that."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(max(0, int(seconds * 1000))))
+
+
 def _ping(handle: NodeHandle, address: str, tries: int = 3, wait: float = 2.0) -> tuple[int | None, str]:
     """One echo request at a time from the node (up to `tries`, `wait` seconds each), as
     `ping -c 1 -W 2` sends it, from a raw ICMP socket opened in the node's namespace: no process
@@ -193,8 +201,7 @@ def _ping(handle: NodeHandle, address: str, tries: int = 3, wait: float = 2.0) -
                 return None, f"ping: connect: {exc.strerror or exc}"
             deadline = time.monotonic() + wait
             while (left := deadline - time.monotonic()) > 0:
-                ready, _, _ = select.select([sock], [], [], left)
-                if not ready:
+                if not _readable(sock, left):
                     break
                 pkt = sock.recv(65535)
                 ihl = (pkt[0] & 0xF) * 4

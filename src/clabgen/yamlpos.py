@@ -107,11 +107,11 @@ class _Walk:
                 if _before(vpos, kpos) or (node[k] is None and kpos and vpos and vpos[0] != kpos[0]):
                     vpos = kpos
                 kpath = _join(path, str(k))
-                kw = _where(file, kpos, kpath)  # type: ignore[arg-type]
+                kw = _where(file, kpos, kpath)  # type: ignore[arg-type, unused-ignore]
                 if not isinstance(k, str):
                     problems.append(Problem(kw, f"key {k!r} must be a string"))
                     continue
-                child = self.wrap(node[k], kpath, _where(file, vpos, kpath))  # type: ignore[arg-type]
+                child = self.wrap(node[k], kpath, _where(file, vpos, kpath))  # type: ignore[arg-type, unused-ignore]
                 out[k] = Y(child.value, child.where, kw, child.keys)
                 keys[k] = kw
             return Y(out, where, None, keys)
@@ -123,9 +123,9 @@ class _Walk:
                 if _before(ipos, last):      # an alias: its anchor's position, not the item's
                     ipos = None
                 ipath = _join(path, i)
-                iw = _where(file, ipos, ipath) if ipos else where.at(ipath)  # type: ignore[arg-type]
+                iw = _where(file, ipos, ipath) if ipos else where.at(ipath)  # type: ignore[arg-type, unused-ignore]
                 items.append(self.wrap(item, ipath, iw))
-                last = ipos or last  # type: ignore[assignment]
+                last = ipos or last  # type: ignore[assignment, unused-ignore]
             return Y(items, where)
         if isinstance(node, (datetime.date, datetime.datetime)):
             return Y(str(node), where)
