@@ -137,6 +137,19 @@ def test_bpf_fixed_ttl(lab: L.Lab) -> None:
     assert bpf.tunnels_in(lab.ns("gw1"))["tun0"].ttl == 64
 
 
+@needs_bpf
+@pytest.mark.parametrize("mode", ["ipip", "gre"])
+def test_bpf_tunnel_carries_multicast(lab: L.Lab, mode: str) -> None:
+    """What OSPF sends (224.0.0.x with TTL 1) leaves the tunnel device with a multicast MAC, which
+    the kernel's redirect to a neighbour refuses unless the program rewrites it: the all-hosts
+    group pinged through the tunnel, answered from the other end."""
+    lab.bpf_tunnels(mode)
+    lab.run("gw2", ["sysctl", "-qw", "net.ipv4.icmp_echo_ignore_broadcasts=0"], check=True)
+    out = lab.run("gw1", ["ping", "-c", "2", "-W", "2", "-t", "1", "-I", "tun0", "224.0.0.1"])
+    assert out.returncode == 0 and "from 1.1.1.2" in out.stdout, out.stdout + out.stderr
+    assert bpf.tunnels_in(lab.ns("gw1"))["tun0"].send_dropped == 0
+
+
 def _tun_rx(lab: L.Lab) -> int:
     with IPRoute(netns=lab.ns("gw1")) as ipr:
         return int(ipr.get_links(ifname="tun0")[0].get("stats64")["rx_packets"])

@@ -138,6 +138,11 @@ int clabgen_encap(struct __sk_buff *skb)
 	if (bpf_skb_adjust_room(skb, hlen, BPF_ADJ_ROOM_MAC, flags))
 		goto drop;
 	LINEAR(skb, data, ETH_HLEN_ + 20 + SHIM_MAX + 20, drop);
+	/* bpf_redirect_neigh drops a frame addressed to a multicast MAC, as OSPF's hellos leave tun0;
+	 * the neighbour code writes the real header, so any unicast address will do: tun0's own. */
+	__u8 *eth = data;
+	if (eth[0] & 1)
+		__builtin_memcpy(eth, eth + 6, 6);
 	struct iphdr *o = data + ETH_HLEN_;
 	__u32 total = skb->len - ETH_HLEN_;
 	o->version = 4;
