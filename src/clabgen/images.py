@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from clabgen.cachedir import cache_dir
 from clabgen.errors import RuntimeFailure
 
 NODE_REPO = "clabgen/node"
@@ -76,13 +77,7 @@ class Paths:
 
     @property
     def cache(self) -> Path:
-        return Path(os.environ.get("CLABGEN_IMAGE_CACHE", user_cache_dir() / "images"))
-
-
-def user_cache_dir() -> Path:
-    """$XDG_CACHE_HOME/clabgen (~/.cache/clabgen): builds and downloads kept between runs."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "clabgen"
+        return Path(os.environ.get("CLABGEN_IMAGE_CACHE", cache_dir() / "images"))
 
 
 # ---------------------------------------------------------------- how nodes run here

@@ -9,6 +9,7 @@ does not have is taken from the parent (a child template may also `{% extends
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -114,7 +115,23 @@ class Platform:
             [jinja2.FileSystemLoader(str(f)) for f in self.folders]
             + [jinja2.PrefixLoader({n: jinja2.FileSystemLoader(str(f)) for n, f in zip(names, self.folders)})])
         return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                                  lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+                                  lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
+                                  bytecode_cache=_bytecode_cache())
+
+
+@cache
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept in clabgen's cache directory (keyed by each template's source), so a
+    cold render does not lex, parse and compile every template again; none where it is not writable."""
+    import jinja2
+
+    from .cachedir import cache_dir
+    where = cache_dir() / "jinja"
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(where)) if os.access(where, os.W_OK | os.X_OK) else None
 
 
 def _raw(name: str) -> dict[str, Any]:

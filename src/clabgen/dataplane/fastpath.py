@@ -15,6 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ..cachedir import cache_dir
+
 SOURCE = Path(__file__).with_name("fastpath.c")
 
 
@@ -37,11 +39,6 @@ class CEnd(ctypes.Structure):
                 ("tmpl", ctypes.c_char_p), ("remote", ctypes.c_char_p),
                 ("enc", ctypes.POINTER(CCounters)), ("dec", ctypes.POINTER(CCounters)),
                 ("outer_id", ctypes.c_uint16)]
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(os.environ.get("CLABGEN_CACHE_DIR", Path(base) / "clabgen"))
 
 
 FLAGS = ["-O3", "-shared", "-fPIC", "-Wall"]

@@ -18,7 +18,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from ..fastpath import cache_dir
+from ...cachedir import cache_dir
 from . import source
 
 OBJECT_ENV = "CLABGEN_BPF_OBJECT"          # the compiled object, for a node without a compiler
