@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,3 +174,21 @@ def test_forked_child_failure_is_raised_in_the_parent() -> None:
     assert result is not None
     with pytest.raises(RuntimeError, match="ValueError: no contract today"):
         result()
+
+
+def test_compiled_templates_are_cached_and_change_nothing(tmp_path: Path) -> None:
+    """A cold render keeps the compiled templates in the cache; the next one reads them back, and an
+    unwritable cache only costs the compile: the files are the same bytes every time."""
+    exe = Path(sys.executable).parent / "clabgen"
+    intent = LABS / "hub3" / "intent.yml"
+    outputs = []
+    for n, cache in enumerate((tmp_path / "cache", tmp_path / "cache", Path("/proc/no-cache-here"))):
+        out = tmp_path / f"out{n}"
+        done = subprocess.run([str(exe), "render", str(intent), "--out", str(out)], capture_output=True, text=True,
+                              env={**os.environ, "CLABGEN_CACHE_DIR": str(cache)})
+        assert done.returncode == 0, done.stderr
+        outputs.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+        if n == 0:
+            cached = sorted((cache / "jinja").iterdir())
+            assert cached and all(p.suffix == ".cache" for p in cached)
+    assert outputs[0] == outputs[1] == outputs[2]
