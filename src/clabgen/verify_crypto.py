@@ -136,10 +136,11 @@ def _ipsec(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle], s
 
 
 def _charon_said(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle], node: str) -> str:
-    """The last line of charon's log naming why a handshake failed (it never logs the PSK)."""
+    """The last line of charon's log naming why a handshake failed (it never logs the PSK): the
+    initiator hears AUTHENTICATION_FAILED, the responder's key "MAC mismatched"."""
     code, text = _cli(lab, runtime, handles, node, ["tail", "-n", "200", "/run/charon.log"])
     hits = [ln.split("] ", 1)[-1] for ln in text.splitlines()
-            if "AUTHENTICATION_FAILED" in ln or ("failed" in ln.lower() and "authentic" in ln.lower())]
+            if "AUTHENTICATION_FAILED" in ln or "MAC mismatched" in ln or ("failed" in ln.lower() and "authentic" in ln.lower())]
     return hits[-1].strip() if code == 0 and hits else ""
 
 

@@ -23,6 +23,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ CHARON_BIN = Path(os.environ.get("CLABGEN_CHARON", "/usr/lib/ipsec/charon"))
 CHARON_PLUGINS = "random nonce openssl pem pkcs1 x509 pubkey aes sha1 sha2 hmac gcm kdf socket-default vici"
 SWANCTL_PLUGINS = "random openssl pem pkcs1 x509 pubkey"
 FWMARK = "0x42"
+KICK_FOR = 120.0                 # seconds the initiators' children get to come up (ipsec_kick.py)
 
 
 def wireguard_go() -> str | None:
@@ -245,7 +247,8 @@ def _strongswan_conf(cfg: DeviceConfig, backend: str) -> str:
     if cfg.ipsec.interfaces:
         lines.append(f"    interfaces_use = {','.join(cfg.ipsec.interfaces)}")
     lines += ["    filelog {", "        log {", "            path = /run/charon.log", "            default = 1",
-              "            time_format = %H:%M:%S", "        }", "    }", "    plugins {"]
+              "            time_format = %H:%M:%S",
+              "            flush_line = yes", "        }", "    }", "    plugins {"]
     if backend != "kernel":
         lines += ["        kernel-libipsec {", "            allow_peer_ts = yes", "        }",
                   "        kernel-netlink {", f"            fwmark = !{FWMARK}", "        }",
@@ -332,3 +335,9 @@ def _ipsec(runner: Runner, cfg: DeviceConfig, backend: str, out: CryptoApplied) 
             raise _fail(cfg, line, path, f"swanctl --load-all did not load the connections: {' / '.join(said[-4:])}")
         time.sleep(0.05)
     out.ipsec = "kernel" if backend == "kernel" else "kernel-libipsec"
+    # Userspace ESP raises no acquires: a helper stands in for them while the initiators' children come up.
+    children = [f"{_conn_name(p)}/{_conn_name(p)}-tunnel-{t.number}" for p in cfg.ipsec.peers if p.initiate
+                for t in p.tunnels]
+    if backend != "kernel" and children:
+        out.pids["ipsec-kick"] = runner.spawn([sys.executable, "-m", "clabgen.emu.ipsec_kick", f"{KICK_FOR:g}",
+                                               *children], "/run/ipsec-kick.log", {"STRONGSWAN_CONF": STRONGSWAN_CONF})
