@@ -35,6 +35,11 @@ def _cli(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle], nod
     return result.returncode, result.stdout if result.returncode == 0 else result.stderr
 
 
+def _said(text: str) -> str:
+    """A tool's complaint on one line, short (its last words)."""
+    return " ".join(text.split())[-160:] or "no output"
+
+
 def _table(text: str) -> dict[str, str]:
     """`wg show IF latest-handshakes|endpoints`: public key -> value."""
     out = {}
@@ -53,7 +58,9 @@ def _wireguard(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle
     while True:
         code, text = run(["wg", "show", end.ifname, "latest-handshakes"])
         if code != 0:
-            return Check("crypto", end.node, label, False, f"wg show {end.ifname} failed: {text.strip()[-200:]}")
+            return Check("crypto", end.node, label, False,
+                         f"wg show {end.ifname} failed (no WireGuard interface {end.ifname} on {end.node}, or its "
+                         f"daemon died): {_said(text)}")
         stamp = int(_table(text).get(end.peer_public_key or "", "0") or 0)
         if stamp or time.monotonic() > deadline:
             break
@@ -116,7 +123,9 @@ def _ipsec(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle], s
     while True:
         code, text = _cli(lab, runtime, handles, end.node, [*swanctl, "--list-sas"])
         if code != 0:
-            return Check("crypto", end.node, label, False, f"swanctl --list-sas failed: {text.strip()[-200:]}")
+            return Check("crypto", end.node, label, False,
+                         f"no IPsec daemon answers on {end.node} (charon is not running: its config has no "
+                         f"`vpn ipsec` peer {end.remote}, or the daemon died): swanctl --list-sas: {_said(text)}")
         mine = [s for s in ike_sas(text) if s.get("local") == end.local and s.get("remote") == end.remote]
         good = [s for s in mine if s["state"] == "ESTABLISHED" and s.get("child") == "INSTALLED"]
         if good or time.monotonic() > deadline:

@@ -165,6 +165,8 @@ def test_unencrypted_variant_fails_the_wire_check(tmp_path: Path) -> None:
         failed, _ = _deploy_verify(lab, wait=20)
         wire = [f for f in failed if f.startswith("capture")]
         assert wire and all("cleartext on the underlay" in f and "IP protocol 47" in f for f in wire), failed
+        crypto = [f for f in failed if f.startswith("crypto")]
+        assert len(crypto) == 6 and all("no IPsec daemon answers" in f for f in crypto), crypto
     finally:
         _destroy(lab)
 
