@@ -3,7 +3,7 @@
 Each section is measured in this run and replaces its previous figures in results.json (other
 sections are kept), with the time it was measured. Sections whose prerequisites are missing
 (no engine, no containerlab) record why they were skipped.
-Usage: python bench/run.py [render netns tunnel docker containerlab convergence scale-render scale-netns]
+Usage: python bench/run.py [render netns tunnel docker containerlab convergence scale-render scale-netns crypto]
 """
 
 from __future__ import annotations
@@ -104,6 +104,13 @@ def bench_convergence() -> dict[str, Any]:
     return bench_convergence.run()
 
 
+def bench_crypto() -> dict[str, Any]:
+    """WireGuard and GRE over IPsec (bench_crypto.py): bulk TCP vs plain forwarding, lab cycles."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench_crypto
+    return bench_crypto.run()
+
+
 def _engine() -> bool:
     try:
         import docker
@@ -146,7 +153,7 @@ def bench_scale_netns() -> dict[str, Any]:
 SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "render": bench_render, "netns": bench_netns, "tunnel": bench_tunnel,
     "docker": bench_docker, "containerlab": bench_containerlab, "convergence": bench_convergence,
-    "scale-render": bench_scale_render, "scale-netns": bench_scale_netns,
+    "scale-render": bench_scale_render, "scale-netns": bench_scale_netns, "crypto": bench_crypto,
 }
 
 

@@ -35,6 +35,11 @@ def _cli(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle], nod
     return result.returncode, result.stdout if result.returncode == 0 else result.stderr
 
 
+def _said(text: str) -> str:
+    """A tool's complaint on one line, short (its last words)."""
+    return " ".join(text.split())[-160:] or "no output"
+
+
 def _table(text: str) -> dict[str, str]:
     """`wg show IF latest-handshakes|endpoints`: public key -> value."""
     out = {}
@@ -53,7 +58,9 @@ def _wireguard(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle
     while True:
         code, text = run(["wg", "show", end.ifname, "latest-handshakes"])
         if code != 0:
-            return Check("crypto", end.node, label, False, f"wg show {end.ifname} failed: {text.strip()[-200:]}")
+            return Check("crypto", end.node, label, False,
+                         f"wg show {end.ifname} failed (no WireGuard interface {end.ifname} on {end.node}, or its "
+                         f"daemon died): {_said(text)}")
         stamp = int(_table(text).get(end.peer_public_key or "", "0") or 0)
         if stamp or time.monotonic() > deadline:
             break
@@ -116,7 +123,9 @@ def _ipsec(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle], s
     while True:
         code, text = _cli(lab, runtime, handles, end.node, [*swanctl, "--list-sas"])
         if code != 0:
-            return Check("crypto", end.node, label, False, f"swanctl --list-sas failed: {text.strip()[-200:]}")
+            return Check("crypto", end.node, label, False,
+                         f"no IPsec daemon answers on {end.node} (charon is not running: its config has no "
+                         f"`vpn ipsec` peer {end.remote}, or the daemon died): swanctl --list-sas: {_said(text)}")
         mine = [s for s in ike_sas(text) if s.get("local") == end.local and s.get("remote") == end.remote]
         good = [s for s in mine if s["state"] == "ESTABLISHED" and s.get("child") == "INSTALLED"]
         if good or time.monotonic() > deadline:
@@ -136,10 +145,11 @@ def _ipsec(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle], s
 
 
 def _charon_said(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle], node: str) -> str:
-    """The last line of charon's log naming why a handshake failed (it never logs the PSK)."""
+    """The last line of charon's log naming why a handshake failed (it never logs the PSK): the
+    initiator hears AUTHENTICATION_FAILED, the responder's key "MAC mismatched"."""
     code, text = _cli(lab, runtime, handles, node, ["tail", "-n", "200", "/run/charon.log"])
     hits = [ln.split("] ", 1)[-1] for ln in text.splitlines()
-            if "AUTHENTICATION_FAILED" in ln or ("failed" in ln.lower() and "authentic" in ln.lower())]
+            if "AUTHENTICATION_FAILED" in ln or "MAC mismatched" in ln or ("failed" in ln.lower() and "authentic" in ln.lower())]
     return hits[-1].strip() if code == 0 and hits else ""
 
 

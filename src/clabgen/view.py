@@ -40,6 +40,7 @@ def lab_view(plan: Plan) -> dict[str, Any]:
                       "ip_proto": c.ip_proto, "lan_frame_len": c.lan_frame_len,
                       "underlay_frame_len": c.underlay_frame_len} for c in plan.captures],
         "routing": _routing(plan),
+        "secrets": view_crypto.readme_secrets(plan),
     }
 
 

@@ -44,3 +44,48 @@ def crypto_end(e: TunnelEnd, peer: TunnelEnd, t: Tunnel, c: Crypto, underlay_if:
         "esp": {"encryption": esp_enc, "hash": esp_hash, "pfs": f"dh-group{esp_pfs}" if esp_pfs else "disable",
                 "lifetime": esp_life, "pfs_name": DH_NAMES[esp_pfs] if esp_pfs else None},
         "dpd": {"action": dpd_action, "interval": dpd_interval, "timeout": dpd_timeout}}}
+
+
+def readme_secrets(plan: Any) -> list[dict[str, str]]:
+    """The lab README's table of keys and secrets: whose, where each comes from and which of the
+    lab's files hold it (never the value itself)."""
+    gateways = {g.name: g for g in plan.gateways}
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+
+    def where(s: Secret, nodes: list[str], private_key: bool = False) -> str:
+        configs = ", ".join(f"`startup-conf/{n}.cfg`" for n in nodes)
+        scripts = ", ".join(f"`linux/{n}.sh`" for n in nodes)
+        key_file = gateways[nodes[0]].wireguard_key_output if private_key else None
+        if s.value is not None:
+            return (f"`{key_file}`" if key_file else f"{configs} (and `.set`)") + f", {scripts}"
+        if private_key and _binds_key(gateways[nodes[0]]):
+            return (f"none: the topology binds `{s.file}` read-only where VyOS 1.2 reads the key; the Linux "
+                    f"scripts ({scripts}) read the file when run")
+        return (f"none: a placeholder `/* clabgen-secret ... */` in {configs}; a deploy fills a private copy "
+                f"(0600) under `/run/clabgen/{plan.name}/secrets/`; the Linux scripts ({scripts}) read the file when run")
+
+    def source(s: Secret) -> str:
+        if s.lab_only:
+            return "lab-only: derived from the lab name, not a secret"
+        return f"file `{s.file}`" + (" (written into the lab: `write_secrets: true`)" if s.value is not None else
+                                     ", read at render (checked) and deploy")
+
+    for t in plan.tunnels:
+        if t.crypto is None:
+            continue
+        for e in t.crypto.ends:
+            if e.private_key is not None and e.node not in seen:
+                seen.add(e.node)
+                rows.append({"what": "WireGuard private key", "of": e.node, "source": source(e.private_key),
+                             "where": where(e.private_key, [e.node], private_key=True)})
+        if t.crypto.psk is not None:
+            what = "WireGuard preshared key" if t.type == "wireguard" else "IPsec PSK (IKEv2)"
+            nodes = [e.node for e in t.crypto.ends]
+            rows.append({"what": what, "of": f"tunnel {t.name}", "source": source(t.crypto.psk),
+                         "where": where(t.crypto.psk, nodes)})
+    return rows
+
+
+def _binds_key(g: Any) -> bool:
+    return any(":/config/auth/wireguard/" in b for b in getattr(g.clab, "binds", ()) or ())

@@ -23,6 +23,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ CHARON_BIN = Path(os.environ.get("CLABGEN_CHARON", "/usr/lib/ipsec/charon"))
 CHARON_PLUGINS = "random nonce openssl pem pkcs1 x509 pubkey aes sha1 sha2 hmac gcm kdf socket-default vici"
 SWANCTL_PLUGINS = "random openssl pem pkcs1 x509 pubkey"
 FWMARK = "0x42"
+KICK_FOR = 120.0                 # seconds the initiators' children get to come up (ipsec_kick.py)
 
 
 def wireguard_go() -> str | None:
@@ -245,7 +247,8 @@ def _strongswan_conf(cfg: DeviceConfig, backend: str) -> str:
     if cfg.ipsec.interfaces:
         lines.append(f"    interfaces_use = {','.join(cfg.ipsec.interfaces)}")
     lines += ["    filelog {", "        log {", "            path = /run/charon.log", "            default = 1",
-              "            time_format = %H:%M:%S", "        }", "    }", "    plugins {"]
+              "            time_format = %H:%M:%S",
+              "            flush_line = yes", "        }", "    }", "    plugins {"]
     if backend != "kernel":
         lines += ["        kernel-libipsec {", "            allow_peer_ts = yes", "        }",
                   "        kernel-netlink {", f"            fwmark = !{FWMARK}", "        }",
@@ -303,6 +306,46 @@ def swanctl_conf(cfg: DeviceConfig, backend: str) -> str:
     return "\n".join(["connections {", *conns, "}", "secrets {", *secrets, "}"]) + "\n"
 
 
+# Userspace ESP under bulk TCP: charon's UDP 4500 socket overflows the namespace's default receive
+# buffer (212992 bytes; `net.core.rmem_default` is not writable inside a namespace and charon has
+# no option for it), and ipsec0's transmit queue (500 packets) overflows while charon encrypts:
+# both drops were 5-10 % TCP retransmits (bench/bench_crypto.py). Measured: 0 with these.
+ESP_RCVBUF = 4 << 20
+IPSEC0_TXQUEUELEN = "10000"
+SO_RCVBUFFORCE = 33
+SYS_PIDFD_GETFD = 438          # x86_64 and the generic syscall table alike
+
+
+def _widen_userspace_esp(runner: Runner, pid: int) -> None:
+    """Best effort: larger receive buffers on charon's UDP sockets (SO_RCVBUFFORCE on a copy of
+    each socket taken with pidfd_getfd: the same socket) and a longer ipsec0 queue."""
+    runner.run(["ip", "link", "set", "ipsec0", "txqueuelen", IPSEC0_TXQUEUELEN])
+    import ctypes
+    import socket
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if not os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                    continue
+            except OSError:
+                continue
+            mine = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(fd), 0)
+            if mine < 0:
+                return          # not allowed here (e.g. no ptrace rights): keep the defaults
+            with socket.socket(fileno=mine) as sock:        # closes only this process's copy
+                if sock.type == socket.SOCK_DGRAM and sock.family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, ESP_RCVBUF)
+    except OSError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
 def _ipsec(runner: Runner, cfg: DeviceConfig, backend: str, out: CryptoApplied) -> None:
     assert cfg.ipsec is not None
     for path, text in ((STRONGSWAN_CONF, _strongswan_conf(cfg, backend)), (SWANCTL_CONF, swanctl_conf(cfg, backend))):
@@ -332,3 +375,11 @@ def _ipsec(runner: Runner, cfg: DeviceConfig, backend: str, out: CryptoApplied) 
             raise _fail(cfg, line, path, f"swanctl --load-all did not load the connections: {' / '.join(said[-4:])}")
         time.sleep(0.05)
     out.ipsec = "kernel" if backend == "kernel" else "kernel-libipsec"
+    if backend != "kernel":
+        _widen_userspace_esp(runner, out.pids["charon"])
+    # Userspace ESP raises no acquires: a helper stands in for them while the initiators' children come up.
+    children = [f"{_conn_name(p)}/{_conn_name(p)}-tunnel-{t.number}" for p in cfg.ipsec.peers if p.initiate
+                for t in p.tunnels]
+    if backend != "kernel" and children:
+        out.pids["ipsec-kick"] = runner.spawn([sys.executable, "-m", "clabgen.emu.ipsec_kick", f"{KICK_FOR:g}",
+                                               *children], "/run/ipsec-kick.log", {"STRONGSWAN_CONF": STRONGSWAN_CONF})
