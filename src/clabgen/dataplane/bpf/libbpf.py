@@ -178,6 +178,15 @@ def attach_ingress(ifindex: int, prog_fd: int) -> None:
     _check(so.bpf_tc_attach(_c.byref(hook), _c.byref(opts)), f"attaching to ifindex {ifindex} (tc ingress)")
 
 
+def prog_loaded(prog_id: int) -> bool:
+    """Whether the kernel still holds the program with this id."""
+    fd = lib().bpf_prog_get_fd_by_id(prog_id)
+    if fd < 0:
+        return False
+    os.close(fd)
+    return True
+
+
 def prog_maps(prog_id: int) -> dict[str, int]:
     """Map name -> fd for the maps a loaded program uses (the caller closes the fds)."""
     so = lib()

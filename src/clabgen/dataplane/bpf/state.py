@@ -69,6 +69,14 @@ def _programs(ipr: IPRoute, index: int) -> dict[str, int]:
     return out
 
 
+def program_ids(netns: str | None) -> set[int]:
+    """Ids of our programs on any device's tc ingress in a namespace (what must go with it)."""
+    if libbpf.available() is not None:
+        return set()
+    with entered(netns), IPRoute() as ipr:
+        return {pid for link in ipr.get_links() for pid in _programs(ipr, link["index"]).values()}
+
+
 def tunnels_in(netns: str | None) -> dict[str, BpfTunnelState]:
     """Every BPF tunnel end in a namespace (a name under /run/netns or a /proc/PID/ns/net path), by
     tunnel device name; {} where there is none, or no libbpf to read them with."""
