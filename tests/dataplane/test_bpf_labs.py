@@ -89,10 +89,12 @@ def _tcp_crosses_the_hub(lab: Path) -> None:
 
 
 def _verify_fails_without_a_program(lab: Path) -> None:
-    """Last on its lab (it breaks the tunnel): a removed encap filter fails the tunnel and its pings."""
+    """Last on its lab (it breaks the tunnel): without its encap filters (tun0's egress, and the
+    peer's ingress that wraps what egress lets through) the tunnel end and its pings fail."""
     gw1 = labdir.load(lab).container("gw1")
-    removed = _exec(gw1, "tc", "filter", "del", "dev", bpf.peer_name("tun0"), "ingress")
-    assert removed.returncode == 0, removed.stderr
+    for dev, hook in (("tun0", "egress"), (bpf.peer_name("tun0"), "ingress")):
+        removed = _exec(gw1, "tc", "filter", "del", "dev", dev, hook)
+        assert removed.returncode == 0, removed.stderr
     _, checks, _ = labops.verify(lab)
     failed = {(c.group, c.node): c.detail for c in checks if not c.ok}
     assert ("tunnel", "gw1") in failed and "no userspace tunnel serves it" in failed[("tunnel", "gw1")]

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-BPF_TC_INGRESS = 1
+BPF_TC_INGRESS, BPF_TC_EGRESS = 1, 2
 BPF_ANY = 0
 TC_PRIORITY = 0xC1A6   # our filters' priority; handle 1 (one filter per hook and device)
 _c = ctypes
@@ -166,16 +166,17 @@ def lookup(map_fd: int, key: bytes, size: int) -> bytes | None:
     return out.raw if rc == 0 else None
 
 
-def attach_ingress(ifindex: int, prog_fd: int) -> None:
-    """A direct-action cls_bpf filter on the device's clsact ingress (the qdisc made if missing), in
-    the calling thread's namespace. A filter of ours already there is replaced."""
+def attach(ifindex: int, prog_fd: int, egress: bool = False) -> None:
+    """A direct-action cls_bpf filter on the device's clsact ingress (or egress; the qdisc made if
+    missing), in the calling thread's namespace. A filter of ours already there is replaced."""
     so = lib()
-    hook = TcHook(_c.sizeof(TcHook), ifindex, BPF_TC_INGRESS, 0)
+    hook = TcHook(_c.sizeof(TcHook), ifindex, BPF_TC_EGRESS if egress else BPF_TC_INGRESS, 0)
     rc = so.bpf_tc_hook_create(_c.byref(hook))
     if rc < 0 and -rc != errno.EEXIST:
         _check(rc, f"adding the clsact qdisc to ifindex {ifindex}")
     opts = TcOpts(_c.sizeof(TcOpts), prog_fd, 1, 0, 1, TC_PRIORITY)   # flags 1: BPF_TC_F_REPLACE
-    _check(so.bpf_tc_attach(_c.byref(hook), _c.byref(opts)), f"attaching to ifindex {ifindex} (tc ingress)")
+    _check(so.bpf_tc_attach(_c.byref(hook), _c.byref(opts)),
+           f"attaching to ifindex {ifindex} (tc {'egress' if egress else 'ingress'})")
 
 
 def prog_loaded(prog_id: int) -> bool:
