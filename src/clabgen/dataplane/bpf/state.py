@@ -100,9 +100,12 @@ def tunnels_in(netns: str | None) -> dict[str, BpfTunnelState]:
             fds += maps.values()
             if DECAP_MAP in maps:
                 decap_maps.append(maps[DECAP_MAP])
+        opened: dict[int, dict[str, int]] = {}   # one program serves every end of a namespace
         for tun_index, prog_id in encap.items():
-            maps = libbpf.prog_maps(prog_id)
-            fds += maps.values()
+            if prog_id not in opened:
+                opened[prog_id] = libbpf.prog_maps(prog_id)
+                fds += opened[prog_id].values()
+            maps = opened[prog_id]
             raw = libbpf.lookup(maps[ENCAP_MAP], struct.pack("=I", tun_index), ENCAP_VALUE.size) \
                 if ENCAP_MAP in maps else None
             if raw is None:
