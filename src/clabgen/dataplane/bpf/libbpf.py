@@ -19,6 +19,7 @@ from contextlib import contextmanager
 
 BPF_TC_INGRESS, BPF_TC_EGRESS = 1, 2
 BPF_ANY = 0
+LIBBPF_DEBUG = 2   # enum libbpf_print_level: WARN 0, INFO 1, DEBUG 2
 TC_PRIORITY = 0xC1A6   # our filters' priority; handle 1 (one filter per hook and device)
 _c = ctypes
 _PRINT = _c.CFUNCTYPE(_c.c_int, _c.c_int, _c.c_char_p, _c.c_void_p)
@@ -82,9 +83,10 @@ def lib() -> _c.CDLL:
 
 
 def _print_into_thread(level: int, fmt: bytes, args: int) -> int:
-    """libbpf's messages (the verifier log among them) go to the thread that made the call."""
+    """libbpf's warnings and notes (the verifier log among them) go to the thread that made the call;
+    its debug chatter (thousands of lines per load, a 16 MB buffer each) is dropped."""
     lines = getattr(_messages, "lines", None)
-    if lines is not None:
+    if lines is not None and level < LIBBPF_DEBUG:
         buf = _c.create_string_buffer(1 << 24)   # the verifier's log comes as one message
         _libc().vsnprintf(buf, len(buf), fmt, _c.c_void_p(args))
         lines.extend(buf.value.decode(errors="replace").rstrip().splitlines())
