@@ -15,7 +15,10 @@ export CLABGEN_CONTAINERLAB ?= $(CURDIR)/bin/containerlab
 # FRR for the emulated gateways' routing protocols, the topology pictures, the 80-column terminal tests,
 # clang/llvm/libbpf-dev to build the BPF tunnel's program).
 DEB_PKGS ?= iproute2 iputils-ping tcpdump tshark iperf3 user-mode-linux debootstrap docker.io patch util-linux procps gcc \
-            frr graphviz tmux clang llvm libbpf-dev
+            frr graphviz tmux clang llvm libbpf-dev $(CRYPTO_PKGS)
+# Encrypted tunnels: `wg` (wireguard-go is built: `make wireguard-go`) and strongSwan's charon with
+# userspace ESP (kernel-libipsec) and AES-GCM through OpenSSL.
+CRYPTO_PKGS ?= wireguard-tools strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
 
 .PHONY: install deps deps-demo test test-install render check lint bench deploy verify destroy demo clean
 
@@ -43,6 +46,7 @@ deps:
 # or containerlab makes their tests skip with the reason, never hides the other tests.
 test: install deps
 	@scripts/docker-up.sh || echo "test: no container engine; docker/containerlab tests will skip"
+	@$(MAKE) --no-print-directory wireguard-go || echo "test: wireguard-go not built; WireGuard tests will skip"
 	@$(MAKE) --no-print-directory image containerlab || echo "test: images/containerlab not built; their tests will skip"
 	@set +e; $(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; scripts/docker-down.sh; exit $$rc
 
@@ -59,8 +63,9 @@ check: install
 	$(BIN)/python -m ruff check src tests bench scripts
 	$(BIN)/python -m mypy src
 
+# `make bench` runs every section; `make bench SECTIONS="scale-render scale-netns"` only those.
 bench: install deps
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(SECTIONS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

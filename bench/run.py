@@ -3,7 +3,7 @@
 Each section is measured in this run and replaces its previous figures in results.json (other
 sections are kept), with the time it was measured. Sections whose prerequisites are missing
 (no engine, no containerlab) record why they were skipped.
-Usage: python bench/run.py [render netns tunnel bpf_tunnel docker containerlab convergence]
+Usage: python bench/run.py [render netns tunnel bpf_tunnel docker containerlab convergence scale-render scale-netns]
 """
 
 from __future__ import annotations
@@ -133,9 +133,26 @@ def bench_containerlab() -> dict[str, Any]:
     return {**_cycle("containerlab", LAB), "target_total_s": 8.0}
 
 
+def _scale() -> Any:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import scale
+    return scale
+
+
+def bench_scale_render() -> dict[str, Any]:
+    """Generated labs of 50/200/500 sites and the 30-site mesh against netlab create (bench/scale.py)."""
+    return _scale().run_render()  # type: ignore[no-any-return]
+
+
+def bench_scale_netns() -> dict[str, Any]:
+    """Deploy/verify/destroy of the generated 50- and 100-site hub-and-spoke on netns (bench/scale.py)."""
+    return _scale().run_netns()  # type: ignore[no-any-return]
+
+
 SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "render": bench_render, "netns": bench_netns, "tunnel": bench_tunnel, "bpf_tunnel": bench_bpf_tunnel,
     "docker": bench_docker, "containerlab": bench_containerlab, "convergence": bench_convergence,
+    "scale-render": bench_scale_render, "scale-netns": bench_scale_netns,
 }
 
 

@@ -17,6 +17,9 @@ ORACLES = SHARED / "oracles"
 # The patched containerlab `make containerlab` builds into the checkout (docs/containerlab.md).
 if (ROOT / "bin" / "containerlab").is_file():
     os.environ.setdefault("CLABGEN_CONTAINERLAB", str(ROOT / "bin" / "containerlab"))
+# The userspace WireGuard `make wireguard-go` builds (kernels without the wireguard module).
+if (ROOT / "bin" / "wireguard-go").is_file():
+    os.environ.setdefault("CLABGEN_WIREGUARD_GO", str(ROOT / "bin" / "wireguard-go"))
 
 
 def lab_dirs() -> list[Path]:
@@ -34,3 +37,14 @@ def run_clabgen(*args: str, cwd: Path | None = None, check: bool = False) -> sub
     """Run the real console script as a user would."""
     exe = shutil.which("clabgen", path=str(Path(sys.executable).parent)) or "clabgen"
     return subprocess.run([exe, *args], cwd=cwd or ROOT, capture_output=True, text=True, check=check)
+
+
+def docker_engine() -> object:
+    """A client of the Docker engine, or a skip saying how to start one."""
+    docker = pytest.importorskip("docker")
+    try:
+        c = docker.from_env(timeout=30)
+        c.ping()
+    except Exception as e:
+        pytest.skip(f"no Docker engine answers ({type(e).__name__}); run `make docker-up`")
+    return c

@@ -102,7 +102,8 @@ def test_tunnel_mtu_is_underlay_mtu_minus_overhead(build, ttype: str, underlay_m
 
 
 def test_overheads_are_the_documented_ones() -> None:
-    assert {k: (v.overhead, v.ip_proto) for k, v in TUNNEL_TYPES.items()} == {"ipip": (20, 4), "gre": (24, 47)}
+    assert {k: (v.overhead, v.ip_proto) for k, v in TUNNEL_TYPES.items()} == \
+        {"ipip": (20, 4), "gre": (24, 47), "wireguard": (60, 17), "ipsec": (86, 17)}
 
 
 def test_explicit_tunnel_mtu_is_kept(build) -> None:  # type: ignore[no-untyped-def]

@@ -53,7 +53,7 @@ def test_bad_options_are_listed_at_once(tmp_path: Path) -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert lines[0] == "--pattern: unknown pattern 'ring' (valid: two-site, hub-spoke, mesh, chain)"
-    assert "--tunnel: unknown tunnel type 'vxlan' (valid: ipip, gre)" in lines
+    assert "--tunnel: unknown tunnel type 'vxlan' (valid: ipip, gre, wireguard, ipsec)" in lines
     assert "--routing: unknown routing 'rip' (valid: static, ospf, bgp)" in lines
     assert any(line.startswith("--platform: unknown gateway platform 'junos'") for line in lines)
     assert not (tmp_path / "x").exists()

@@ -84,3 +84,29 @@ def test_capture_fails_when_the_predicted_ttl_is_wrong(chain: Path) -> None:
     failed = _failed(chain)
     assert any(f.startswith("capture gwb") and "inner TTL 62 on tun1 and 62 on eth2, expected 63" in f
                for f in failed), failed
+
+
+def test_replies_are_awaited_on_descriptors_above_1024() -> None:
+    """A 100-site verify holds over 1024 descriptors; select() cannot watch those (ValueError),
+    verify's and trace's waits for a reply can."""
+    import resource
+    import socket
+
+    from clabgen import trace, verify
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1600:
+        pytest.skip(f"the descriptor limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1600), hard))
+    a, b = socket.socketpair()
+    high = socket.socket(fileno=os.dup2(a.fileno(), 1500))
+    try:
+        for readable in (verify._readable, trace._readable):
+            assert not readable(high, 0.05)
+            b.send(b"x")
+            assert readable(high, 1.0)
+            assert high.recv(1) == b"x"
+    finally:
+        high.close()
+        a.close()
+        b.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 from ipaddress import IPv4Address, IPv4Network
 
 from . import platforms
 from .errors import Problems, Where
-from .model import Gateway, Lab, Server
+from .model import Gateway, Lab, Server, Tunnel
 from .tunnels import TUNNEL_TYPES
 
 
@@ -58,15 +59,32 @@ def _unique_names(lab: Lab, problems: Problems) -> None:
 
 
 def _prefixes(lab: Lab, problems: Problems) -> None:
+    """No two of the underlay, the LANs and the tunnel subnets overlap: each is reported against the
+    first one written before it that it overlaps. Prefixes either nest or are disjoint, so the ones
+    overlapping a prefix are its supernets (one lookup per shorter length) and the prefixes inside
+    it (a range of the sorted starts): linear for a lab of hundreds of sites, not quadratic."""
     nets: list[tuple[IPv4Network, Where, str]] = [(lab.underlay.subnet, lab.underlay.at("subnet"), "the underlay subnet")]
     nets += [(s.lan, s.at("lan"), f"the LAN of site {s.name}") for s in lab.sites]
     nets += [(t.subnet, t.at("subnet"), f"the subnet of tunnel {t.name or '-'.join(t.endpoints) or i}")
              for i, t in enumerate(lab.tunnels)]
+    by_net: dict[tuple[int, int], list[int]] = {}
+    for i, (net, _, _) in enumerate(nets):
+        by_net.setdefault((int(net.network_address), net.prefixlen), []).append(i)
+    order = sorted(range(len(nets)), key=lambda i: (int(nets[i][0].network_address), nets[i][0].prefixlen))
+    starts = [int(nets[i][0].network_address) for i in order]
     for i, (net, where, _) in enumerate(nets):
-        for other, owhere, olabel in nets[:i]:
-            if net.overlaps(other):
-                problems.add(where, f"{net} overlaps {other}, {olabel}", f"line {owhere.line}")
-                break
+        start, plen = int(net.network_address), net.prefixlen
+        first = None
+        for length in range(plen, -1, -1):   # itself (a duplicate) and its supernets
+            key = (start & ((0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF), length)
+            first = min([j for j in by_net.get(key, ()) if j < i] + ([first] if first is not None else []), default=None)
+        lo = bisect.bisect_left(starts, start)
+        hi = bisect.bisect_right(starts, int(net.broadcast_address))
+        inside = [order[k] for k in range(lo, hi) if order[k] < i and nets[order[k]][0].prefixlen > plen]
+        first = min(inside + ([first] if first is not None else []), default=None)
+        if first is not None:
+            other, owhere, olabel = nets[first]
+            problems.add(where, f"{net} overlaps {other}, {olabel}", f"line {owhere.line}")
         if net.is_loopback or net.is_multicast or net.is_link_local or net.is_unspecified:
             problems.add(where, f"{net} is not a usable unicast prefix")
 
@@ -74,6 +92,8 @@ def _prefixes(lab: Lab, problems: Problems) -> None:
 def _in_subnet(addr: IPv4Address, net: IPv4Network, where: Where, what: str, problems: Problems) -> None:
     if addr not in net:
         problems.add(where, f"{addr} is outside {net}, {what}")
+    elif net.prefixlen == 31:
+        return            # both addresses of a /31 are hosts (RFC 3021)
     elif addr == net.network_address:
         problems.add(where, f"{addr} is the network address of {net}")
     elif addr == net.broadcast_address:
@@ -128,7 +148,7 @@ def _tunnels(lab: Lab, problems: Problems) -> None:
                              f"did you mean {close[0]!r}?" if close else f"gateways: {', '.join(gateways) or 'none'}")
         if len(t.endpoints) == 2 and t.endpoints[0] == t.endpoints[1]:
             problems.add(t.at("endpoints[1]"), f"a tunnel from {t.endpoints[0]!r} to itself")
-        key = (t.type, frozenset(t.endpoints))
+        key = (TUNNEL_TYPES[t.type].kernel_kind if t.type in TUNNEL_TYPES else t.type, frozenset(t.endpoints))
         if len(key[1]) == 2 and key in pairs:
             problems.add(where, f"a second {t.type} tunnel between {' and '.join(sorted(key[1]))}",
                          f"the first is at line {pairs[key].line}; Linux allows one {t.type} tunnel per pair of addresses")
@@ -141,8 +161,8 @@ def _tunnels(lab: Lab, problems: Problems) -> None:
             pname = gw.platform or lab.defaults.gateway_platform
             if not platforms.load(pname).supports(t.type):
                 problems.add(t.at("type"), f"platform {pname} of {name} does not support tunnel type {t.type!r}")
-        if ttype and t.mtu is not None and t.mtu > lab.underlay.mtu - ttype.overhead:
-            limit = lab.underlay.mtu - ttype.overhead
+        if ttype and t.mtu is not None and t.mtu > ttype.max_mtu(lab.underlay.mtu):
+            limit = ttype.max_mtu(lab.underlay.mtu)
             problems.add(t.at("mtu"), f"tunnel MTU {t.mtu} is above {limit}, the underlay MTU {lab.underlay.mtu} "
                                       f"minus {ttype.overhead} bytes of {t.type} overhead")
 
@@ -166,20 +186,39 @@ def _config_mtus(lab: Lab, problems: Problems) -> None:
         ttype = TUNNEL_TYPES.get(t.type)
         if ttype is None:
             continue
-        mtu = t.mtu if t.mtu is not None else lab.underlay.mtu - ttype.overhead
+        mtu = tunnel_mtu(lab, t)
         for name in t.endpoints:
             end = gateways.get(name)
             if end is None:
                 continue
             pname = end.platform or lab.defaults.gateway_platform
             facts = platforms.load(pname).facts
-            low, high = facts.mtu.get("tunnel", (0, 1 << 16))
-            if (facts.tunnel_mtu_in_config or t.mtu is not None) and not low <= mtu <= high:
+            low, high = facts.mtu.get(ttype.ifname_kind, (0, 1 << 16))
+            if (facts.tunnel_mtu_in_config or ttype.mtu_in_config or t.mtu is not None) and not low <= mtu <= high:
                 where = t.at("mtu") if t.mtu is not None else lab.underlay.at("mtu")
                 problems.add(where, f"tunnel MTU {mtu} of {t.name or '-'.join(t.endpoints)} is outside {low}..{high}, "
                                     f"the tunnel MTUs {pname} accepts", "set the tunnel's mtu explicitly"
                              if t.mtu is None else "")
                 break
+
+
+def tunnel_mtu(lab: Lab, t: Tunnel) -> int:
+    """A tunnel's MTU: explicit, else what its overhead leaves of the underlay MTU, capped at the
+    highest MTU the ends' platforms accept for it where their configs write it (WireGuard on VyOS
+    1.2: 9000, so the default 9500 underlay gives 9000 rather than 9440)."""
+    ttype = TUNNEL_TYPES[t.type]
+    if t.mtu is not None:
+        return t.mtu
+    mtu = ttype.max_mtu(lab.underlay.mtu)
+    gateways = {s.gateway.name: s.gateway for s in lab.sites}
+    for name in t.endpoints:
+        gw = gateways.get(name)
+        if gw is None:
+            continue
+        facts = platforms.load(gw.platform or lab.defaults.gateway_platform).facts
+        if ttype.mtu_in_config or facts.tunnel_mtu_in_config:
+            mtu = min(mtu, facts.mtu.get(ttype.ifname_kind, (0, mtu))[1])
+    return mtu
 
 
 def tunnel_names(lab: Lab) -> list[str]:
@@ -284,16 +323,19 @@ MGMT_IF = "eth0"   # containerlab's management interface in every container
 def _ifnames(lab: Lab, problems: Problems) -> None:
     """Explicit interface names: the platform's naming rule, no clash on one node, never eth0."""
     from .plan import LAN_IF, SERVER_IF, UNDERLAY_IF
+    tunnel_ifnames: dict[str, list[tuple[str, str, Where]]] = {}
+    for t in lab.tunnels:
+        for i, end in enumerate(t.endpoints):
+            if t.ifnames and i < len(t.ifnames):
+                kind = TUNNEL_TYPES[t.type].ifname_kind if t.type in TUNNEL_TYPES else "tunnel"
+                tunnel_ifnames.setdefault(end, []).append((t.ifnames[i], kind, t.at(f"ifnames[{i}]")))
     for site in lab.sites:
         gw = site.gateway
         rules = platforms.load(gw.platform or lab.defaults.gateway_platform).facts.ifnames
         named: list[tuple[str, str, Where]] = [
             (gw.lan_ifname or LAN_IF, "ethernet", gw.at("lan_ifname")),
             (gw.underlay_ifname or UNDERLAY_IF, "ethernet", gw.at("underlay_ifname"))]
-        for t in lab.tunnels:
-            for i, end in enumerate(t.endpoints):
-                if end == gw.name and t.ifnames and i < len(t.ifnames):
-                    named.append((t.ifnames[i], "tunnel", t.at(f"ifnames[{i}]")))
+        named += tunnel_ifnames.get(gw.name, [])
         seen: dict[str, Where] = {}
         for ifname, kind, where in named:
             rule = rules.get(kind)

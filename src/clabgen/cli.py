@@ -109,7 +109,7 @@ def validate(intent: Path = typer.Argument(..., help="intent YAML file", autocom
     from . import intent as intent_mod
     from . import plan as plan_mod
     lab = intent_mod.read_lab(intent, _display(intent))
-    p = plan_mod.build(lab)
+    p = plan_mod.build(lab, scenarios=False)     # fault predictions warn about nothing; render makes them
     for w in p.warnings:
         _say(f"warning: {w}", err=True)
     typer.echo(f"{_display(intent)}: ok ({len(p.nodes)} nodes, {len(p.links)} links, {len(p.tunnels)} tunnels)")
@@ -206,12 +206,12 @@ def deploy(
     runtime: str = typer.Option("auto", "--runtime", "-r",
                                 help="auto (containerlab if installed and an engine answers, else docker if an "
                                      "engine answers, else netns) | containerlab | docker | netns"),
-    tunnels: str = typer.Option("auto", "--tunnels", help="auto (kernel, else BPF, else userspace) | kernel | bpf | "
-                                                           "userspace (netns runtime)"),
+    tunnels: str = typer.Option("auto", "--tunnels", help="the emulated gateways' tunnels: auto (kernel, else BPF, "
+                                                           "else userspace) | kernel | bpf | userspace"),
 ) -> None:
     """Deploy the lab; a failed or interrupted deploy rolls itself back."""
     from . import labops, termout
-    options = {"tunnels": tunnels} if runtime in ("netns", "auto") else {}
+    options = {"tunnels": tunnels}
     _say(f"deploying {_display(lab)} on the {runtime} runtime", err=True)
     with termout.progress(f"deploying {_display(lab)}") as progress:
         report = labops.deploy(lab, runtime, progress, **options)

@@ -9,10 +9,14 @@ from its Python name with `field(metadata={"json": "from"})`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
+from collections.abc import Callable
 from functools import cache
 from typing import Any, Union
+
+_quote = json.encoder.encode_basestring_ascii   # C: the same escapes json.dumps uses (ensure_ascii)
 
 
 class CodecError(ValueError):
@@ -31,12 +35,108 @@ def json_name(f: dataclasses.Field[Any]) -> str:
 def to_data(obj: Any) -> Any:
     """Plain JSON data (dicts, lists, str, int, float, bool, None) for a dataclass tree."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {json_name(f): to_data(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        # a field marked omit_empty is left out while empty: older files keep their exact bytes
+        return {json_name(f): to_data(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.metadata.get("omit_empty") and not getattr(obj, f.name))}
     if isinstance(obj, (tuple, list)):
         return [to_data(x) for x in obj]
     if isinstance(obj, dict):
         return {str(k): to_data(v) for k, v in obj.items()}
     return obj
+
+
+@cache
+def _names(cls: Any) -> tuple[tuple[str, str], ...]:
+    """(quoted JSON name, attribute) of each field, in order."""
+    return tuple((_quote(json_name(f)), f.name) for f in dataclasses.fields(cls))
+
+
+def to_json(obj: Any) -> str:
+    """Exactly `json.dumps(to_data(obj), indent=2)`, written in one pass over the dataclass tree:
+    a big lab's contract (tens of thousands of routes) is not first copied into dicts and then
+    encoded by json's pure-Python indenting encoder."""
+    out: list[str] = []
+    _emit(obj, "\n", out)
+    return "".join(out)
+
+
+def _leaf(value: Any) -> str | None:
+    """The JSON of a scalar or an empty list, None for anything else (most values are leaves: one
+    dict lookup instead of a recursive call each)."""
+    f = _LEAVES.get(type(value))
+    return f(value) if f is not None else None
+
+
+_LEAVES: dict[type, Any] = {
+    str: _quote, int: int.__repr__, bool: lambda b: "true" if b else "false", type(None): lambda _: "null",
+    float: json.dumps, tuple: lambda t: None if t else "[]", list: lambda t: None if t else "[]",
+}
+
+
+def _emit(obj: Any, nl: str, out: list[str]) -> None:
+    """Append obj's JSON; nl is the newline plus the indentation of obj's own line."""
+    leaf = _leaf(obj)
+    if leaf is not None:
+        out.append(leaf)
+        return
+    inner = nl + "  "
+    if isinstance(obj, (tuple, list)):
+        sep = "[" + inner
+        for x in obj:
+            leaf = _leaf(x)
+            if leaf is not None:
+                out.append(sep + leaf)
+            else:
+                out.append(sep)
+                _emit(x, inner, out)
+            sep = "," + inner
+        out.append(nl + "]")
+        return
+    if isinstance(obj, dict):
+        items = [(_quote(str(k)), v) for k, v in obj.items()]
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        _record(type(obj))(obj, nl, out)
+        return
+    else:
+        out.append(json.dumps(obj))
+        return
+    if not items:
+        out.append("{}")
+        return
+    sep = "{" + inner
+    for quoted, v in items:
+        leaf = _leaf(v)
+        if leaf is not None:
+            out.append(sep + quoted + ": " + leaf)
+        else:
+            out.append(sep + quoted + ": ")
+            _emit(v, inner, out)
+        sep = "," + inner
+    out.append(nl + "}")
+
+
+@cache
+def _record(cls: Any) -> Callable[[Any, str, list[str]], None]:
+    """The emitter of one dataclass, its fields unrolled (generated once per class): each field
+    costs a lookup and an append, the same text _emit's dict branch would write."""
+    names = _names(cls)
+    if not names:
+        return lambda obj, nl, out: out.append("{}")
+    lines = ["def emit(obj, nl, out):", "    inner = nl + '  '", "    comma = ',' + inner"]
+    for k, (quoted, attr) in enumerate(names):
+        head = ("'{' + inner + " if k == 0 else "comma + ") + repr(quoted + ": ")
+        lines += [f"    v = obj.{attr}",
+                  "    f = leaves(type(v))",
+                  "    text = f(v) if f is not None else None",
+                  "    if text is not None:",
+                  f"        out.append({head} + text)",
+                  "    else:",
+                  f"        out.append({head})",
+                  "        emit_any(v, inner, out)"]
+    lines.append("    out.append(nl + '}')")
+    scope: dict[str, Any] = {"leaves": _LEAVES.get, "emit_any": _emit}
+    exec("\n".join(lines), scope)     # only the class's own field names go into the code
+    return scope["emit"]  # type: ignore[no-any-return]
 
 
 @cache
@@ -54,65 +154,150 @@ def _kind(value: Any) -> str:
 def from_data(tp: Any, data: Any, path: str = "") -> Any:
     """`data` read as type `tp` (a dataclass, X | None, tuple[X, ...], tuple[X, Y], dict[str, X],
     str, int, float, bool); raises CodecError naming the path of the first mismatch."""
+    try:
+        return _reader(tp)(data)
+    except CodecError as exc:
+        if not path:
+            raise
+        raise CodecError(_sub(path, exc.path), exc.message) from None
+
+
+# Reading goes through one reader function per type, built once: a big lab's contract (tens of
+# thousands of routes, read by every deploy, verify and destroy) is not re-inspected field by
+# field. A path is only put together when something is wrong: each reader raises with the path
+# below it and its callers prefix their own part.
+
+
+def _sub(head: str, tail: str) -> str:
+    """Join path parts: `a` + `b` -> `a.b`, `a` + `[0].b` -> `a[0].b`."""
+    if not tail:
+        return head
+    if not head:
+        return tail.lstrip(".")
+    return head + tail if tail.startswith("[") else f"{head}.{tail}"
+
+
+def _at(part: str, exc: CodecError) -> CodecError:
+    return CodecError(_sub(part, exc.path), exc.message)
+
+
+Reader = Callable[[Any], Any]
+
+
+def _scalar(tp: Any, ok: Callable[[Any], bool], what: str, convert: Reader | None = None) -> Reader:
+    def read(data: Any) -> Any:
+        if not ok(data):
+            raise CodecError("", f"expected {what}, got {_kind(data)}")
+        return convert(data) if convert else data
+    return read
+
+
+@cache
+def _reader(tp: Any) -> Reader:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (Union, types.UnionType):
-        if data is None and type(None) in args:
-            return None
         rest = [a for a in args if a is not type(None)]
-        if len(rest) == 1:
-            return from_data(rest[0], data, path)
-        raise CodecError(path, f"unsupported union {tp}")
+        if len(rest) != 1:
+            def unsupported(data: Any) -> Any:
+                if data is None and type(None) in args:
+                    return None
+                raise CodecError("", f"unsupported union {tp}")
+            return unsupported
+        inner = _reader(rest[0])
+        nullable = type(None) in args
+        return lambda data: None if data is None and nullable else inner(data)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _dataclass(tp, data, path)
+        return _dataclass_reader(tp)
     if origin is tuple:
-        if not isinstance(data, list):
-            raise CodecError(path, f"expected a list, got {_kind(data)}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(from_data(args[0], x, f"{path}[{i}]") for i, x in enumerate(data))
-        if len(data) != len(args):
-            raise CodecError(path, f"expected {len(args)} items, got {len(data)}")
-        return tuple(from_data(a, x, f"{path}[{i}]") for i, (a, x) in enumerate(zip(args, data)))
+        return _tuple_reader(args)
     if origin is dict:
-        if not isinstance(data, dict):
-            raise CodecError(path, f"expected an object, got {_kind(data)}")
-        return {str(k): from_data(args[1], v, f"{path}.{k}" if path else str(k)) for k, v in data.items()}
+        value = _reader(args[1])
+
+        def read_dict(data: Any) -> Any:
+            if not isinstance(data, dict):
+                raise CodecError("", f"expected an object, got {_kind(data)}")
+            out = {}
+            for k, v in data.items():
+                try:
+                    out[str(k)] = value(v)
+                except CodecError as exc:
+                    raise _at(str(k), exc) from None
+            return out
+        return read_dict
     if tp is Any:
-        return data
+        return lambda data: data
     if tp is bool:
-        if not isinstance(data, bool):
-            raise CodecError(path, f"expected a boolean, got {_kind(data)}")
-        return data
+        return _scalar(tp, lambda d: isinstance(d, bool), "a boolean")
     if tp is int:
-        if not isinstance(data, int) or isinstance(data, bool):
-            raise CodecError(path, f"expected an integer, got {_kind(data)}")
-        return data
+        return _scalar(tp, lambda d: isinstance(d, int) and not isinstance(d, bool), "an integer")
     if tp is float:
-        if not isinstance(data, (int, float)) or isinstance(data, bool):
-            raise CodecError(path, f"expected a number, got {_kind(data)}")
-        return float(data)
+        return _scalar(tp, lambda d: isinstance(d, (int, float)) and not isinstance(d, bool), "a number", float)
     if tp is str:
-        if not isinstance(data, str):
-            raise CodecError(path, f"expected a string, got {_kind(data)}")
-        return data
-    raise CodecError(path, f"unsupported type {tp}")
+        return _scalar(tp, lambda d: isinstance(d, str), "a string")
+
+    def unknown(data: Any) -> Any:
+        raise CodecError("", f"unsupported type {tp}")
+    return unknown
 
 
-def _dataclass(cls: Any, data: Any, path: str) -> Any:
-    if not isinstance(data, dict):
-        raise CodecError(path, f"expected an object, got {_kind(data)}")
+def _tuple_reader(args: tuple[Any, ...]) -> Reader:
+    if len(args) == 2 and args[1] is Ellipsis:
+        item = _reader(args[0])
+
+        def read_items(data: Any) -> Any:
+            if not isinstance(data, list):
+                raise CodecError("", f"expected a list, got {_kind(data)}")
+            try:
+                return tuple([item(x) for x in data])
+            except CodecError:
+                pass
+            for i, x in enumerate(data):      # again, to say which item
+                try:
+                    item(x)
+                except CodecError as exc:
+                    raise _at(f"[{i}]", exc) from None
+            raise AssertionError("unreachable")
+        return read_items
+    readers = [_reader(a) for a in args]
+
+    def read_fixed(data: Any) -> Any:
+        if not isinstance(data, list):
+            raise CodecError("", f"expected a list, got {_kind(data)}")
+        if len(data) != len(readers):
+            raise CodecError("", f"expected {len(readers)} items, got {len(data)}")
+        out = []
+        for i, (r, x) in enumerate(zip(readers, data)):
+            try:
+                out.append(r(x))
+            except CodecError as exc:
+                raise _at(f"[{i}]", exc) from None
+        return tuple(out)
+    return read_fixed
+
+
+def _dataclass_reader(cls: Any) -> Reader:
     hints = _hints(cls)
     fields = {json_name(f): f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        where = f"{path}.{unknown[0]}" if path else unknown[0]
-        raise CodecError(where, f"unknown field (known: {', '.join(fields)})")
-    kwargs: dict[str, Any] = {}
-    for name, f in fields.items():
-        sub = f"{path}.{name}" if path else name
-        if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise CodecError(sub, "missing")
-            continue
-        kwargs[f.name] = from_data(hints[f.name], data[name], sub)
-    return cls(**kwargs)
+    known = frozenset(fields)
+    plan = [(name, f.name, f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+             _reader(hints[f.name])) for name, f in fields.items()]
+
+    def read(data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise CodecError("", f"expected an object, got {_kind(data)}")
+        if not known.issuperset(data):
+            unknown = sorted(set(data) - known)
+            raise CodecError(unknown[0], f"unknown field (known: {', '.join(fields)})")
+        kwargs: dict[str, Any] = {}
+        for name, attr, required, reader in plan:
+            if name not in data:
+                if required:
+                    raise CodecError(name, "missing")
+                continue
+            try:
+                kwargs[attr] = reader(data[name])
+            except CodecError as exc:
+                raise _at(name, exc) from None
+        return cls(**kwargs)
+    return read

@@ -186,6 +186,31 @@ class ScenarioSpec:
 
 
 @dataclass(frozen=True)
+class CryptoEndSpec:
+    """One end of an encrypted tunnel as its daemon should show it (no secret is ever here)."""
+
+    node: str
+    ifname: str                   # the interface its packets enter: wg0, or the GRE tunnel of GRE over IPsec
+    local: str                    # underlay addresses
+    remote: str
+    port: int                     # WireGuard: its listen port; IPsec: 4500
+    peer_port: int
+    public_key: str | None = None         # WireGuard: this end's public key
+    peer_public_key: str | None = None
+
+
+@dataclass(frozen=True)
+class CryptoSpec:
+    """An encrypted tunnel: what verify asks its daemon (handshake, security associations) and
+    how its packets look on the underlay (clabgen.tunnels: wire_signature)."""
+
+    tunnel: str
+    type: str
+    daemon: str                   # wireguard | ipsec (clabgen.verify_crypto)
+    ends: tuple[CryptoEndSpec, CryptoEndSpec]
+
+
+@dataclass(frozen=True)
 class LabContract:
     schema: int
     generator: str                # "clabgen 0.2.0"
@@ -202,6 +227,10 @@ class LabContract:
     adjacencies: tuple[AdjacencySpec, ...] = ()
     scenarios: tuple[ScenarioSpec, ...] = ()
     warnings: tuple[str, ...] = ()
+    crypto: tuple[CryptoSpec, ...] = field(default=(), metadata={"omit_empty": True})
+
+    def crypto_of(self, tunnel: str) -> CryptoSpec | None:
+        return next((c for c in self.crypto if c.tunnel == tunnel), None)
 
     @cached_property
     def _nodes(self) -> dict[str, NodeSpec]:
@@ -217,7 +246,7 @@ class LabContract:
         return next((p for p in self.platforms if p.name == name), None)
 
     def to_json(self) -> str:
-        return json.dumps(codec.to_data(self), indent=2) + "\n"
+        return codec.to_json(self) + "\n"
 
     @classmethod
     def from_json(cls, text: str, file: str = FILE) -> LabContract:

@@ -7,6 +7,8 @@ from .contract import (
     SCHEMA,
     AdjacencySpec,
     CaptureSpec,
+    CryptoEndSpec,
+    CryptoSpec,
     IfaceSpec,
     LabContract,
     LinkSpec,
@@ -21,7 +23,8 @@ from .contract import (
     TunnelSpec,
     generator,
 )
-from .planned import Node, Ping, Plan, Route, TunnelEnd
+from .planned import Node, Ping, Plan, Route, Tunnel, TunnelEnd
+from .tunnels import tunnel_type
 
 # containerlab's management interface; its routes are not part of the lab's design.
 MGMT_DEVS = ("eth0",)
@@ -46,7 +49,20 @@ def contract(plan: Plan, source: str) -> LabContract:
         scenarios=tuple(ScenarioSpec(s.name, s.tunnels,
                                      tuple(NodeRoutesSpec(n, tuple(_route(r) for r in rs)) for n, rs in s.routes),
                                      tuple(_ping(p) for p in s.pings), s.unreachable) for s in plan.scenarios),
-        warnings=plan.warnings)
+        warnings=plan.warnings,
+        crypto=tuple(_crypto(t) for t in plan.tunnels if t.crypto is not None))
+
+
+def _crypto(t: Tunnel) -> CryptoSpec:
+    assert t.crypto is not None
+    c = t.crypto
+
+    def end(e: TunnelEnd) -> CryptoEndSpec:
+        mine, peer = c.end(e.node), c.peer(e.node)
+        return CryptoEndSpec(e.node, e.ifname, str(e.local), str(e.remote), mine.port, peer.port,
+                             mine.public_key, peer.public_key)
+
+    return CryptoSpec(t.name, t.type, tunnel_type(t.type).daemon, (end(t.ends[0]), end(t.ends[1])))
 
 
 def _node(n: Node) -> NodeSpec:

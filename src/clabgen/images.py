@@ -171,9 +171,11 @@ def node_hash(paths: Paths, suite: str) -> str:
     return h.hexdigest()[:HASH_LEN]
 
 
-def emu_hash(paths: Paths, node_tag: str, wheels: Iterable[Path]) -> str:
+def emu_hash(paths: Paths, node_tag: str, wheels: Iterable[Path], wireguard_go: Path | None = None) -> str:
     h = hashlib.sha256(f"vyos-emu\0{node_tag}\0".encode())
     _hash_tree(h, paths.emu_recipe, "vyos-emu")
+    if wireguard_go is not None:
+        h.update(b"wireguard-go\0" + hashlib.sha256(wireguard_go.read_bytes()).digest())
     for w in sorted(wheels):
         h.update(f"wheel/{w.name}\0".encode())
         h.update(hashlib.sha256(w.read_bytes()).digest())
@@ -352,9 +354,20 @@ def _wheels(paths: Paths, log: Callable[[str], None]) -> list[Path]:
     return found
 
 
-def _emu_context(paths: Paths, wheels: list[Path], ctx: Path) -> None:
+def _wireguard_go() -> Path:
+    """The wireguard-go binary built on this host (`make wireguard-go`): the image carries a copy,
+    for WireGuard interfaces where the host kernel (which containers share) has no wireguard."""
+    from .emu.crypto import wireguard_go
+    found = wireguard_go()
+    if found is None:
+        raise RuntimeFailure("wireguard-go is not built: run `make wireguard-go` (it goes into clabgen/vyos-emu)")
+    return Path(found)
+
+
+def _emu_context(paths: Paths, wheels: list[Path], ctx: Path, wireguard_go: Path) -> None:
     shutil.copy2(paths.emu_recipe / "Dockerfile", ctx / "Dockerfile")
     shutil.copy2(paths.emu_recipe / "init", ctx / "init")
+    shutil.copy2(wireguard_go, ctx / "wireguard-go")
     deps = ctx / "deps"
     deps.mkdir()
     for w in wheels:
@@ -371,7 +384,8 @@ def ensure_emu(client: Any, paths: Paths, node: BuiltImage, *, force: bool = Fal
 
     t0 = time.monotonic()
     wheels = _wheels(paths, log)
-    digest = emu_hash(paths, node.recipe_hash, wheels)
+    wg_go = _wireguard_go()
+    digest = emu_hash(paths, node.recipe_hash, wheels, wg_go)
     name = f"{EMU_REPO}:{digest}"
     image: Any = None if force else _existing(client, name)
     built = image is None
@@ -379,7 +393,7 @@ def ensure_emu(client: Any, paths: Paths, node: BuiltImage, *, force: bool = Fal
         log(f"building {name} FROM {node.name}")
         with tempfile.TemporaryDirectory(prefix="clabgen-emu-") as tmp:
             ctx = Path(tmp)
-            _emu_context(paths, wheels, ctx)
+            _emu_context(paths, wheels, ctx, wg_go)
             try:
                 image, _ = client.images.build(
                     path=str(ctx), tag=name, buildargs={"BASE": node.name}, pull=False, rm=True,

@@ -9,7 +9,7 @@ from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueE
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import checks
+from . import checks, intent_crypto, patterns
 from .errors import Problems, Where
 from .model import Defaults, Gateway, Lab, Routing, Server, Site, Tunnel, TunnelRouting, Underlay
 from .yamlpos import Y, load
@@ -95,7 +95,10 @@ class Reader:
             return None
         return int(y.value)
 
-    def prefix(self, y: Y) -> IPv4Network | None:
+    def prefix(self, y: Y, most: int = 30) -> IPv4Network | None:
+        """A network without host bits; at most a /30 (a LAN or the underlay needs a network and a
+        broadcast address besides its hosts), or a /31 where `most` allows it (a tunnel subnet:
+        two hosts, RFC 3021)."""
         s = self.string(y, "an IPv4 prefix such as 10.1.5.0/24")
         if s is None:
             return None
@@ -110,7 +113,11 @@ class Reader:
         if net.network_address != IPv4Address(s.split("/")[0]):
             self.problems.add(y.where, f"{s!r} has host bits set", f"did you mean {net}?")
             return None
-        if net.prefixlen > 30:
+        if net.prefixlen == 31 and most < 31:
+            self.problems.add(y.where, f"{s!r} is too small: only a tunnel subnet may be a /31",
+                              "a LAN or the underlay needs a network and a broadcast address besides its hosts")
+            return None
+        if net.prefixlen > 31:
             self.problems.add(y.where, f"{s!r} is too small: a /{net.prefixlen} has no room for two hosts")
             return None
         return net
@@ -204,7 +211,7 @@ def read_lab(path: Path, display: str | None = None) -> Lab:
     tree = load(path, display)
     problems = Problems()
     r = Reader(problems)
-    top = r.mapping(tree, ("name", "description", "defaults", "underlay", "sites", "tunnels", "routing"),
+    top = r.mapping(tree, ("name", "description", "defaults", "underlay", "sites", "tunnels", "routing", "write_secrets"),
                     ("name", "underlay", "sites"))
     assert top is not None  # yamlpos.load guarantees a mapping
     name = _opt(top, "name", r.name, "")
@@ -215,23 +222,31 @@ def read_lab(path: Path, display: str | None = None) -> Lab:
     defaults = _defaults(r, top.get("defaults"), tree.where, gw_platforms)
     underlay = _underlay(r, top.get("underlay"), tree.where)
     site_items = r.seq(top["sites"], "a list of sites") if "sites" in top else []
-    sites = tuple(s for s in (_site(r, y, gw_platforms) for y in site_items) if s)
+    sites = tuple(s for y in site_items for s in
+                  (patterns.sites_of(r, y, gw_platforms) if patterns.is_template(y) else [_site(r, y, gw_platforms)])
+                  if s)
     if "sites" in top and top["sites"].is_seq and not top["sites"].value:
         problems.add(top["sites"].where, "at least one site is required")
     tunnels: tuple[Tunnel, ...] = ()
     if "tunnels" in top:
-        tunnels = tuple(t for t in (_tunnel(r, y) for y in r.seq(top["tunnels"], "a list of tunnels")) if t)
+        gateways = [s.gateway.name for s in sites]
+        tunnels = tuple(t for y in r.seq(top["tunnels"], "a list of tunnels") for t in
+                        (patterns.tunnels_of(r, y, gateways) if patterns.is_tunnel_pattern(y) else [_tunnel(r, y)])
+                        if t)
     routing = _routing(r, top.get("routing"), tree.where)
     _raise_in_file_order(problems)
     lab = Lab(tree.where, _pos(top), name=name, source=path, defaults=defaults, underlay=underlay,
-              sites=sites, tunnels=tunnels, routing=routing)
+              sites=sites, tunnels=tunnels, routing=routing,
+              write_secrets=_opt(top, "write_secrets", r.boolean, False))
     checks.check_lab(lab, problems)
     _raise_in_file_order(problems)
     return lab
 
 
 def _raise_in_file_order(problems: Problems) -> None:
-    """Report problems top to bottom, as a compiler does; the first line is the first to fix."""
+    """Report problems top to bottom, as a compiler does; the first line is the first to fix. A
+    pattern's tunnels share its positions, so one mistake there is reported once, not per tunnel."""
+    problems.items = list(dict.fromkeys(problems.items))
     problems.items.sort(key=lambda p: (p.where is None or p.where.line == 0,
                                        p.where.line if p.where else 0, p.where.col if p.where else 0))
     problems.raise_if_any()
@@ -283,7 +298,7 @@ def _gateway(r: Reader, y: Y, gw_platforms: tuple[str, ...]) -> Gateway | None:
         name = r.name(y)
         return Gateway(y.where, {"name": y.where}, name=name) if name else None
     m = r.mapping(y, ("name", "platform", "image", "address", "underlay_address", "lan_ifname", "underlay_ifname",
-                      "loopback", "asn"), ("name",), what="a gateway name or a mapping")
+                      "loopback", "asn", "wireguard_key"), ("name",), what="a gateway name or a mapping")
     if m is None:
         return None
     return Gateway(y.where, _pos(m), name=_opt(m, "name", r.name, ""),
@@ -294,7 +309,8 @@ def _gateway(r: Reader, y: Y, gw_platforms: tuple[str, ...]) -> Gateway | None:
                    lan_ifname=_opt(m, "lan_ifname", r.ifname, None),
                    underlay_ifname=_opt(m, "underlay_ifname", r.ifname, None),
                    loopback=_opt(m, "loopback", r.address, None),
-                   asn=_opt(m, "asn", lambda v: r.integer(v, 1, ASN_MAX), None))
+                   asn=_opt(m, "asn", lambda v: r.integer(v, 1, ASN_MAX), None),
+                   wireguard_key=_opt(m, "wireguard_key", lambda v: intent_crypto.path(r, v), None))
 
 
 def _server(r: Reader, y: Y) -> Server | None:
@@ -321,9 +337,15 @@ def _pair(r: Reader, y: Y, key: str, pos: dict[str, Where], what: str, count_mes
 
 def _tunnel(r: Reader, y: Y) -> Tunnel | None:
     from .tunnels import DEFAULT_TYPE, TUNNEL_TYPES
-    m = r.mapping(y, ("name", "type", "endpoints", "subnet", "addresses", "ifnames", "mtu"), ("endpoints", "subnet"))
+    m = r.mapping(y, ("name", "type", "endpoints", "subnet", "addresses", "ifnames", "mtu", *intent_crypto.OPTIONS),
+                  ("endpoints", "subnet"))
     if m is None:
         return None
+    ttype = _opt(m, "type", lambda v: r.one_of(v, tuple(TUNNEL_TYPES), "tunnel type"), DEFAULT_TYPE)
+    crypto = None
+    for key in intent_crypto.OPTIONS:
+        if key in m:
+            crypto = intent_crypto.read(r, ttype, key, m[key])
     endpoints: tuple[str, ...] = ()
     pos = _pos(m)
     if "endpoints" in m:
@@ -339,9 +361,9 @@ def _tunnel(r: Reader, y: Y) -> Tunnel | None:
         given = _pair(r, m["ifnames"], "ifnames", pos, "a list of 2 interface names",
                       "give one interface name per endpoint (2)", r.ifname)
         ifnames = tuple(n for n in given if n) if all(given) else None
-    return Tunnel(y.where, pos, name=_opt(m, "name", r.name, None), ifnames=ifnames,
-                  type=_opt(m, "type", lambda v: r.one_of(v, tuple(TUNNEL_TYPES), "tunnel type"), DEFAULT_TYPE),
-                  endpoints=endpoints, subnet=_opt(m, "subnet", r.prefix, IPv4Network("0.0.0.0/32")),
+    return Tunnel(y.where, pos, name=_opt(m, "name", r.name, None), ifnames=ifnames, type=ttype, crypto=crypto,
+                  endpoints=endpoints,
+                  subnet=_opt(m, "subnet", lambda v: r.prefix(v, most=31), IPv4Network("0.0.0.0/32")),
                   addresses=addresses, mtu=_opt(m, "mtu", lambda v: r.integer(v, 576, 65535), None))
 
 

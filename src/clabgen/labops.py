@@ -13,7 +13,8 @@ from . import trace as trace_mod
 from . import verify as verify_mod
 from .errors import Problem, RuntimeFailure
 from .runtimes import state
-from .runtimes.base import DeployReport, Progress, Runtime, quiet
+from .runtimes.base import DeployReport, NodeHandle, Progress, Runtime, quiet
+from .runtimes.state import LabState
 
 
 def runtime_for(lab: labdir.RenderedLab, requested: str | None = None) -> Runtime:
@@ -44,17 +45,12 @@ def choose_runtime(progress: Progress = quiet) -> str:
 
 
 def deploy(arg: Path, runtime: str, progress: Progress = quiet, **options: Any) -> DeployReport:
-    """Deploy on `runtime` ("auto": see choose_runtime). `options` (tunnels=) are the netns runtime's;
-    with auto they apply only if netns is chosen."""
+    """Deploy on `runtime` ("auto": see choose_runtime) with the runtime's `options` (tunnels=)."""
     if runtime != "auto" and runtime not in runtimes.RUNTIMES:
         raise RuntimeFailure(f"unknown runtime {runtime!r}", f"valid: auto, {', '.join(sorted(runtimes.RUNTIMES))}")
     lab = labdir.resolve(arg)
     if runtime == "auto":
         runtime = choose_runtime(progress)
-        if runtime != "netns":
-            if options.get("tunnels", "auto") != "auto":
-                progress(f"--tunnels {options['tunnels']} applies to the netns runtime only; ignored on {runtime}")
-            options = {}
     rt = runtimes.get(runtime, **options)
     with state.lock(lab.name, progress):
         return rt.deploy(lab, progress)
@@ -73,14 +69,27 @@ def destroy(arg: Path, progress: Progress = quiet) -> list[str]:
         return removed
 
 
+def running(lab: labdir.RenderedLab, arg: Path, why: str = "") -> LabState:
+    """The lab's state, or the error every run command gives for a lab that is not up."""
+    current = state.read(lab.name)
+    if current is None or not current.deployed:
+        what = "is not deployed" if current is None else "is only half deployed"
+        raise RuntimeFailure(f"lab {lab.name} {what}{why}", f"deploy it first: clabgen deploy {arg}")
+    return current
+
+
+def node_handle(lab: labdir.RenderedLab, current: LabState, node: str) -> NodeHandle:
+    handles = runtimes.get(current.runtime).nodes(lab)
+    if node not in handles:
+        raise RuntimeFailure(Problem(None, f"no node {node!r} in lab {lab.name}", f"nodes: {', '.join(handles)}"))
+    return handles[node]
+
+
 def verify(arg: Path, progress: Progress = quiet, wait: float = 60.0
            ) -> tuple[labdir.RenderedLab, list[verify_mod.Check], float]:
     lab = labdir.resolve(arg)
     with state.lock(lab.name, progress):
-        current = state.read(lab.name)
-        if current is None or not current.deployed:
-            what = "is not deployed" if current is None else "is only half deployed"
-            raise RuntimeFailure(f"lab {lab.name} {what}", f"deploy it first: clabgen deploy {arg}")
+        current = running(lab, arg)
         t0 = time.monotonic()
         if current.faults:
             progress(f"faults in place: {', '.join(current.faults)} (checking the prediction for them)")
@@ -102,9 +111,7 @@ def fault(arg: Path, action: str, target: str, progress: Progress = quiet) -> li
     from . import faults as faults_mod
     lab = labdir.resolve(arg)
     with state.lock(lab.name, progress):
-        current = state.read(lab.name)
-        if current is None or not current.deployed:
-            raise RuntimeFailure(f"lab {lab.name} is not deployed", f"deploy it first: clabgen deploy {arg}")
+        current = running(lab, arg)
         f = faults_mod.resolve(lab.contract, target)
         handles = runtimes.get(current.runtime).nodes(lab)
         faults_mod.apply(lab, handles, f, up=action == "up", progress=progress)
@@ -145,10 +152,7 @@ def trace(arg: Path, src: str, dst: str, live: bool = False, progress: Progress 
     report = TraceReport(lab.name, src, str(ends.dst), ends.dst_name, faults, paths)
     if not live:
         return report
-    if current is None or not current.deployed:
-        raise RuntimeFailure(f"lab {lab.name} is not deployed; --live needs it running",
-                             f"deploy it first: clabgen deploy {arg}")
-    handle = runtimes.get(current.runtime).nodes(lab)[ends.src]
+    handle = runtimes.get(running(lab, arg, "; --live needs it running").runtime).nodes(lab)[ends.src]
     longest = max((max(s.hop for s in p.stops) for p in paths), default=0)
     progress(f"probing {ends.dst} from {ends.src} with TTL 1..{longest + 2}")
     answers = trace_mod.probe(handle.netns(), ends.dst, longest + 2, trace_mod.addresses(lab.contract))
@@ -161,13 +165,8 @@ def capture(arg: Path, node: str, iface: str, out: IO[bytes] | None, *, decode: 
     """Capture on a node's interface of the running lab: pcapng into `out` and/or decoded on stdout."""
     from . import netlink
     lab = labdir.resolve(arg)
-    current = state.read(lab.name)
-    if current is None or not current.deployed:
-        raise RuntimeFailure(f"lab {lab.name} is not deployed", f"deploy it first: clabgen deploy {arg}")
-    handles = runtimes.get(current.runtime).nodes(lab)
-    if node not in handles:
-        raise RuntimeFailure(Problem(None, f"no node {node!r} in lab {lab.name}", f"nodes: {', '.join(handles)}"))
-    ns = handles[node].netns()
+    current = running(lab, arg)
+    ns = node_handle(lab, current, node).netns()
     names = [link.ifname for link in netlink.links(ns)]
     if iface not in names:
         raise RuntimeFailure(Problem(None, f"no interface {iface!r} on {node}", f"interfaces: {', '.join(names)}"))
@@ -212,13 +211,7 @@ def shell_argv(arg: Path, node: str, interactive: bool = True) -> list[str]:
     from .runtimes.docker import DockerNode
     from .runtimes.netns import NetnsNode
     lab = labdir.resolve(arg)
-    current = state.read(lab.name)
-    if current is None or not current.deployed:
-        raise RuntimeFailure(f"lab {lab.name} is not deployed", f"deploy it first: clabgen deploy {arg}")
-    handles = runtimes.get(current.runtime).nodes(lab)
-    if node not in handles:
-        raise RuntimeFailure(Problem(None, f"no node {node!r} in lab {lab.name}", f"nodes: {', '.join(handles)}"))
-    handle = handles[node]
+    handle = node_handle(lab, running(lab, arg), node)
     prompt = f"PS1=[{lab.name} {node}] \\w# "
     if isinstance(handle, NetnsNode):
         shell = shutil.which("bash")
@@ -233,4 +226,4 @@ def shell_argv(arg: Path, node: str, interactive: bool = True) -> list[str]:
         pick = "command -v bash >/dev/null 2>&1 && exec bash -i || exec sh -i" if interactive else \
             "command -v bash >/dev/null 2>&1 && exec bash || exec sh"
         return [docker, "exec", *flags, "-e", prompt, handle.container.name, "sh", "-c", pick]
-    raise RuntimeFailure(f"no shell for nodes of the {current.runtime} runtime")
+    raise RuntimeFailure(f"no shell for nodes of the {type(handle).__name__} kind")

@@ -40,6 +40,7 @@ class Gateway(Located):
     underlay_ifname: str | None = None
     loopback: IPv4Address | None = None     # dynamic routing: loopback and router ID
     asn: int | None = None                  # bgp: its AS
+    wireguard_key: str | None = None        # a file holding its WireGuard private key (else a lab-only key)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,42 @@ class Underlay(Located):
 
 
 @dataclass(frozen=True)
+class Proposal(Located):
+    """An IKE or ESP proposal (`ipsec.ike`, `ipsec.esp`); VyOS's own words for the algorithms."""
+
+    encryption: str = "aes128gcm128"
+    hash: str = "sha256"
+    dh_group: int = 14                      # IKE: the key exchange; ESP: PFS (0: none)
+    lifetime: int = 3600
+
+
+@dataclass(frozen=True)
+class Dpd(Located):
+    action: str = "restart"
+    interval: int = 2
+    timeout: int = 10
+
+
+# Defaults of `ipsec.ike` and `ipsec.esp` (docs/intent.md): AES-GCM, which the userspace ESP of
+# strongSwan's kernel-libipsec and every kernel's XFRM both have.
+IKE_DEFAULT = Proposal(Where(""), lifetime=3600)
+ESP_DEFAULT = Proposal(Where(""), lifetime=1800)
+
+
+@dataclass(frozen=True)
+class CryptoOptions(Located):
+    """`wireguard:` or `ipsec:` options of an encrypted tunnel; everything has a default."""
+
+    ports: tuple[int, int] | None = None    # wireguard: listen port of each end
+    keepalive: int | None = None            # wireguard: persistent-keepalive seconds
+    psk: str | None = None                  # a file: WireGuard preshared key (base64) or IPsec PSK (text)
+    mode: str = "gre"                       # ipsec: gre (GRE over IPsec) | policy
+    ike: Proposal = IKE_DEFAULT
+    esp: Proposal = ESP_DEFAULT
+    dpd: Dpd = Dpd(Where(""))
+
+
+@dataclass(frozen=True)
 class Tunnel(Located):
     name: str | None = None
     type: str = DEFAULT_TYPE
@@ -66,6 +103,7 @@ class Tunnel(Located):
     addresses: tuple[IPv4Address, ...] | None = None
     ifnames: tuple[str, ...] | None = None
     mtu: int | None = None
+    crypto: CryptoOptions | None = None     # the `wireguard:` / `ipsec:` mapping, when given
 
 
 @dataclass(frozen=True)
@@ -118,6 +156,7 @@ class Lab(Located):
     sites: tuple[Site, ...] = ()
     tunnels: tuple[Tunnel, ...] = ()
     routing: Routing = Routing(Where(""))
+    write_secrets: bool = False             # put secrets read from files into the rendered files
 
     def gateways(self) -> tuple[Gateway, ...]:
         return tuple(s.gateway for s in self.sites)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from . import platforms, routing
+from . import checks, plan_crypto, platforms, routing
 from .errors import Problems, Where
 from .model import Lab
 from .planned import (
@@ -42,6 +42,7 @@ __all__ = ["CLAB_DEFAULT_MTU", "INITIAL_TTL", "LAN_IF", "SERVER_IF", "UNDERLAY_I
 INITIAL_TTL = 64          # Linux default for ping
 LAN_IF, UNDERLAY_IF, SERVER_IF = "eth1", "eth2", "net0"
 PING_PAYLOAD_FRAME = 98   # 14 Ethernet + 20 IP + 8 ICMP + 56 data: a default ping in the LAN
+ETH_HLEN = 14
 
 
 @dataclass(frozen=True)
@@ -81,13 +82,14 @@ class _Pool:
         return None
 
 
-def build(lab: Lab) -> Plan:
-    """Derive the whole lab; raise ClabgenError (pointing into the intent) if derivation fails."""
+def build(lab: Lab, *, scenarios: bool = True) -> Plan:
+    """Derive the whole lab; raise ClabgenError (pointing into the intent) if derivation fails.
+    Without `scenarios` the fault predictions are left out (validate needs only the warnings)."""
     problems = Problems()
     plats = {s.gateway.name: platforms.load(s.gateway.platform or lab.defaults.gateway_platform) for s in lab.sites}
     addressing = _addresses(lab, problems)
     ifnames = _ifnames(lab)
-    tunnels = _tunnels(lab, addressing, ifnames)
+    tunnels = _tunnels(lab, addressing, ifnames, problems)
     segments = _segments(lab, ifnames, problems)
     problems.raise_if_any()
     sites = tuple(SiteInfo(s.name, s.lan, s.gateway.name, ifnames.lan[s.gateway.name]) for s in lab.sites)
@@ -101,10 +103,11 @@ def build(lab: Lab) -> Plan:
     draft = Plan(lab.name, nodes, segments.links, tunnels, (), (), (), lab.underlay.subnet, sites, lab.routing.type,
                  declared.adjacencies)
     usage: Usage = {}
-    pings, walks, warnings, lost = _pings_and_walks(draft, usage=usage)
-    scenarios = _scenarios(draft, protocol, rinput, declared, pings, usage, lost)
+    index = Forwarding(draft)
+    pings, walks, warnings, lost = _pings_and_walks(draft, usage=usage if scenarios else None, index=index)
+    faults = _scenarios(draft, protocol, rinput, declared, learned, pings, usage, lost, index) if scenarios else ()
     return replace(draft, pings=tuple(pings), walks=tuple(walks), captures=_captures(draft, walks),
-                   scenarios=scenarios, warnings=tuple(warnings))
+                   scenarios=faults, warnings=tuple(warnings))
 
 
 def _routing_input(lab: Lab, plats: Mapping[str, Platform], sites: tuple[SiteInfo, ...], tunnels: tuple[Tunnel, ...],
@@ -160,16 +163,17 @@ def _ifnames(lab: Lab) -> IfNames:
     return IfNames(lan, underlay)
 
 
-def _tunnels(lab: Lab, addressing: Addressing, ifnames: IfNames) -> tuple[Tunnel, ...]:
+def _tunnels(lab: Lab, addressing: Addressing, ifnames: IfNames, problems: Problems) -> tuple[Tunnel, ...]:
     """Tunnel interfaces: explicit names first, then tun0, tun1, ... per gateway, skipping those;
     inner addresses: explicit, else the subnet's first two hosts; MTU: explicit, else underlay - overhead."""
     taken: dict[str, set[str]] = {}
     for t in lab.tunnels:
         for node, ifname in zip(t.endpoints, t.ifnames or ()):
             taken.setdefault(node, set()).add(ifname)
-    count: dict[str, int] = {}
+    count: dict[tuple[str, str], int] = {}     # (node, prefix): tun0, tun1 ...; wg0, wg1 ... (WireGuard)
+    crypto = plan_crypto.crypto(lab, problems)
     out: list[Tunnel] = []
-    for t in lab.tunnels:
+    for n, t in enumerate(lab.tunnels):
         ttype = tunnel_type(t.type)
         a, b = t.endpoints
         hosts = t.addresses or _first_hosts(t.subnet, 2)
@@ -178,11 +182,12 @@ def _tunnels(lab: Lab, addressing: Addressing, ifnames: IfNames) -> tuple[Tunnel
             if t.ifnames:
                 ifs.append(t.ifnames[i])
                 continue
-            while f"tun{count.get(node, 0)}" in taken.get(node, ()):
-                count[node] = count.get(node, 0) + 1
-            ifs.append(f"tun{count.get(node, 0)}")
-            count[node] = count.get(node, 0) + 1
-        mtu = t.mtu if t.mtu is not None else lab.underlay.mtu - ttype.overhead
+            key = (node, ttype.ifname_prefix)
+            while f"{key[1]}{count.get(key, 0)}" in taken.get(node, ()):
+                count[key] = count.get(key, 0) + 1
+            ifs.append(f"{key[1]}{count.get(key, 0)}")
+            count[key] = count.get(key, 0) + 1
+        mtu = checks.tunnel_mtu(lab, t)
         under = addressing.underlay
         ends = (
             TunnelEnd(a, ifs[0], under[a], under[b], IPv4Interface(f"{hosts[0]}/{t.subnet.prefixlen}"),
@@ -191,7 +196,7 @@ def _tunnels(lab: Lab, addressing: Addressing, ifnames: IfNames) -> tuple[Tunnel
                       a, ifs[0], ifnames.underlay[b]),
         )
         out.append(Tunnel(t.name or f"{a}-{b}-{t.type}", t.type, ttype.ip_proto, ttype.overhead, mtu,
-                          t.mtu is not None, t.subnet, ends))
+                          t.mtu is not None, t.subnet, ends, crypto.get(n)))
     return tuple(out)
 
 
@@ -260,13 +265,16 @@ def _gateways(lab: Lab, plats: Mapping[str, Platform], addressing: Addressing, i
                                 lab.underlay.mtu, segments.peers.get((gw.name, under_if)),
                                 facts.ethernet_mtu_in_config or lab.underlay.mtu != CLAB_DEFAULT_MTU))
         mine = ends_of.get(gw.name, [])
-        ifaces += [Iface(e.ifname, "tunnel", e.address, t.mtu, None, facts.tunnel_mtu_in_config or t.mtu_explicit)
+        ifaces += [Iface(e.ifname, "tunnel", e.address, t.mtu, None,
+                         facts.tunnel_mtu_in_config or t.mtu_explicit or tunnel_type(t.type).mtu_in_config)
                    for t, e in mine]
         startup = plat.startup_output
         config = startup.path.format(lab=lab.name, node=gw.name) if startup else None
         binds = tuple(b.format(node=gw.name, lab=lab.name) for b in facts.clab.binds)
         if config and facts.startup_config:
             binds += (f"./{config}:{facts.startup_config}",)
+        key_output, key_bind = _wireguard_key_file(plat, gw.name, lab.name, [t for t, _ in mine])
+        binds += key_bind
         image = gw.image or lab.defaults.gateway_image or facts.default_image or ""
         servers = list(site.servers)
         host = tuple(HostServer(s.name, f"{lab.name}-{s.name}", f"br-int{k}",
@@ -277,8 +285,23 @@ def _gateways(lab: Lab, plats: Mapping[str, Platform], addressing: Addressing, i
                         tuple(ifaces), tuple(e for _, e in mine), declared.static.get(gw.name, ()),
                         config=config, host_servers=host, loopback=rinput.loopbacks.get(gw.name),
                         ospf=declared.ospf.get(gw.name), bgp=declared.bgp.get(gw.name),
-                        tunnel_ttl=declared.tunnel_ttl))
+                        tunnel_ttl=declared.tunnel_ttl, wireguard_key_output=key_output))
     return tuple(out)
+
+
+def _wireguard_key_file(plat: Platform, node: str, lab: str, tunnels: list[Tunnel]) -> tuple[str | None, tuple[str, ...]]:
+    """A platform that reads the WireGuard key from a file (VyOS 1.2) gets it bound there: the rendered
+    lab-only key file, or the user's own file when its contents may not be written."""
+    key = next((t.crypto.end(node).private_key for t in tunnels if t.crypto and t.crypto.end(node).private_key), None)
+    target = plat.facts.wireguard_key_file
+    if key is None or target is None:
+        return None, ()
+    if key.value is not None:
+        out = next((o.path for o in plat.outputs if o.when == "wireguard_key_output"), "")
+        path = out.format(node=node, lab=lab)
+        return path, (f"./{path}:{target}:ro",)
+    src = key.file or ""
+    return None, (f"{src if src.startswith('/') else './' + src}:{target}:ro",)
 
 
 def _servers(lab: Lab, addressing: Addressing, ifnames: IfNames, segments: Segments) -> tuple[Node, ...]:
@@ -296,6 +319,19 @@ def _servers(lab: Lab, addressing: Addressing, ifnames: IfNames, segments: Segme
     return tuple(out)
 
 
+_PREFIX_KEYS: dict[str, tuple[int, int]] = {}
+
+
+def prefix_key(dst: str) -> tuple[int, int]:
+    """(network as an integer, length) of a route's destination ("default" is 0.0.0.0/0), parsed
+    once per distinct text: a big lab's tables repeat the same LANs on every gateway."""
+    key = _PREFIX_KEYS.get(dst)
+    if key is None:
+        net = IPv4Network("0.0.0.0/0" if dst == "default" else dst)
+        key = _PREFIX_KEYS[dst] = (int(net.network_address), net.prefixlen)
+    return key
+
+
 def _with_routes(node: Node, learned: tuple[Route, ...], down: frozenset[str] = frozenset()) -> Node:
     """The node's kernel routing table: connected routes (none for an interface that is down), a
     server's default route, and what its routing configuration puts there (the protocol's routes)."""
@@ -306,7 +342,7 @@ def _with_routes(node: Node, learned: tuple[Route, ...], down: frozenset[str] = 
     if node.role == "server" and node.gateway is not None:
         routes.append(Route("default", node.interfaces[0].name, via=str(node.gateway), proto="boot", scope="universe"))
     routes.extend(learned)
-    routes.sort(key=lambda r: (r.dst != "default", int(r.network.network_address), r.network.prefixlen))
+    routes.sort(key=lambda r: (r.dst != "default", *prefix_key(r.dst)))
     return replace(node, routes=tuple(routes))
 
 
@@ -314,11 +350,13 @@ MAX_SCENARIOS = 64   # single faults predicted in the contract; larger labs get 
 
 
 def _scenarios(plan: Plan, protocol: routing.RoutingProtocol, rinput: routing.RoutingInput,
-               declared: routing.RoutingPlan, base: list[Ping], usage: Usage,
-               lost: list[tuple[str, str]]) -> tuple[Scenario, ...]:
+               declared: routing.RoutingPlan, learned: Mapping[str, tuple[Route, ...]], base: list[Ping],
+               usage: Usage, lost: list[tuple[str, str]], index: Forwarding) -> tuple[Scenario, ...]:
     """For each tunnel, then each gateway's underlay link: the routes and pings once it is down
     (only the nodes whose table changes are listed). A ping whose paths avoid what is down keeps
-    its TTL (taking a link away makes no path shorter), so only the others are followed again."""
+    its TTL (taking a link away makes no path shorter), so only the others are followed again.
+    A node whose links are up and whose learned routes are the same keeps its Node (and its part of
+    the forwarding index): a fault costs what it changes, not the whole lab again."""
     faults: list[tuple[str, frozenset[str], frozenset[tuple[str, str]]]] = []
     for t in plan.tunnels:
         faults.append((f"tunnel {t.name} down", frozenset({t.name}), frozenset((e.node, e.ifname) for e in t.ends)))
@@ -330,22 +368,26 @@ def _scenarios(plan: Plan, protocol: routing.RoutingProtocol, rinput: routing.Ro
         faults.append((f"underlay {g.name}:{under} down", cut, frozenset({(g.name, under)})))
     if len(faults) > MAX_SCENARIOS:
         return ()
-    servers = [n.name for n in plan.servers]
-    order = {(a, b): i * len(servers) + j for i, a in enumerate(servers) for j, b in enumerate(servers)}
+    rank = {n.name: i for i, n in enumerate(plan.servers)}
     out = []
     for name, down, devs in faults:
-        learned = protocol.routes(rinput, declared, down, devs)
-        nodes = tuple(_with_routes(n, learned.get(n.name, ()), frozenset(i for node, i in devs if node == n.name))
-                      for n in plan.nodes)
-        changed = tuple((n.name, n.routes) for n, old in zip(nodes, plan.nodes) if n.routes != old.routes)
+        now = protocol.routes(rinput, declared, down, devs)
+        down_on: dict[str, set[str]] = {}
+        for node, ifname in devs:
+            down_on.setdefault(node, set()).add(ifname)
+        nodes = tuple(n if n.name not in down_on and now.get(n.name, ()) == learned.get(n.name, ()) else
+                      _with_routes(n, now.get(n.name, ()), frozenset(down_on.get(n.name, ()))) for n in plan.nodes)
+        changed = tuple((n.name, n.routes) for n, old in zip(nodes, plan.nodes) if n is not old and n.routes != old.routes)
         after = replace(plan, nodes=nodes)
         touched = {pair for pair, used in usage.items() if used & down}
-        redone, _, _, unreachable = _pings_and_walks(after, down, walks_too=False, only=touched)
+        redone, _, _, unreachable = _pings_and_walks(after, down, walks_too=False, only=touched,
+                                                     index=Forwarding(after, reuse=index))
         again = {(p.src, p.dst): p for p in redone if p.kind == "server"}
         pings = [again.get((p.src, p.dst), p) if (p.src, p.dst) in touched else p for p in base if p.kind == "server"]
-        pings = [p for p in pings if (p.src, p.dst) not in set(unreachable)]
+        gone_now = set(unreachable)
+        pings = [p for p in pings if (p.src, p.dst) not in gone_now]
         pings += [p for p in redone if p.kind == "tunnel"]
-        gone = sorted(set(unreachable) | set(lost), key=order.__getitem__)
+        gone = sorted(gone_now | set(lost), key=lambda pair: (rank[pair[0]], rank[pair[1]]))
         out.append(Scenario(name, tuple(sorted(down)), changed, tuple(pings), tuple(gone)))
     return tuple(out)
 
@@ -360,7 +402,9 @@ def _need(value: object, where: Where, message: str, problems: Problems) -> None
 
 
 def _first_hosts(net: IPv4Network, n: int) -> tuple[IPv4Address, ...]:
-    return tuple(IPv4Address(int(net.network_address) + 1 + i) for i in range(n))
+    """The first n hosts: from .1, or from the network address of a /31 (both its addresses are hosts)."""
+    first = int(net.network_address) + (0 if net.prefixlen == 31 else 1)
+    return tuple(IPv4Address(first + i) for i in range(n))
 
 
 # --- following packets through the expected routes ------------------------------------------------
@@ -380,23 +424,35 @@ class Forwarding:
     each node's own addresses, who answers a next hop, which interface is a tunnel. Following every
     ping of a large lab stays linear in its hops instead of scanning route lists."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, reuse: Forwarding | None = None) -> None:
+        """`reuse`: the index of a plan with the same nodes and interfaces, whose unchanged nodes
+        (the same Node objects) keep their tables (a fault scenario changes a few nodes)."""
         self.plan = plan
         self.tables: dict[str, list[tuple[int, dict[int, Route]]]] = {}
         self.own: dict[str, set[int]] = {}
         self.owners: dict[int, tuple[Node, Iface]] = {}
+        self._parsed: dict[str, int] = {}
+        self.tunnel_of: dict[tuple[str, str], Tunnel] = {}
+        if reuse is not None:
+            self.own, self.owners, self.tunnel_of, self._parsed = reuse.own, reuse.owners, reuse.tunnel_of, reuse._parsed
+            for n in plan.nodes:
+                self.tables[n.name] = reuse.tables[n.name] if reuse.plan.node(n.name) is n else self._table(n)
+            return
         for n in plan.nodes:
-            by_len: dict[int, dict[int, Route]] = {}
-            for r in n.routes:
-                net = r.network
-                by_len.setdefault(net.prefixlen, {}).setdefault(int(net.network_address), r)
-            self.tables[n.name] = sorted(by_len.items(), reverse=True)
+            self.tables[n.name] = self._table(n)
             self.own[n.name] = {int(i.address.ip) for i in n.interfaces if i.address is not None}
             for i in n.interfaces:
                 if i.address is not None and i.role != "tunnel":
                     self.owners.setdefault(int(i.address.ip), (n, i))
-        self.tunnel_of = {(e.node, e.ifname): t for t in plan.tunnels for e in t.ends}
-        self._parsed: dict[str, int] = {}
+        self.tunnel_of.update({(e.node, e.ifname): t for t in plan.tunnels for e in t.ends})
+
+    @staticmethod
+    def _table(n: Node) -> list[tuple[int, dict[int, Route]]]:
+        by_len: dict[int, dict[int, Route]] = {}
+        for r in n.routes:
+            start, plen = prefix_key(r.dst)
+            by_len.setdefault(plen, {}).setdefault(start, r)
+        return sorted(by_len.items(), reverse=True)
 
     def address(self, text: str) -> int:
         known = self._parsed.get(text)
@@ -480,9 +536,50 @@ def _branches(route: Route) -> list[tuple[str | None, str]]:
 
 Usage = dict[tuple[str, str], frozenset[str]]   # (from, to) server pair -> tunnels its paths use
 
+# Up to this many servers the lab predicts (and verify checks) a ping between every two of them;
+# more would be quadratic in the contract, the README and verify (a 500-site lab: 250 000 pings).
+PING_ALL_SERVERS = 20
+
+
+def ping_pairs(plan: Plan) -> list[tuple[Node, Node]]:
+    """The server pairs the lab pings, in server order (by sender, then receiver).
+
+    Up to PING_ALL_SERVERS servers: every ordered pair. Beyond: a deterministic sample, linear in
+    the sites and tunnels (docs/intent.md): every server to and from the hub side (the first
+    server of the first site whose gateway ends the most tunnels), each server to the next one in
+    server order (the last to the first: spoke to spoke through the hub), and for every tunnel the
+    first server of its first end's site to that of its second's (every tunnel carries a ping and
+    gets a capture)."""
+    servers = plan.servers
+    if len(servers) <= PING_ALL_SERVERS:
+        return [(a, b) for a in servers for b in servers if a is not b]
+    rank = {n.name: i for i, n in enumerate(servers)}
+    first_of: dict[str, Node] = {}
+    for n in servers:
+        first_of.setdefault(n.site or "", n)
+    ends: dict[str, int] = {}
+    for t in plan.tunnels:
+        for e in t.ends:
+            ends[e.node] = ends.get(e.node, 0) + 1
+    with_servers = [g for g in plan.gateways if (g.site or "") in first_of]
+    pairs: set[tuple[int, int]] = set()
+    if with_servers:
+        hub_gw = max(with_servers, key=lambda g: ends.get(g.name, 0))    # max keeps the first of equals
+        hub = rank[first_of[hub_gw.site or ""].name]
+        for i in range(len(servers)):
+            pairs.update(((i, hub), (hub, i)))
+    pairs.update((i, (i + 1) % len(servers)) for i in range(len(servers)))
+    site_of = {g.name: g.site or "" for g in plan.gateways}
+    for t in plan.tunnels:
+        a, b = (first_of.get(site_of.get(e.node, "")) for e in t.ends)
+        if a is not None and b is not None:
+            pairs.add((rank[a.name], rank[b.name]))
+    return [(servers[i], servers[j]) for i, j in sorted(pairs) if i != j]
+
 
 def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset(), walks_too: bool = True,
                      usage: Usage | None = None, only: set[tuple[str, str]] | None = None,
+                     index: Forwarding | None = None,
                      ) -> tuple[list[Ping], list[Walk], list[str], list[tuple[str, str]]]:
     """Server-to-server pings (reply TTL from the way back; every equal-cost way back's TTL is
     acceptable), their packet walks, and a ping across every tunnel that is up. `usage` collects
@@ -491,25 +588,23 @@ def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset(), walks_too: 
     walks: list[Walk] = []
     warnings: list[str] = []
     unreachable: list[tuple[str, str]] = []
-    index = Forwarding(plan)
-    servers = plan.servers
-    for a in servers:
-        for b in servers:
-            if a is b or b.address is None or a.address is None or (only is not None and (a.name, b.name) not in only):
-                continue
-            there = traces(plan, a.name, b.address, index=index, most=1, detail=walks_too)
-            back = traces(plan, b.name, a.address, index=index, detail=False)
-            if usage is not None:
-                paths = traces(plan, a.name, b.address, index=index, detail=False) + back
-                usage[(a.name, b.name)] = frozenset(index.tunnel_of[(h.node, h.out_if or "")].name for hops, _ in paths
-                                                    for h in hops if (h.node, h.out_if or "") in index.tunnel_of)
-            if not there or not back:
-                warnings.append(f"{a.name} cannot reach {b.name}: no tunnel path between their sites")
-                unreachable.append((a.name, b.name))
-                continue
-            ttls = sorted({INITIAL_TTL - routers for _, routers in back}, reverse=True)
-            pings.append(Ping(a.name, b.name, b.address, ttls[0], alt_ttls=tuple(ttls[1:])))
-            walks.append(Walk(a.name, b.name, a.address, b.address, tuple(there[0][0])))
+    index = index if index is not None else Forwarding(plan)
+    for a, b in ping_pairs(plan):
+        if b.address is None or a.address is None or (only is not None and (a.name, b.name) not in only):
+            continue
+        there = traces(plan, a.name, b.address, index=index, most=1, detail=walks_too)
+        back = traces(plan, b.name, a.address, index=index, detail=False)
+        if usage is not None:
+            paths = traces(plan, a.name, b.address, index=index, detail=False) + back
+            usage[(a.name, b.name)] = frozenset(index.tunnel_of[(h.node, h.out_if or "")].name for hops, _ in paths
+                                                for h in hops if (h.node, h.out_if or "") in index.tunnel_of)
+        if not there or not back:
+            warnings.append(f"{a.name} cannot reach {b.name}: no tunnel path between their sites")
+            unreachable.append((a.name, b.name))
+            continue
+        ttls = sorted({INITIAL_TTL - routers for _, routers in back}, reverse=True)
+        pings.append(Ping(a.name, b.name, b.address, ttls[0], alt_ttls=tuple(ttls[1:])))
+        walks.append(Walk(a.name, b.name, a.address, b.address, tuple(there[0][0])))
     for t in plan.tunnels:
         if t.name in down:
             continue
@@ -522,20 +617,31 @@ def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset(), walks_too: 
 def _captures(plan: Plan, walks: list[Walk]) -> tuple[Capture, ...]:
     """One capture per tunnel: the first server ping whose path enters that tunnel, with the inner
     TTL it has on the sender's LAN and when it enters the tunnel (after every router before)."""
+    first: dict[str, tuple[Walk, int]] = {}     # tunnel -> the first walk entering it, and where
+    entering = {(e.node, e.ifname): t.name for t in plan.tunnels for e in t.ends}
+    for w in walks:                             # each walk once, not once per tunnel
+        here: set[str] = set()
+        multipath = False
+        for i, h in enumerate(w.hops):
+            multipath = multipath or "nexthop" in (h.route or "")
+            name = entering.get((h.node, h.out_if or "")) if h.route else None
+            if name is None or name in here:
+                continue
+            here.add(name)              # only where the walk first enters it counts
+            if not multipath:           # equal-cost routes could take the probe elsewhere
+                first.setdefault(name, (w, i))
     out = []
     for t in plan.tunnels:
         ends = {(e.node, e.ifname): e for e in t.ends}
-        for w in walks:
-            at = next((i for i, h in enumerate(w.hops) if h.route and (h.node, h.out_if) in ends), None)
-            if at is None or any("nexthop" in (h.route or "") for h in w.hops[:at + 1]):
-                continue      # not this tunnel, or equal-cost routes could take the probe elsewhere
+        if t.name in first:
+            w, at = first[t.name]
             hop = w.hops[at]
             end = ends[(hop.node, hop.out_if or "")]
             src = plan.node(w.src)
             routers = sum(h.forwards for h in w.hops[:at + 1])
             out.append(Capture(t.name, end.node, end.underlay_if, end.ifname, w.src, src.interfaces[0].name,
                                w.src_address, w.dst_address, end.local, end.remote, t.ip_proto,
-                               PING_PAYLOAD_FRAME, PING_PAYLOAD_FRAME + t.overhead, INITIAL_TTL,
+                               PING_PAYLOAD_FRAME, ETH_HLEN + tunnel_type(t.type).wire_len(PING_PAYLOAD_FRAME - ETH_HLEN, t.mtu),
+                               INITIAL_TTL,
                                INITIAL_TTL - routers))
-            break
     return tuple(out)

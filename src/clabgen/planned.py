@@ -69,6 +69,44 @@ class TunnelEnd:
 
 
 @dataclass(frozen=True)
+class Secret:
+    """A key or pre-shared secret. `value` is what rendered files may hold (a lab-only value, or a
+    file's when the intent says write_secrets); else `file` says where a deploy reads it (relative
+    paths: from the lab's folder) and nothing clabgen writes holds it."""
+
+    value: str | None
+    file: str | None = None
+    lab_only: bool = False
+
+
+@dataclass(frozen=True)
+class CryptoEnd:
+    node: str
+    port: int                         # WireGuard: its listen port; IPsec: 4500 (ESP and IKE in UDP)
+    private_key: Secret | None = None   # WireGuard: the gateway's private key
+    public_key: str | None = None       # WireGuard: its public key (not a secret)
+
+
+@dataclass(frozen=True)
+class Crypto:
+    """What an encrypted tunnel adds to its two ends: ports, keys, secrets, proposals."""
+
+    ends: tuple[CryptoEnd, CryptoEnd]
+    psk: Secret | None                # WireGuard: optional preshared key; IPsec: the IKE PSK
+    keepalive: int | None = None      # WireGuard persistent-keepalive
+    mode: str = "gre"                 # IPsec: gre
+    ike: tuple[str, str, int, int] = ("aes128gcm128", "sha256", 14, 3600)   # encryption, hash, DH group, lifetime
+    esp: tuple[str, str, int, int] = ("aes128gcm128", "sha256", 14, 1800)   # ... PFS group (0: none)
+    dpd: tuple[str, int, int] = ("restart", 2, 10)                          # action, interval, timeout
+
+    def end(self, node: str) -> CryptoEnd:
+        return self.ends[0] if self.ends[0].node == node else self.ends[1]
+
+    def peer(self, node: str) -> CryptoEnd:
+        return self.ends[1] if self.ends[0].node == node else self.ends[0]
+
+
+@dataclass(frozen=True)
 class Tunnel:
     name: str
     type: str
@@ -78,6 +116,7 @@ class Tunnel:
     mtu_explicit: bool
     subnet: IPv4Network
     ends: tuple[TunnelEnd, TunnelEnd]
+    crypto: Crypto | None = None      # encrypted tunnels (tunnels.EncryptedType)
 
     def end(self, node: str) -> TunnelEnd:
         return self.ends[0] if self.ends[0].node == node else self.ends[1]
@@ -187,6 +226,7 @@ class Node:
     ospf: OspfConfig | None = None
     bgp: BgpConfig | None = None
     tunnel_ttl: int | None = None               # an explicit outer TTL on every tunnel (dynamic routing)
+    wireguard_key_output: str | None = None     # the rendered key file VyOS 1.2 reads (lab-relative path)
 
     def iface(self, name: str) -> Iface:
         return next(i for i in self.interfaces if i.name == name)

@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import yaml
 
 from . import codec
 from .errors import ClabgenError, Problem, Where
+
+if TYPE_CHECKING:
+    import jinja2
 
 # Shipped inside the package (wheel and sdist), never looked up relative to a checkout.
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -34,6 +36,8 @@ class Output:
     set_listing: str | None = None  # VyOS: also write the `set` form of this config tree
     executable: bool = False
     startup: bool = False          # the node's startup configuration (mounted at startup_config)
+    when: str | None = None        # each gateway: only those whose template view has this key set
+    private: bool = False          # a key file: mode 0600
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class PlatformFile:
     startup_config: str | None = None       # where the startup config is mounted in the node
     emulator: str | None = None             # clabgen.emu entry that runs it without the vendor image
     emulator_image: str | None = None       # local stand-in image (recipes/<name>) carrying the emulator
+    wireguard_key_file: str | None = None   # where the node reads its WireGuard private key (VyOS 1.2)
     footer: str = ""                        # the release's config footer
     clab: ClabFacts = ClabFacts()
     outputs: tuple[Output, ...] = ()
@@ -101,7 +106,9 @@ class Platform:
         return next((o for o in self.outputs if o.startup), None)
 
     def environment(self) -> jinja2.Environment:
-        """Templates by bare name from the nearest folder of the chain, or `<platform>/<file>`."""
+        """Templates by bare name from the nearest folder of the chain, or `<platform>/<file>`.
+        Jinja is imported here, not with the module: validate and the runtimes never render."""
+        import jinja2
         names = [f.name for f in self.folders]
         loader = jinja2.ChoiceLoader(
             [jinja2.FileSystemLoader(str(f)) for f in self.folders]

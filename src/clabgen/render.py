@@ -7,6 +7,9 @@ import json
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,9 @@ from .expected import expected_json
 from .planned import Plan
 
 MANIFEST = ".clabgen-manifest.json"
+# Routes in the plan from which expected.json is written by a forked child while the templates run
+# (a 200-site hub-and-spoke has 41 000: its contract takes as long as all the gateway configs).
+FORK_ROUTES = 5000
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,55 @@ class RenderedFile:
 def render(plan: Plan, source: str, previous: Path | None = None) -> list[RenderedFile]:
     """Every generated file of the lab, in a stable order; same plan, same bytes. `previous` is the
     lab directory rendered before: its topology.svg is kept if drawn from the same source (graph.lab_svg)."""
+    # Graphviz draws the picture in its own process while the templates run (a 200-site lab's
+    # layout takes as long as all its gateway configs).
+    # The contract is the other big piece: on a big lab a child process writes it meanwhile (forked
+    # before the picture's thread starts; see _forked).
+    routes = sum(len(n.routes) for n in plan.nodes)
+    contract = _forked(lambda: expected_json(plan, source).encode()) if routes >= FORK_ROUTES else None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        picture = pool.submit(graph.lab_svg, plan, _generated(previous, graph.SVG_FILE))
+        files = _render_files(plan, source, contract)
+        files.append(RenderedFile(graph.SVG_FILE, picture.result()))
+    files.sort(key=lambda f: f.path)
+    return files
+
+
+def _forked(work: Callable[[], bytes]) -> Callable[[], bytes] | None:
+    """Run work in a forked child; the returned call waits for its bytes. None (the caller does the
+    work itself) where forking is not safe: no fork, or other threads in this process (a child of a
+    threaded process may inherit a lock some other thread held). The child only computes and
+    writes to a pipe; an exception there is raised here with the child's message."""
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        return None
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                  # the child: compute, write, leave without cleanup
+        status = 0
+        try:
+            os.close(r)
+            try:
+                payload = b"\0" + work()
+            except BaseException as exc:          # carried to the parent
+                payload, status = b"\1" + f"{type(exc).__name__}: {exc}".encode(errors="replace"), 1
+            with os.fdopen(w, "wb") as pipe:
+                pipe.write(payload)
+        finally:
+            os._exit(status)
+    os.close(w)
+
+    def result() -> bytes:
+        with os.fdopen(r, "rb") as pipe:
+            data = pipe.read()
+        os.waitpid(pid, 0)
+        if data[:1] != b"\0":
+            why = data[1:].decode(errors="replace") if data[:1] == b"\1" else "the child process died"
+            raise RuntimeError(f"writing expected.json in a child process failed: {why}")
+        return data[1:]
+    return result
+
+
+def _render_files(plan: Plan, source: str, contract: Callable[[], bytes] | None = None) -> list[RenderedFile]:
     ctx = view.lab_view(plan)
     files: list[RenderedFile] = []
     # gateways first: the Linux scripts carry the routing daemons' config their startup config gives
@@ -44,6 +99,8 @@ def render(plan: Plan, source: str, previous: Path | None = None) -> list[Render
             for gw in ctx["gateways"]:
                 if plat.role == "gateway" and gw["platform"] != folder:
                     continue
+                if out.when and not gw.get(out.when):
+                    continue
                 text = template.render(lab=ctx, gw=gw, source=source, platform=view.platform_view(gw["platform"]))
                 path = out.path.format(lab=plan.name, node=gw["name"])
                 files.append(RenderedFile(path, text.encode(), _mode(out)))
@@ -51,13 +108,10 @@ def render(plan: Plan, source: str, previous: Path | None = None) -> list[Render
                     configs = emu.daemon_configs(plat.facts.emulator, text, path)
                     gw["frr"] = [{"daemon": d, "config": c} for d, c in configs.items()]
                 if out.set_listing:
-                    tree = vyos_config.parse_boot(text, path)
-                    listing = "\n".join(vyos_config.set_commands(tree)) + "\n"
+                    listing = "\n".join(vyos_config.boot_to_set(text)) + "\n"
                     files.append(RenderedFile(out.set_listing.format(lab=plan.name, node=gw["name"]),
                                               listing.encode()))
-    files.append(RenderedFile("expected.json", expected_json(plan, source).encode()))
-    files.append(RenderedFile(graph.SVG_FILE, graph.lab_svg(plan, _generated(previous, graph.SVG_FILE))))
-    files.sort(key=lambda f: f.path)
+    files.append(RenderedFile("expected.json", contract() if contract else expected_json(plan, source).encode()))
     return files
 
 
@@ -73,7 +127,7 @@ def _generated(out: Path | None, path: str) -> bytes | None:
 
 
 def _mode(out: platforms.Output) -> int:
-    return 0o755 if out.executable else 0o644
+    return 0o755 if out.executable else 0o600 if out.private else 0o644
 
 
 def _sha(data: bytes) -> str:

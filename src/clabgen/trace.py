@@ -276,14 +276,21 @@ def probe(netns: str, dst: IPv4Address, max_hops: int, owners: Mapping[IPv4Addre
     return answers
 
 
+def _readable(sock: socket.socket, seconds: float) -> bool:
+    """Whether sock has data within `seconds`. poll, not select: a big lab's verify or trace may hold more
+    than 1024 descriptors (sockets in 200 namespaces), and select() cannot watch one numbered above that."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(max(0, int(seconds * 1000))))
+
+
 def _await(sock: socket.socket, ident: int, seq: int, wait: float) -> tuple[str, str, int] | None:
     deadline = time.monotonic() + wait
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             return None
-        ready, _, _ = select.select([sock], [], [], left)
-        if not ready:
+        if not _readable(sock, left):
             return None
         got = _parse(sock.recv(65535), ident, seq)
         if got is not None:

@@ -8,6 +8,11 @@ BPF program generated from this table), the format code the C fast path switches
 kernel's segmentation treats the header (which the BPF tunnel must tell it). No other module
 branches on a type's name: a new type is an entry here (a subclass where its header has rules of
 its own), template lines and tests.
+
+Encrypted types (WireGuard, IPsec) are `EncryptedType`s: a daemon holds their keys and does the
+handshake (`daemon` names the clabgen.crypto entry that runs and asks it), their MTU follows the
+cipher's framing (`max_mtu`, `wire_len`), and verify tells their packets on the underlay by
+`wire_signature` instead of unwrapping them.
 """
 
 from __future__ import annotations
@@ -67,6 +72,24 @@ class TunnelType:
     # packets with it so the kernel can split them after encapsulation; None: the BPF tunnel does
     # not carry this type.
     gso_type: str | None = None
+    ifname_prefix: str = "tun"     # interface names the plan derives per gateway: tun0, tun1, ...
+    ifname_kind: str = "tunnel"    # the platform naming rule they follow (platform.yml `ifnames`)
+    mtu_in_config: bool = False    # configs always write its MTU (the platform's default is not derived)
+    daemon: str = ""               # encrypted: the clabgen.verify_crypto entry that asks its daemon
+    link_kinds: tuple[str, ...] = ()   # encrypted: what its interface may be (kernel device, the daemon's TUN)
+    device_by_daemon: bool = False  # its interface is the daemon's (WireGuard), not a clabgen tunnel
+
+    @property
+    def encrypted(self) -> bool:
+        return False
+
+    def max_mtu(self, underlay_mtu: int) -> int:
+        """The largest inner packet one underlay packet of `underlay_mtu` bytes carries whole."""
+        return underlay_mtu - self.overhead
+
+    def wire_len(self, inner: int, mtu: int) -> int:
+        """Length of the outer IP packet carrying an inner IP packet of `inner` bytes (tunnel MTU `mtu`)."""
+        return inner + self.overhead
 
     def kernel_link(self, ifname: str, local: str, remote: str) -> dict[str, Any]:
         """pyroute2 `link("add", **kwargs)` arguments for the kernel's own tunnel device."""
@@ -109,6 +132,106 @@ class GreType(TunnelType):
     routing refused (a keyless Linux gre device drops them), and only IPv4 inside is carried."""
 
 
+UDP = 17
+ESP = 50
+IKE_PORT, NAT_T_PORT = 500, 4500
+WG_DATA, WG_HEADER = 4, 32     # transport data message: type 4 + 3 reserved + receiver 4 + counter 8, tag 16
+
+
+@dataclass(frozen=True)
+class EncryptedType(TunnelType):
+    """A tunnel a daemon encrypts: keys, a handshake, ciphertext on the wire."""
+
+    @property
+    def encrypted(self) -> bool:
+        return True
+
+    def wire_signature(self, proto: int, payload: bytes | memoryview, ports: tuple[int, int]) -> str | None:
+        """What an outer packet between the two ends is, when it is this tunnel's encrypted traffic
+        (or its key exchange); None for anything else (cleartext). ports: (local, remote) UDP ports."""
+        return None
+
+
+def _udp_ports(payload: bytes | memoryview) -> tuple[int, int] | None:
+    if len(payload) < 8:
+        return None
+    src, dst = struct.unpack_from("!HH", payload, 0)
+    return src, dst
+
+
+@dataclass(frozen=True)
+class WireGuardType(EncryptedType):
+    """WireGuard: UDP between the listen ports; data messages pad the inner packet to 16 bytes
+    (never beyond the MTU) and add a 16-byte header and a 16-byte Poly1305 tag."""
+
+    def kernel_link(self, ifname: str, local: str, remote: str) -> dict[str, Any]:
+        return {"ifname": ifname, "kind": self.kernel_kind}
+
+    def wire_len(self, inner: int, mtu: int) -> int:
+        padded = min(-(-inner // 16) * 16, max(mtu, inner))
+        return 20 + 8 + WG_HEADER + padded
+
+    def wire_signature(self, proto: int, payload: bytes | memoryview, ports: tuple[int, int]) -> str | None:
+        udp = _udp_ports(payload) if proto == UDP else None
+        if udp is None or {udp[0], udp[1]} != set(ports) or len(payload) < 12:
+            return None
+        kind = payload[8]
+        if bytes(payload[9:12]) != b"\0\0\0" or kind not in (1, 2, 3, 4):
+            return None
+        return {1: "WireGuard handshake initiation", 2: "WireGuard handshake response", 3: "WireGuard cookie reply",
+                4: "WireGuard data"}[kind]
+
+
+def esp_len(inner: int) -> int:
+    """ESP in UDP, tunnel mode, AES-GCM with a 16-byte ICV (RFC 4106/3948): outer IP 20 + UDP 8 +
+    SPI and sequence 8 + IV 8 + the inner packet, padded so that it and the 2-byte trailer end on a
+    4-byte boundary, + ICV 16."""
+    body = inner + 2
+    return 20 + 8 + 8 + 8 + body + (-body % 4) + 16
+
+
+# strongSwan's userspace ESP (kernel-libipsec, 5.9) reads its TUN device ipsec0 with a buffer of
+# the device's MTU at creation, fixed at 1400: a larger protected packet never gets through. GRE
+# over IPsec therefore carries at most 1400 - 24 bytes wherever it runs (the kernel's XFRM could do
+# more, but a lab's MTU must not depend on the machine it is deployed on).
+LIBIPSEC_MTU = 1400
+
+
+def esp_max_inner(underlay_mtu: int) -> int:
+    """The largest inner packet esp_len() fits into one underlay packet."""
+    inner = underlay_mtu - 62
+    while inner > 0 and esp_len(inner) > underlay_mtu:
+        inner -= 1
+    return inner
+
+
+@dataclass(frozen=True)
+class IpsecGreType(EncryptedType, GreType):
+    """GRE over IPsec: a GRE tunnel between the underlay addresses whose packets ESP protects (in
+    UDP 4500, tunnel mode, AES-GCM), so routing protocols run encrypted over an ordinary tunnel
+    interface. The GRE part is the gre entry's, the MTU what is left after GRE and ESP."""
+
+    def max_mtu(self, underlay_mtu: int) -> int:
+        return min(esp_max_inner(underlay_mtu), LIBIPSEC_MTU) - 24
+
+    def wire_len(self, inner: int, mtu: int) -> int:
+        return esp_len(inner + 24)
+
+    def wire_signature(self, proto: int, payload: bytes | memoryview, ports: tuple[int, int]) -> str | None:
+        if proto == ESP:
+            return "ESP"
+        udp = _udp_ports(payload) if proto == UDP else None
+        if udp is None:
+            return None
+        if udp == (IKE_PORT, IKE_PORT):
+            return "IKE"
+        if udp != (NAT_T_PORT, NAT_T_PORT) or len(payload) < 12:
+            return None
+        if bytes(payload[8:12]) == b"\0\0\0\0":
+            return "IKE (non-ESP marker, UDP 4500)"
+        return "ESP in UDP 4500" if len(payload) > 9 else "NAT-T keepalive"
+
+
 IPIP = TunnelType("ipip", "RFC 2003", ip_proto=4, overhead=20, linux_mode="ipip", vyos_encapsulation="ipip",
                   kernel_kind="ipip", netlink_prefix="ipip",
                   endpoint_attrs=("IFLA_IPTUN_LOCAL", "IFLA_IPTUN_REMOTE"), gso_type="ipxip4")
@@ -118,9 +241,30 @@ GRE = GreType("gre", "RFC 2784", ip_proto=47, overhead=24, linux_mode="gre", vyo
               rx_words=((GRE_VERSION | GRE_ROUTING | GRE_KEY, 0), (0xFFFF, GRE_PROTO_IPV4)),
               rx_optional=((GRE_CSUM, 4), (GRE_SEQ, 4)), rx_checksum_flag=GRE_CSUM, gso_type="gre")
 
-TUNNEL_TYPES: dict[str, TunnelType] = {t.name: t for t in (IPIP, GRE)}
+# WireGuard over IPv4: outer IP 20 + UDP 8 + data header 16 + Poly1305 tag 16 (padding not counted:
+# it never takes a packet beyond the MTU).
+WIREGUARD = WireGuardType("wireguard", "WireGuard (Donenfeld, NDSS 2017)", ip_proto=UDP, overhead=60,
+                          linux_mode="wireguard", vyos_encapsulation="", kernel_kind="wireguard", netlink_prefix="",
+                          endpoint_attrs=("", ""), ifname_prefix="wg", ifname_kind="wireguard", mtu_in_config=True,
+                          daemon="wireguard", link_kinds=("wireguard", "tun"), device_by_daemon=True)
+# GRE over IPsec: GRE 24 + ESP in UDP 62 (outer IP 20, UDP 8, SPI/sequence 8, IV 8, trailer 2, ICV 16)
+# + 0..3 bytes of ESP padding; max_mtu() takes the padding into account, and the 1400-byte limit of
+# userspace ESP (LIBIPSEC_MTU).
+IPSEC = IpsecGreType("ipsec", "RFC 4303 + RFC 3948 (GRE over IPsec)", ip_proto=UDP, overhead=86, linux_mode="gre",
+                     vyos_encapsulation="gre", kernel_kind="gre", netlink_prefix="gre",
+                     endpoint_attrs=("IFLA_GRE_LOCAL", "IFLA_GRE_REMOTE"),
+                     shim=struct.pack("!HH", 0, GRE_PROTO_IPV4), c_format=C_FORMAT_GRE,
+                     rx_words=GRE.rx_words, rx_optional=GRE.rx_optional, rx_checksum_flag=GRE_CSUM,
+                     daemon="ipsec", link_kinds=("gre",))
+# No gso_type: a BPF tunnel hands its packets straight to the underlay, past the route into
+# userspace ESP, so GRE over IPsec never runs on the BPF backend.
+
+TUNNEL_TYPES: dict[str, TunnelType] = {t.name: t for t in (IPIP, GRE, WIREGUARD, IPSEC)}
 DEFAULT_TYPE = IPIP.name   # a tunnel that names no `type:` (the seed's)
-KERNEL_KINDS: dict[str, TunnelType] = {t.kernel_kind: t for t in TUNNEL_TYPES.values()}
+# The first type of each kernel link kind (ipsec's GRE device is gre's).
+KERNEL_KINDS: dict[str, TunnelType] = {}
+for _t in TUNNEL_TYPES.values():
+    KERNEL_KINDS.setdefault(_t.kernel_kind, _t)
 
 
 def tunnel_type(name: str) -> TunnelType:

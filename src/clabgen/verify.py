@@ -7,14 +7,17 @@ from the typed lab contract (expected.json); what a tunnel looks like comes from
 
 from __future__ import annotations
 
+import itertools
 import os
-import re
+import select
 import socket
 import struct
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from ipaddress import IPv4Address
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from . import netlink
@@ -28,7 +31,6 @@ from .tunnels import KERNEL_KINDS, TunnelType, checksum, tunnel_type
 ETH_P_ALL = 0x0003
 ETH_HLEN = 14
 ARPHRD_ETHER = 1
-TTL_RE = re.compile(r"ttl=(\d+)")
 PROBE_DATA = 56          # a default ping's payload: the LAN frame is 98 bytes as the plan predicts
 PROBE_MARK = b"clabgen-verify "
 
@@ -77,16 +79,19 @@ def route_differences(want: tuple[RouteSpec, ...], got: dict[RouteKey, str]) -> 
                                                                      if k not in table]
 
 
+READ_WORKERS = 4     # nodes whose tables are read at once
+
+
 def check_routes(lab: RenderedLab, handles: dict[str, NodeHandle], expect: Expectation) -> list[Check]:
-    out = []
-    for node in lab.contract.nodes:
-        want = expect.routes[node.name]
-        if not want and node.role == "switch":
-            continue
-        problems = route_differences(want, route_table(lab, handles, node.name))
-        out.append(Check("routes", node.name, f"{len(want)} routes", not problems,
-                         "; ".join(problems) or f"all {len(want)} routes as expected, none extra"))
-    return out
+    nodes = [n for n in lab.contract.nodes if expect.routes[n.name] or n.role != "switch"]
+
+    def one(name: str) -> Check:
+        want = expect.routes[name]
+        problems = route_differences(want, route_table(lab, handles, name))
+        return Check("routes", name, f"{len(want)} routes", not problems,
+                     "; ".join(problems) or f"all {len(want)} routes as expected, none extra")
+    with ThreadPoolExecutor(max_workers=max(1, min(READ_WORKERS, len(nodes)))) as pool:
+        return list(pool.map(one, [n.name for n in nodes]))
 
 
 def check_tunnels(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle],
@@ -95,14 +100,26 @@ def check_tunnels(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHan
     A BPF tunnel end is read back from its programs' maps, its receive side included."""
     out = []
     faulted = expect.down if expect else frozenset()
+    links: dict[str, dict[str, netlink.LinkInfo]] = {}     # each node's links, read once
+    served: dict[str, list[dict[str, Any]]] = {}
     bpf_ends: dict[str, dict[str, bpf.BpfTunnelState]] = {}
     for t in lab.contract.tunnels:
         ttype = tunnel_type(t.type)
         for end in t.ends:
             label = f"{end.ifname} {t.type}"
-            link = next((x for x in netlink.links(handles[end.node].netns()) if x.ifname == end.ifname), None)
+            if end.node not in links:
+                links[end.node] = {x.ifname: x for x in netlink.links(handles[end.node].netns())}
+            link = links[end.node].get(end.ifname)
             if link is None:
                 out.append(Check("tunnel", end.node, label, False, f"{end.ifname} does not exist"))
+                continue
+            if ttype.device_by_daemon:      # WireGuard: the kernel's device or its daemon's TUN
+                from .verify_crypto import link_problems
+                problems = link_problems(link.kind, t.type) + ([] if link.up else ["down"]) + \
+                    ([] if link.mtu == t.mtu else [f"MTU {link.mtu}, expected {t.mtu}"])
+                how = "kernel" if link.kind == ttype.kernel_kind else f"{link.kind} of its daemon"
+                out.append(Check("tunnel", end.node, label, not problems,
+                                 "; ".join(problems) or f"{how}, up, MTU {link.mtu} (endpoints: see its handshake)"))
                 continue
             problems = []
             if t.name in faulted and expect is not None and (expect.scenario or "").startswith("tunnel "):
@@ -129,15 +146,17 @@ def check_tunnels(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHan
                 if not ours.receives:
                     problems.append(f"no BPF decap entry brings {ours.remote} > {ours.local} back to {end.ifname}")
             else:
-                served = next((u for u in runtime.tunnel_state(lab, end.node) if u.get("ifname") == end.ifname), None)
-                if served is None:
+                if end.node not in served:
+                    served[end.node] = runtime.tunnel_state(lab, end.node)
+                serving = next((u for u in served[end.node] if u.get("ifname") == end.ifname), None)
+                if serving is None:
                     problems.append(f"{end.ifname} is a {link.kind or 'plain'} device but no userspace tunnel "
                                     "serves it (dataplane down?)")
                     kind, local, remote = "userspace", None, None
                 else:
-                    kind, local, remote = f"userspace {served['mode']}", served.get("local"), served.get("remote")
-                    if served["mode"] != t.type:
-                        problems.append(f"userspace mode {served['mode']}, expected {t.type}")
+                    kind, local, remote = f"userspace {serving['mode']}", serving.get("local"), serving.get("remote")
+                    if serving["mode"] != ttype.linux_mode:
+                        problems.append(f"userspace mode {serving['mode']}, expected {ttype.linux_mode}")
             if (local, remote) != (end.local, end.remote) and local is not None:
                 problems.append(f"endpoints {local} > {remote}, expected {end.local} > {end.remote}")
             detail = "; ".join(problems) or f"{kind}, up, MTU {link.mtu}, {local} > {remote}"
@@ -145,16 +164,59 @@ def check_tunnels(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHan
     return out
 
 
-def _ping(handle: NodeHandle, address: str, tries: int = 3) -> tuple[int | None, str]:
-    last = "no output"
-    for _ in range(tries):
-        r = handle.exec(["ping", "-n", "-c", "1", "-W", "2", address], timeout=10)
-        m = TTL_RE.search(r.stdout)
-        if r.returncode == 0 and m:
-            return int(m.group(1)), ""
-        lines = (r.stdout + r.stderr).strip().splitlines()
-        last = lines[-1] if lines else "no output"
-    return None, last
+_idents = itertools.count(int.from_bytes(os.urandom(2), "big"))
+_idents_lock = threading.Lock()
+
+
+def _readable(sock: socket.socket, seconds: float) -> bool:
+    """Whether sock has data within `seconds`. poll, not select: a big lab's verify holds more than
+    1024 descriptors (sockets in 200 namespaces), and select() cannot watch one numbered above that."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(max(0, int(seconds * 1000))))
+
+
+def _ping(handle: NodeHandle, address: str, tries: int = 3, wait: float = 2.0) -> tuple[int | None, str]:
+    """One echo request at a time from the node (up to `tries`, `wait` seconds each), as
+    `ping -c 1 -W 2` sends it, from a raw ICMP socket opened in the node's namespace: no process
+    per ping, so a big lab's pings run side by side. The reply's TTL, or None and why not."""
+    with _idents_lock:
+        ident = next(_idents) & 0xFFFF
+    payload = PROBE_MARK + b"ping " + os.urandom(4).hex().encode()
+    payload += b"." * (PROBE_DATA - len(payload))
+    target = socket.inet_aton(address)
+    try:
+        sock = netlink.in_netns(handle.netns(), lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW,
+                                                                         socket.IPPROTO_ICMP))
+    except OSError as exc:
+        return None, f"cannot open an ICMP socket in {handle.name}: {exc.strerror or exc}"
+    last = "no reply"
+    with sock:
+        for seq in range(1, tries + 1):
+            head = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+            message = head[:2] + struct.pack("!H", checksum(head + payload)) + head[4:] + payload
+            try:
+                sock.sendto(message, (address, 0))
+            except OSError as exc:
+                return None, f"ping: connect: {exc.strerror or exc}"
+            deadline = time.monotonic() + wait
+            while (left := deadline - time.monotonic()) > 0:
+                if not _readable(sock, left):
+                    break
+                pkt = sock.recv(65535)
+                ihl = (pkt[0] & 0xF) * 4
+                icmp = pkt[ihl:]
+                if len(icmp) < 8 or pkt[12:16] != target:
+                    if len(icmp) >= 36 and icmp[0] == 3 and icmp[32:34] == struct.pack("!H", ident):
+                        last = f"From {socket.inet_ntoa(pkt[12:16])}: destination unreachable"
+                    continue
+                if icmp[0] == 0 and struct.unpack_from("!HH", icmp, 4) == (ident, seq):
+                    return pkt[8], ""
+            last = last if last != "no reply" else f"no reply within {wait:g}s"
+    return None, f"{last} ({tries} {'try' if tries == 1 else 'tries'})"
+
+
+PING_WORKERS = 16    # pings in flight at once (each waits up to 2 s when there is no reply)
 
 
 def check_pings(lab: RenderedLab, handles: dict[str, NodeHandle], expect: Expectation | None = None) -> list[Check]:
@@ -178,7 +240,7 @@ def check_pings(lab: RenderedLab, handles: dict[str, NodeHandle], expect: Expect
         return Check("ping", src, f"ping {dst} ({address})", ttl is None,
                      "no reply, as predicted (no path left)" if ttl is None else f"reply ttl={ttl}, but no path was predicted")
 
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(expect.pings) + len(gone)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(PING_WORKERS, len(expect.pings) + len(gone)))) as pool:
         return list(pool.map(one, expect.pings)) + list(pool.map(none, gone))
 
 
@@ -348,6 +410,11 @@ def _judge(cap: CaptureSpec, seen: dict[str, Seen]) -> tuple[bool, str]:
 def verify(lab: RenderedLab, runtime: Runtime, faults: tuple[str, ...] = (), wait: float = 60.0) -> list[Check]:
     """Every check against the prediction for the lab as it is now (its faults); with dynamic
     routing, first wait (up to `wait` seconds) until the routing has converged."""
+    with netlink.session():      # one netlink socket per node for every route and link read
+        return _verify(lab, runtime, faults, wait)
+
+
+def _verify(lab: RenderedLab, runtime: Runtime, faults: tuple[str, ...], wait: float) -> list[Check]:
     expect = Expectation.of(lab.contract, faults)
     handles = runtime.nodes(lab)
     checks: list[Check] = []
@@ -357,15 +424,29 @@ def verify(lab: RenderedLab, runtime: Runtime, faults: tuple[str, ...] = (), wai
     checks += check_routes(lab, handles, expect)
     checks += check_tunnels(lab, runtime, handles, expect)
     checks += check_pings(lab, handles, expect)
-    for c in lab.contract.captures:
-        if faults:
-            break   # captures follow the fault-free paths
-        try:
-            checks.append(check_capture(lab, handles, c))
-        except OSError as exc:   # e.g. the interface to capture on is gone
-            checks.append(Check("capture", c.node, f"{c.iface} {c.tunnel}", False,
-                                f"cannot capture: {exc.strerror or exc}"))
+    if lab.contract.crypto:
+        from .verify_crypto import handshake_checks, mtu_checks
+        checks += handshake_checks(lab, runtime, handles, expect.down) + mtu_checks(lab, handles, expect.down)
+    if not faults:      # captures follow the fault-free paths
+
+        def capture(c: CaptureSpec) -> Check:
+            try:
+                if lab.contract.crypto_of(c.tunnel) is not None:
+                    from . import verify_crypto
+                    return verify_crypto.check_capture(lab, handles, c)
+                return check_capture(lab, handles, c)
+            except OSError as exc:   # e.g. the interface to capture on is gone
+                return Check("capture", c.node, f"{c.iface} {c.tunnel}", False, f"cannot capture: {exc.strerror or exc}")
+        # Plain tunnels' captures run a few at a time; encrypted ones alone afterwards, so that no
+        # other probe's cleartext crosses an underlay while it is searched for cleartext.
+        plain = [c for c in lab.contract.captures if lab.contract.crypto_of(c.tunnel) is None]
+        with ThreadPoolExecutor(max_workers=max(1, min(CAPTURE_WORKERS, len(plain)))) as pool:
+            checks += pool.map(capture, plain)
+        checks += [capture(c) for c in lab.contract.captures if lab.contract.crypto_of(c.tunnel) is not None]
     return checks
+
+
+CAPTURE_WORKERS = 8  # captures at once: each follows its own probe (its identifier and payload)
 
 
 def junit(lab: RenderedLab, checks: list[Check]) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import platforms
+from . import platforms, view_crypto
 from .planned import Hop, Node, Plan, Tunnel, TunnelEnd
 from .tunnels import tunnel_type
 
@@ -23,12 +23,13 @@ def lab_view(plan: Plan) -> dict[str, Any]:
     # Mermaid ids: node names may be Mermaid words (`end`) or hold `--`, so the diagram numbers them.
     ids = {n.name: f"n{i}" for i, n in enumerate(plan.nodes)}
     tunnel_of = {(e.node, e.ifname): t for t in plan.tunnels for e in t.ends}
+    texts: dict[int, str] = {}
     return {
         "name": plan.name,
         "nodes": [_node(n, ids) for n in plan.nodes],
         "links": [_link(link, ids) for link in plan.links],
         "tunnels": [_tunnel(t, ids) for t in plan.tunnels],
-        "gateways": [_gateway(plan, g, tunnel_of) for g in plan.gateways],
+        "gateways": [_gateway(plan, g, tunnel_of, texts) for g in plan.gateways],
         "pings": [{"src": p.src, "dst": p.dst, "address": str(p.address),
                    "ttl": " or ".join(str(t) for t in (p.ttl, *p.alt_ttls))} for p in plan.pings],
         "walks": [{"src": w.src, "dst": w.dst, "src_address": str(w.src_address), "dst_address": str(w.dst_address),
@@ -42,9 +43,31 @@ def lab_view(plan: Plan) -> dict[str, Any]:
     }
 
 
+class Row(dict[str, Any]):
+    """A dict whose keys templates also read as attributes (`r.prefix`) without Jinja first
+    failing an attribute lookup: a 200-site lab prints 40 000 static routes, twice."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _static_routes(g: Node, texts: dict[int, str]) -> list[Row]:
+    """texts: str() of each LAN and next-hop object, shared by all gateways (they recur)."""
+
+    def text(x: object) -> str:
+        known = texts.get(id(x))
+        if known is None:
+            known = texts[id(x)] = str(x)
+        return known
+    return [Row(prefix=text(r.prefix), next_hop=text(r.next_hop), dev=r.dev) for r in g.static_routes]
+
+
 def _routing(plan: Plan) -> dict[str, Any]:
     """The routing section of the lab README: routers, sessions, and each fault's outcome."""
-    base = {n.name: {r.text() for r in n.routes} for n in plan.nodes}
+    base = {n.name: {r.text() for r in n.routes} for n in plan.nodes} if plan.scenarios else {}
     scenarios = []
     for s in plan.scenarios:
         changes = []
@@ -96,7 +119,7 @@ def _tunnel(t: Tunnel, ids: dict[str, str]) -> dict[str, Any]:
                       "local": str(e.local), "remote": str(e.remote)} for e in t.ends]}
 
 
-def _gateway(plan: Plan, g: Node, tunnel_of: dict[tuple[str, str], Tunnel]) -> dict[str, Any]:
+def _gateway(plan: Plan, g: Node, tunnel_of: dict[tuple[str, str], Tunnel], texts: dict[int, str]) -> dict[str, Any]:
     lan = next(i for i in g.interfaces if i.role == "lan")
     underlay = next((i for i in g.interfaces if i.role == "underlay"), None)
     return {
@@ -107,8 +130,7 @@ def _gateway(plan: Plan, g: Node, tunnel_of: dict[tuple[str, str], Tunnel]) -> d
         "ethernets": [{"name": i.name, "address": str(i.address), "mtu": i.mtu, "mtu_in_config": i.mtu_in_config}
                       for i in g.ethernets],
         "tunnels": [_tunnel_end(g, e, tunnel_of[(g.name, e.ifname)]) for e in g.tunnels],
-        "static_routes": [{"prefix": str(r.prefix), "next_hop": str(r.next_hop), "dev": r.dev}
-                          for r in g.static_routes],
+        "static_routes": _static_routes(g, texts),
         "servers": [{"name": s.name, "netns": s.netns, "host_if": s.host_if, "address": str(s.address),
                      "gateway": str(s.gateway)} for s in g.host_servers],
         "loopback": str(g.loopback) if g.loopback else None,
@@ -116,7 +138,18 @@ def _gateway(plan: Plan, g: Node, tunnel_of: dict[tuple[str, str], Tunnel]) -> d
         "bgp": _bgp(g),
         "bfd_peers": [{"address": str(p.address), "multiplier": BFD_MULTIPLIER, "receive": BFD_INTERVAL_MS,
                        "transmit": BFD_INTERVAL_MS} for p in (g.bgp.peers if g.bgp else ()) if p.bfd],
+        "wireguard_key": _wireguard_key(g, tunnel_of),
+        "wireguard_key_output": g.wireguard_key_output,
     }
+
+
+def _wireguard_key(g: Node, tunnel_of: dict[tuple[str, str], Tunnel]) -> dict[str, Any] | None:
+    """The gateway's WireGuard private key (one per gateway), when it has WireGuard tunnels."""
+    for e in g.tunnels:
+        t = tunnel_of[(g.name, e.ifname)]
+        if t.crypto is not None and t.crypto.end(g.name).private_key is not None:
+            return view_crypto.secret(t.crypto.end(g.name).private_key)
+    return None
 
 
 # BFD timers rendered with a peer (1.2 needs a `protocols bfd peer` for every BGP neighbour with bfd).
@@ -148,9 +181,13 @@ def _bgp(g: Node) -> dict[str, Any] | None:
 
 def _tunnel_end(g: Node, e: TunnelEnd, t: Tunnel) -> dict[str, Any]:
     ttype = tunnel_type(t.type)
-    return {"ifname": e.ifname, "type": t.type, "mode": ttype.linux_mode, "encapsulation": ttype.vyos_encapsulation,
-            "address": str(e.address), "local": str(e.local), "remote": str(e.remote), "mtu": t.mtu,
-            "mtu_in_config": g.iface(e.ifname).mtu_in_config, "peer_node": e.peer_node, "ttl": g.tunnel_ttl}
+    out = {"ifname": e.ifname, "type": t.type, "mode": ttype.linux_mode, "encapsulation": ttype.vyos_encapsulation,
+           "address": str(e.address), "local": str(e.local), "remote": str(e.remote), "mtu": t.mtu,
+           "mtu_in_config": g.iface(e.ifname).mtu_in_config, "peer_node": e.peer_node, "ttl": g.tunnel_ttl,
+           "kind": ttype.ifname_kind, "wireguard": None, "ipsec": None}
+    if t.crypto is not None:
+        out.update(view_crypto.crypto_end(e, t.peer(e), t, t.crypto, e.underlay_if))
+    return out
 
 
 def platform_view(name: str) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def parse_boot(text: str, file: str = "config.boot", allow_hash_comments: bool =
                 raise ClabgenError(Problem(Where(file, lineno, 1), "unbalanced `}`"))
             stack.pop()
             continue
-        toks = _tokens(line)
+        toks = _tokens(line) if '"' in line else [(w, False) for w in line.split()]
         opens = toks[-1] == ("{", False)
         if opens:
             toks = toks[:-1]
@@ -114,6 +114,59 @@ def set_commands(tree: CNode) -> list[str]:
                 out.append("set " + " ".join(here))
 
     walk(tree, [])
+    return out
+
+
+def boot_to_set(text: str) -> list[str]:
+    """`set_commands(parse_boot(text))` in one pass over the lines, without building the tree: a
+    leaf is printed where it stands, an empty block where it closes (nothing is printed between
+    its opening and its close, so the order is the same). For the configs render just wrote: a
+    200-site lab's gateways hold 40 000 static routes. Anything unusual is left to the tree."""
+    out: list[str] = []
+    prefixes = ["set "]           # "set " and the words of the blocks we are in, each with a space
+    empty: list[bool] = []        # nothing inside that block yet
+    comment = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if comment:
+            comment = "*/" not in line
+            continue
+        if line == "}":
+            if not empty:
+                return set_commands(parse_boot(text))
+            block = prefixes.pop()
+            if empty.pop():
+                out.append(block[:-1])
+            continue
+        if not line or line[0] in "/#":
+            if line.startswith("//") or not line:
+                continue
+            if line.startswith("/*"):
+                comment = "*/" not in line[2:]
+                continue
+            return set_commands(parse_boot(text))
+        if '"' in line:           # a quoted value (`plaintext-password ""`): the tokenizer's words
+            toks = _tokens(line)
+            words = [w for w, _ in toks]
+            opens = toks[-1] == ("{", False)
+        else:
+            words = line.split()
+            opens = words[-1] == "{"
+        if empty:
+            empty[-1] = False
+        if opens:
+            if not 2 <= len(words) <= 3:
+                return set_commands(parse_boot(text))
+            prefixes.append(prefixes[-1] + " ".join(words[:-1]) + " ")
+            empty.append(True)
+        elif len(words) == 2:
+            out.append(prefixes[-1] + words[0] + " " + _quote(words[1]))
+        elif len(words) == 1:
+            out.append(prefixes[-1] + words[0])
+        else:
+            return set_commands(parse_boot(text))
+    if empty or comment:
+        return set_commands(parse_boot(text))
     return out
 
 

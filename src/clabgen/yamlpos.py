@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.composer import ComposerError
@@ -16,6 +18,8 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 from .errors import ClabgenError, Problem, Where
+
+_CLoader = getattr(yaml, "CSafeLoader", None)     # libyaml, when PyYAML was built with it
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,11 @@ class _Walk:
                 if _before(vpos, kpos) or (node[k] is None and kpos and vpos and vpos[0] != kpos[0]):
                     vpos = kpos
                 kpath = _join(path, str(k))
-                kw = _where(file, kpos, kpath)  # type: ignore[arg-type]
+                kw = _where(file, kpos, kpath)  # type: ignore[arg-type, unused-ignore]
                 if not isinstance(k, str):
                     problems.append(Problem(kw, f"key {k!r} must be a string"))
                     continue
-                child = self.wrap(node[k], kpath, _where(file, vpos, kpath))  # type: ignore[arg-type]
+                child = self.wrap(node[k], kpath, _where(file, vpos, kpath))  # type: ignore[arg-type, unused-ignore]
                 out[k] = Y(child.value, child.where, kw, child.keys)
                 keys[k] = kw
             return Y(out, where, None, keys)
@@ -119,9 +123,9 @@ class _Walk:
                 if _before(ipos, last):      # an alias: its anchor's position, not the item's
                     ipos = None
                 ipath = _join(path, i)
-                iw = _where(file, ipos, ipath) if ipos else where.at(ipath)  # type: ignore[arg-type]
+                iw = _where(file, ipos, ipath) if ipos else where.at(ipath)  # type: ignore[arg-type, unused-ignore]
                 items.append(self.wrap(item, ipath, iw))
-                last = ipos or last  # type: ignore[assignment]
+                last = ipos or last  # type: ignore[assignment, unused-ignore]
             return Y(items, where)
         if isinstance(node, (datetime.date, datetime.datetime)):
             return Y(str(node), where)
@@ -163,6 +167,15 @@ def load(path: Path, display: str | None = None) -> Y:
 
 
 def loads(text: str, file: str) -> Y:
+    """The positioned tree of one document: libyaml's fast path for the plain intents nearly all
+    files are, ruamel (and its exact messages) for everything else."""
+    fast = _fast(text, file)
+    if fast is not None:
+        return fast
+    return _ruamel(text, file)
+
+
+def _ruamel(text: str, file: str) -> Y:
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
@@ -269,3 +282,94 @@ def _find_duplicate(node: Node | None, path: str, pos: tuple[int, int]) -> tuple
             if hit:
                 return hit
     return None
+
+
+# --- the fast path ------------------------------------------------------------------------------
+#
+# ruamel's round-trip loader is pure Python: a written-out 500-site intent (1 000 lines) takes a
+# second to load. libyaml (PyYAML's C parser) composes the same document in milliseconds, with
+# the same positions. It is used only where both read a document alike: plain scalars typed by a
+# narrow YAML 1.2 subset (strings, decimal integers, true/false, null), no tags, anchors, aliases,
+# merge keys, directives or duplicate keys. Anything else, and every error, goes to ruamel, which
+# reports it as before. tests/test_yamlpos.py compares both on every intent in the repository.
+
+_DOTTED = re.compile(r"[0-9]+(\.[0-9]+){2,}(/[0-9]+)?")     # addresses and prefixes: strings
+_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+
+
+class _Slow(Exception):
+    """The document needs ruamel."""
+
+
+def _fast(text: str, file: str) -> Y | None:
+    if _CLoader is None or any(c in text for c in "!&*\t") or "<<" in text or text.startswith("%") or "\n%" in text:
+        return None
+    try:
+        node = yaml.compose(text, Loader=_CLoader)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    root = Where(file, node.start_mark.line + 1, node.start_mark.column + 1, "")
+    try:
+        return _FastWalk(file).wrap(node, "", root)
+    except (_Slow, RecursionError):
+        return None
+
+
+def _scalar(node: Any) -> Any:
+    value = node.value
+    if node.style:                      # quoted or block: a string as written
+        return value
+    if value in _NULLS:
+        return None
+    if value in _BOOLS:
+        return _BOOLS[value]
+    if _INT.fullmatch(value):
+        return int(value)
+    if value[0] in "0123456789+-." and not _DOTTED.fullmatch(value):
+        raise _Slow()                  # floats, octal, hex, dates, 1:20 ...: ruamel types them
+    return value
+
+
+class _FastWalk:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.count = 0
+
+    def at(self, mark: Any, path: str) -> Where:
+        return Where(self.file, mark.line + 1, mark.column + 1, path)
+
+    def wrap(self, node: Any, path: str, where: Where) -> Y:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _Slow()
+        if isinstance(node, yaml.ScalarNode):
+            return Y(_scalar(node), where)
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for i, item in enumerate(node.value):
+                if isinstance(item, yaml.ScalarNode) and not item.style and item.value == "":
+                    raise _Slow()       # an empty item: ruamel places it
+                ipath = _join(path, i)
+                items.append(self.wrap(item, ipath, self.at(item.start_mark, ipath)))
+            return Y(items, where)
+        out: dict[str, Y] = {}
+        keys: dict[str, Where] = {}
+        for knode, vnode in node.value:
+            if not isinstance(knode, yaml.ScalarNode):
+                raise _Slow()
+            key = _scalar(knode)
+            if not isinstance(key, str) or key in out:
+                raise _Slow()          # a key that is not a string, or written twice
+            kpath = _join(path, key)
+            kw = self.at(knode.start_mark, kpath)
+            vw = self.at(vnode.start_mark, kpath)
+            child = self.wrap(vnode, kpath, vw)
+            if child.value is None and (vnode.value == "" or vw.line != kw.line):
+                child = Y(None, kw.at(kpath))        # an empty value points at its key, as with ruamel
+            out[key] = Y(child.value, child.where, kw, child.keys)
+            keys[key] = kw
+        return Y(out, where, None, keys)

@@ -71,7 +71,7 @@ def problems(cfg: Path) -> list[str]:
 def test_checked_in_configs_are_valid(path: Path) -> None:
     cfg = vyos.load(path)
     # static labs: routes; routing labs: what FRR runs; ethernets and lo at least
-    assert cfg.tunnels and (cfg.routes or cfg.routing.uses_frr) and len(cfg.interfaces) >= 3
+    assert (cfg.tunnels or cfg.wireguard) and (cfg.routes or cfg.routing.uses_frr) and len(cfg.interfaces) >= 3
     assert set(cfg.ignored) <= {"system", "service"}
 
 

@@ -18,7 +18,7 @@ from clabgen import images, labops
 from clabgen.errors import RuntimeFailure
 from clabgen.runtimes import state
 
-from ..conftest import run_clabgen
+from ..conftest import docker_engine, run_clabgen
 from ..labutil import lab_name, residue, unique_lab
 from .faults import (
     failed_checks,
@@ -39,13 +39,7 @@ if os.geteuid() != 0 or not shutil.which("ping"):
 
 @pytest.fixture(scope="module")
 def client() -> Any:
-    docker = pytest.importorskip("docker")
-    try:
-        c = docker.from_env(timeout=30)
-        c.ping()
-    except Exception as e:
-        pytest.skip(f"no Docker engine answers ({type(e).__name__}); run `make docker-up`")
-    return c
+    return docker_engine()
 
 
 def host_veths() -> set[str]:
@@ -92,7 +86,7 @@ def test_deploy_verify_destroy(name: str, client: Any, tmp_path: Path) -> None:
 def deployed(client: Any, tmp_path: Path) -> Iterator[Path]:
     lab = unique_lab(tmp_path, "ipip", tag="d")
     try:
-        labops.deploy(lab, "docker")
+        labops.deploy(lab, "docker", tunnels="userspace")   # auto would pick BPF here: no process to kill
         yield lab
     finally:
         labops.destroy(lab)

@@ -19,6 +19,7 @@ from clabgen.errors import RuntimeFailure
 from clabgen.runtimes import base
 from clabgen.runtimes import containerlab as clab
 
+from ..conftest import docker_engine
 from ..emu.frr_labs import OSPF_14, set_protocols, snapshot
 from ..labutil import lab_name, unique_lab
 from .test_containerlab import clab_residue
@@ -32,13 +33,7 @@ if os.geteuid() != 0 or not shutil.which("ping"):
 
 @pytest.fixture(scope="module")
 def client() -> Any:
-    docker = pytest.importorskip("docker")
-    try:
-        c = docker.from_env(timeout=30)
-        c.ping()
-    except Exception as e:
-        pytest.skip(f"no Docker engine answers ({type(e).__name__}); run `make docker-up`")
-    return c
+    return docker_engine()
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0, show: Callable[[], str] = str) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from clabgen import labops
 
-from ..conftest import run_clabgen
+from ..conftest import docker_engine, run_clabgen
 from ..labutil import lab_name, residue, unique_lab
 
 pytestmark = pytest.mark.docker
@@ -30,13 +30,7 @@ CLABGEN = str(Path(sys.executable).parent / "clabgen")
 
 @pytest.fixture(scope="module")
 def client() -> Any:
-    docker = pytest.importorskip("docker")
-    try:
-        c = docker.from_env(timeout=30)
-        c.ping()
-    except Exception as e:
-        pytest.skip(f"no Docker engine answers ({type(e).__name__}); run `make docker-up`")
-    return c
+    return docker_engine()
 
 
 @pytest.fixture(scope="module")

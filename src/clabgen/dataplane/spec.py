@@ -11,9 +11,10 @@ from typing import Any
 
 from ..tunnels import TUNNEL_TYPES
 
-# Overhead and outer IP protocol come from the one tunnel table (clabgen.tunnels).
-OVERHEAD: dict[str, int] = {name: t.overhead for name, t in TUNNEL_TYPES.items()}
-PROTO: dict[str, int] = {name: t.ip_proto for name, t in TUNNEL_TYPES.items()}
+# Overhead and outer IP protocol come from the one tunnel table (clabgen.tunnels). Encrypted types
+# are their daemons' (GRE over IPsec reaches this dataplane as plain gre).
+OVERHEAD: dict[str, int] = {name: t.overhead for name, t in TUNNEL_TYPES.items() if not t.encrypted}
+PROTO: dict[str, int] = {name: t.ip_proto for name, t in TUNNEL_TYPES.items() if not t.encrypted}
 
 _IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
 _NETNS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

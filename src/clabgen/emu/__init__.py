@@ -10,6 +10,7 @@ for their files, so everything they write stays under the lab's state directory.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -37,8 +38,11 @@ class Emulator(Protocol):
         """Parse a startup config; ClabgenError with FILE:LINE for a line it cannot apply."""
         ...
 
-    def apply_links(self, ns: str | None, cfg: Any, *, tunnels: str = "auto", spec_netns: str | None = None) -> Any:
-        """Addresses, MTUs and tunnels; returns what was applied (with the userspace tunnels)."""
+    def apply_links(self, ns: str | None, cfg: Any, *, tunnels: str = "auto", spec_netns: str | None = None,
+                    run_dir: Path | None = None, files: Mapping[str, Path] | None = None) -> Any:
+        """Addresses, MTUs and tunnels; returns what was applied (with the userspace tunnels).
+        run_dir: the node's own directory for the daemons of encrypted tunnels (mounted over their
+        /run; None in a container); files: container paths -> host paths, from the node's binds."""
         ...
 
     def apply_routes(self, ns: str | None, cfg: Any, applied: Any, facts: RouteFacts, run_dir: Path | None) -> None:

@@ -13,7 +13,7 @@ import errno
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -29,6 +29,7 @@ from ..dataplane.spec import DataplaneError, parse_tunnel
 from ..errors import Problem, RuntimeFailure
 from . import RouteFacts, frr, frrd
 from .vyos import DeviceConfig, Interface, Tunnel, load, tunnel_mtu
+from .vyos_crypto import WgInterface
 
 # Why the kernel usually says this, for the leaves applied here.
 STATIC_WAIT = 5.0      # seconds FRR gets to put the static routes into the kernel
@@ -46,6 +47,7 @@ class Applied:
     warnings: list[str] = field(default_factory=list)
     frr: dict[str, int] = field(default_factory=dict)      # FRR daemon -> pid, when the config has routing
     frr_sockets: str | None = None                          # their vty sockets (vtysh --vty_socket)
+    crypto: Any = None                                      # emu.crypto.CryptoApplied: WireGuard, IPsec
 
 
 class Located(Protocol):
@@ -72,22 +74,35 @@ def applying(cfg: DeviceConfig, what: Located, action: str) -> Iterator[None]:
         raise RuntimeFailure(Problem(cfg.where(what.line, what.path), f"{action}: {exc}")) from exc
 
 
-def choose_backend(mode: str, want: str) -> str:
+def choose_backend(mode: str, want: str, *, protected: bool = False) -> str:
     """`auto`: the kernel's tunnel when this kernel has it, else the BPF tunnel when this machine
     runs it (BPF syscall, cls_bpf, libbpf, clang or the host's compiled program), else the userspace
-    dataplane. A backend asked for by name that cannot run here fails with the reason."""
+    dataplane. A backend asked for by name that cannot run here fails with the reason.
+    protected: IPsec protects the tunnel's outer packets; the BPF tunnel hands them straight to
+    the underlay, past the route into userspace ESP, so it never carries such a tunnel."""
     if want not in BACKENDS:
         raise DataplaneError(f"unknown tunnel backend {want!r}; valid: {', '.join(BACKENDS)}")
     if want == "auto":
         if kernel_supports(mode):
             return "kernel"
-        return "bpf" if bpf.unavailable(mode) is None else "userspace"
+        return "bpf" if not protected and bpf.unavailable(mode) is None else "userspace"
+    if want == "bpf" and protected:
+        raise DataplaneError("the BPF tunnel cannot carry a tunnel IPsec protects (its packets would skip ESP); "
+                             "use --tunnels auto or userspace")
     if want == "bpf" and (why := bpf.unavailable(mode)):
         raise DataplaneError(f"the BPF tunnel cannot run here: {why}")
     return want
 
 
-def configure(ns: str | None, cfg: DeviceConfig, link: Interface | Tunnel, *, up: bool = True) -> None:
+def _protected(cfg: DeviceConfig, t: Tunnel) -> bool:
+    """Whether an IPsec peer of this config runs between the tunnel's endpoints."""
+    if cfg.ipsec is None:
+        return False
+    ends = {str(t.local.value), str(t.remote.value)}
+    return any({p.local, p.remote} == ends for p in cfg.ipsec.peers)
+
+
+def configure(ns: str | None, cfg: DeviceConfig, link: Interface | Tunnel | WgInterface, *, up: bool = True) -> None:
     """MTU, then each address, one call per leaf; bringing the link up rides on the last call."""
     steps: list[tuple[Located, str, dict[str, Any]]] = []
     if link.mtu:
@@ -101,8 +116,11 @@ def configure(ns: str | None, cfg: DeviceConfig, link: Interface | Tunnel, *, up
             netlink.configure(ns, link.ifname, up=up and n == len(steps) - 1, **kw)
 
 
-def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spec_netns: str | None = None) -> Applied:
-    """Addresses, MTUs and tunnels; returns the tunnels the userspace dataplane must create."""
+def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spec_netns: str | None = None,
+                run_dir: Path | None = None, files: Mapping[str, Path] | None = None) -> Applied:
+    """Addresses, MTUs and tunnels; returns the tunnels the userspace dataplane must create.
+    run_dir: the node's own directory for encrypted tunnels' daemons (emu.crypto), None in a
+    container; files: container paths -> host paths (the node's binds)."""
     out = Applied()
     netlink.sysctl(ns, "net.ipv4.ip_forward", "1")
     present = {link.ifname: link.mtu for link in netlink.links(ns)}
@@ -121,7 +139,7 @@ def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spe
     for t in cfg.tunnels:
         mtu = tunnel_mtu(cfg, t, present)
         with applying(cfg, t, f"{t.mode} tunnel {t.ifname}"):
-            backend = choose_backend(t.mode, tunnels)
+            backend = choose_backend(t.mode, tunnels, protected=_protected(cfg, t))
         if backend == "bpf":
             end = bpf.BpfTunnel(t.ifname, t.mode, str(t.local.value), str(t.remote.value), mtu,
                                 t.ttl.value if t.ttl else 0)
@@ -145,6 +163,8 @@ def apply_links(ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto", spe
         out.userspace.append(userspace_tunnel(cfg, t, mtu, spec_netns, local_ips))
     if bpf_ends:
         attach_bpf(ns, cfg, bpf_ends)
+    if cfg.wireguard or cfg.ipsec is not None:
+        _start_crypto(ns, cfg, out, tunnels, run_dir, files, present)
     out.warnings.extend(f"not applied (outside the emulated dataplane): {p}" for p in cfg.ignored)
     out.warnings.extend(cfg.notes)
     return out
@@ -157,6 +177,15 @@ def attach_bpf(ns: str | None, cfg: DeviceConfig, ends: list[tuple[Tunnel, bpf.B
         program = bpf.object_bytes()
         with entered(ns):
             bpf.attach([end for _, end in ends], program)
+
+
+def _start_crypto(ns: str | None, cfg: DeviceConfig, out: Applied, tunnels: str, run_dir: Path | None,
+                  files: Mapping[str, Path] | None, present: dict[str, int]) -> None:
+    """WireGuard interfaces and IPsec (emu.crypto): daemons where the kernel has neither."""
+    from . import crypto
+    done = crypto.start(ns, cfg, run_dir, backend=tunnels, files=files,
+                        configure=lambda wg: configure(ns, cfg, wg))
+    out.crypto = done
 
 
 def userspace_tunnel(cfg: DeviceConfig, t: Tunnel, mtu: int, spec_netns: str | None,
@@ -243,12 +272,14 @@ class VyosEmulator:
         return load(path)
 
     def apply_links(self, ns: str | None, cfg: DeviceConfig, *, tunnels: str = "auto",
-                    spec_netns: str | None = None) -> Applied:
-        return apply_links(ns, cfg, tunnels=tunnels, spec_netns=spec_netns)
+                    spec_netns: str | None = None, run_dir: Path | None = None,
+                    files: Mapping[str, Path] | None = None) -> Applied:
+        return apply_links(ns, cfg, tunnels=tunnels, spec_netns=spec_netns, run_dir=run_dir, files=files)
 
     def apply_routes(self, ns: str | None, cfg: DeviceConfig, applied: Applied, facts: RouteFacts,
                      run_dir: Path | None) -> None:
         apply_routes(ns, cfg, applied, facts, run_dir)
 
     def host_problems(self, cfg: DeviceConfig) -> list[str]:
-        return frrd.missing(cfg.routing.daemons)
+        from . import crypto
+        return frrd.missing(cfg.routing.daemons) + crypto.missing(cfg)

@@ -24,6 +24,7 @@ STATE = Path("/run/clabgen/emu")
 STATUS = STATE / "status.json"
 WAIT_LINKS = float(os.environ.get("CLABGEN_EMU_WAIT", "120"))
 ROUTE_FACTS_ENV = "CLABGEN_STATIC_ROUTES"
+TUNNELS_ENV = "CLABGEN_TUNNELS"          # the tunnel backend deploy --tunnels asked for (absent: auto)
 
 
 def _log(msg: str) -> None:
@@ -53,7 +54,7 @@ def boot(config: Path, state: Path = STATE) -> dict[str, object]:
             break
         time.sleep(0.05)
     missing = sorted(wanted - present)
-    done = emu_apply.apply_links(None, cfg, tunnels=os.environ.get("CLABGEN_TUNNELS", "auto"))
+    done = emu_apply.apply_links(None, cfg, tunnels=os.environ.get(TUNNELS_ENV, "auto"))
     if done.userspace:
         dataplane.start({"tunnels": done.userspace}, state)
     # FRR, when the config has routing, with the container's own /etc/frr and /run/frr (run_dir None).
@@ -64,6 +65,7 @@ def boot(config: Path, state: Path = STATE) -> dict[str, object]:
               + [f"{t['ifname']} (bpf {t['mode']})" for t in done.bpf_tunnels]
               + [f"{t['ifname']} (userspace {t['mode']})" for t in done.userspace],
               "routes": done.routes, "frr": list(done.frr),
+              "crypto": done.crypto.describe() if done.crypto else [],
               "warnings": done.warnings + [f"interface {m} never appeared" for m in missing]}
     _write_status(status, state)
     _log(f"VyOS dataplane emulated from {config}: {json.dumps(status)}")

@@ -17,12 +17,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, ip_address, ip_interface
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ..errors import ClabgenError, Problem, Problems, Where
 from ..tunnels import TUNNEL_TYPES
 from ..vyos_config import CNode, parse_boot
 from .routing_conf import OspfInterface, Routing
+
+if TYPE_CHECKING:
+    from .vyos_crypto import Ipsec, WgInterface
 
 STATIC_METRIC = 20      # FRR installs static routes with metric 20 (the seed's `ip r s`)
 # Leaves that change nothing in a namespace's dataplane (link negotiation, IRQ placement, text).
@@ -63,6 +66,9 @@ RELEASES = {
 ANY_RELEASE = Release("any", *_ETH_13, (68, 16000), (64, 16000),
                       tuple(sorted(set(_ENCAP_12 + _ENCAP_14))), "source-address", "remote", "any")
 KNOWN_ENCAPSULATIONS = set(ANY_RELEASE.encapsulations)
+# `interfaces tunnel` encapsulations the emulation builds (WireGuard has interfaces of its own; IPsec's
+# GRE tunnels are gre).
+EMULATED_ENCAPSULATIONS = tuple(dict.fromkeys(t.vyos_encapsulation for t in TUNNEL_TYPES.values() if t.vyos_encapsulation))
 # Encapsulations whose underlay is IPv6: VyOS wants IPv6 endpoints for these, IPv4 for the others.
 IPV6_UNDERLAY = {"ipip6", "ip6ip6", "ip6gre", "ip6gretap", "ip6erspan"}
 # VyOS 1.4's constraint on `protocols static route X interface`, besides an interface that exists.
@@ -134,6 +140,8 @@ class DeviceConfig:
     tunnels: list[Tunnel] = field(default_factory=list)
     routes: list[StaticRoute] = field(default_factory=list)
     routing: Routing = field(default_factory=Routing)  # protocols ospf/bgp/bfd, run by FRR
+    wireguard: list[WgInterface] = field(default_factory=list)   # interfaces wireguard (vyos_crypto.py)
+    ipsec: Ipsec | None = None                                   # vpn ipsec, run by strongSwan's charon
     ignored: list[str] = field(default_factory=list)   # config paths this emulation does not apply
     notes: list[str] = field(default_factory=list)     # what VyOS would warn about on commit
 
@@ -346,6 +354,9 @@ def parse(text: str, file: str = "config.boot") -> DeviceConfig:
             _interfaces(r, top)
         elif top.name == "protocols":
             routing.extend(_protocols(r, top))
+        elif top.name == "vpn":
+            from . import vyos_crypto
+            r.cfg.ipsec = vyos_crypto.read_vpn(r, top)
         else:
             r.not_applied(_named(top))
     r.cfg.routing = vyos_routing.read(r, routing, r.ip_ospf, _configured(r))
@@ -357,7 +368,7 @@ def parse(text: str, file: str = "config.boot") -> DeviceConfig:
 
 def _interfaces(r: _Reader, top: CNode) -> None:
     names = {"ethernet": (r.release.ethernet_names, r.release.ethernet_shown), "loopback": ("lo", "lo"),
-             "tunnel": (r"tun[0-9]+", "tunN")}
+             "tunnel": (r"tun[0-9]+", "tunN"), "wireguard": (r"wg[0-9]+", "wgN")}
     for node in top.children:
         if node.name not in names:
             r.not_applied(f"interfaces {_named(node)}")
@@ -369,6 +380,12 @@ def _interfaces(r: _Reader, top: CNode) -> None:
         path = f"interfaces {node.name} {ifname}"
         if node.name == "tunnel":
             _tunnel(r, node, ifname, path)
+            continue
+        if node.name == "wireguard":
+            from . import vyos_crypto
+            wg = vyos_crypto.read_wireguard(r, node, ifname, path, functools.partial(_ip, r, ifname=ifname, path=path))
+            if wg is not None:
+                r.cfg.wireguard.append(wg)
             continue
         ethernet = node.name == "ethernet"
         applied = {"address", "mtu", "disable", "ip"} if ethernet else {"address"}
@@ -437,10 +454,10 @@ def _tunnel(r: _Reader, node: CNode, ifname: str, path: str) -> None:
         elif mode is not None:
             r.problem(node, path, f"no {rel.remote_leaf}: VyOS refuses to commit a tunnel without its remote "
                                   f"address (only gre may omit it)")
-    if mode is not None and mode not in TUNNEL_TYPES:
-        r.not_applied(f"{path} (encapsulation {mode} is not emulated; emulated: {', '.join(TUNNEL_TYPES)})")
+    if mode is not None and mode not in EMULATED_ENCAPSULATIONS:
+        r.not_applied(f"{path} (encapsulation {mode} is not emulated; emulated: {', '.join(EMULATED_ENCAPSULATIONS)})")
     local, remote = ends.get("local"), ends.get("remote")
-    if len(r.problems.items) == before and mode in TUNNEL_TYPES and local and remote:
+    if len(r.problems.items) == before and mode in EMULATED_ENCAPSULATIONS and local and remote:
         r.cfg.tunnels.append(Tunnel(ifname, path, mode, local, remote, addresses, mtu, node.line, ttl))
 
 
@@ -466,7 +483,7 @@ def _tunnel_parameters(r: _Reader, node: CNode, path: str) -> At[int] | None:
 
 
 def _configured(r: _Reader) -> set[str]:
-    return {i.ifname for i in r.cfg.interfaces} | {t.ifname for t in r.cfg.tunnels}
+    return {i.ifname for i in r.cfg.interfaces} | {t.ifname for t in r.cfg.tunnels} | {w.ifname for w in r.cfg.wireguard}
 
 
 def _distinct_tunnels(r: _Reader) -> None:

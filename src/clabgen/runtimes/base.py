@@ -50,6 +50,11 @@ class Runtime(Protocol):
         """Userspace tunnels a node runs (as the dataplane reports them); [] for kernel ones."""
         ...
 
+    def crypto_cli(self, lab: RenderedLab, node: str) -> list[str]:
+        """The argv prefix that runs `wg` or `swanctl` inside the node against its encrypted tunnels'
+        daemons (netns: the run-dir helper that puts the node's own directory over /run)."""
+        ...
+
     def routing_cli(self, lab: RenderedLab, node: str) -> list[str]:
         """The argv prefix of vtysh talking to the node's routing daemons, to be run inside the node
         (NodeHandle.exec); `vtysh()` below runs one command with it. RuntimeFailure when the node

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from .. import secrets
 from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
 from . import state
@@ -32,6 +33,7 @@ from .base import DeployReport, NodeHandle, Progress, deploy_once, forget
 from .docker import (
     DockerNode,
     DockerRuntime,
+    check_backend,
     emulator_env,
     foreign_containers,
     images_for,
@@ -227,9 +229,9 @@ def _tail(proc: subprocess.CompletedProcess[str], lines: int = 12) -> str:
 class ContainerlabRuntime:
     name = "containerlab"
 
-    def __init__(self, binary: Path | None = None) -> None:
+    def __init__(self, binary: Path | None = None, tunnels: str = "auto") -> None:
         self._binary = binary
-        self._docker = DockerRuntime()
+        self._docker = DockerRuntime(tunnels)
 
     @property
     def client(self) -> Any:
@@ -250,6 +252,7 @@ class ContainerlabRuntime:
     def preflight(self, lab: RenderedLab) -> None:
         if os.geteuid() != 0:
             raise RuntimeFailure("the containerlab runtime needs root (containerlab creates veths and edits /etc/hosts)")
+        check_backend(self._docker.tunnels)
         _ = self.binary
         _ = self.client
 
@@ -266,7 +269,11 @@ class ContainerlabRuntime:
     def _write_variant(self, lab: RenderedLab, images: dict[str, str], mgmt: Mgmt) -> list[str]:
         from ..images import CONTAINERLAB_NODE_OPTIONS
         raw = yaml.safe_load(lab.topology.read_text(encoding="utf-8"))
-        env = {n: emulator_env(node, images[n]) for n, node in lab.nodes.items() if n in images}
+        for n, node in lab.nodes.items():      # a config with deploy-time secrets: its private copy
+            spec = ((raw.get("topology") or {}).get("nodes") or {}).get(n) or {}
+            if spec.get("binds"):
+                spec["binds"] = secrets.deploy_binds(lab, node, [str(b) for b in spec["binds"]])
+        env = {n: emulator_env(node, images[n], self._docker.tunnels) for n, node in lab.nodes.items() if n in images}
         topo, notes = variant_topology(raw, lab.dir, images, mgmt, CONTAINERLAB_NODE_OPTIONS, env=env)
         path = variant_path(lab.name)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -371,6 +378,10 @@ class ContainerlabRuntime:
 
     def tunnel_state(self, lab: RenderedLab, node: str) -> list[dict[str, Any]]:
         return self._docker.tunnel_state(lab, node)
+
+    def crypto_cli(self, lab: RenderedLab, node: str) -> list[str]:
+        """`wg` and `swanctl` run in the container as they are (its /run is its own)."""
+        return []
 
     def routing_cli(self, lab: RenderedLab, node: str) -> list[str]:
         return self._docker.routing_cli(lab, node)

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .. import netlink
+from .. import netlink, secrets
 from ..errors import RuntimeFailure
 from ..labdir import LabNode, RenderedLab
 from . import state
@@ -79,8 +79,9 @@ def labels(lab: RenderedLab, node: LabNode) -> dict[str, str]:
 class DockerRuntime:
     name = "docker"
 
-    def __init__(self) -> None:
+    def __init__(self, tunnels: str = "auto") -> None:
         self._client: Any = None
+        self.tunnels = tunnels   # the emulated gateways' tunnel backend: auto | kernel | bpf | userspace
 
     @property
     def client(self) -> Any:
@@ -91,6 +92,7 @@ class DockerRuntime:
     def preflight(self, lab: RenderedLab) -> None:
         if os.geteuid() != 0:
             raise RuntimeFailure("the docker runtime needs root (it wires veths into container namespaces)")
+        check_backend(self.tunnels)
         _ = self.client
 
     def _foreign(self, lab: RenderedLab) -> list[str]:
@@ -102,7 +104,7 @@ class DockerRuntime:
 
     def _binds(self, lab: RenderedLab, node: LabNode, progress: Progress) -> list[str]:
         out = []
-        for bind in node.binds:
+        for bind in secrets.deploy_binds(lab, node, list(node.binds)):   # a config with deploy-time secrets
             src, _, rest = bind.partition(":")
             path = Path(src) if src.startswith("/") else (lab.dir / src).resolve()
             if not path.exists():
@@ -141,7 +143,7 @@ class DockerRuntime:
         command = node.cmd.split() if node.cmd else None
         created = self.client.api.create_container(image, command=command, name=lab.container(node.name),
                                                    hostname=node.name, labels=labels(lab, node), host_config=hc,
-                                                   environment=emulator_env(node, image))
+                                                   environment=emulator_env(node, image, self.tunnels))
         self.client.api.start(created["Id"])
         return self.client.containers.get(created["Id"])
 
@@ -193,6 +195,10 @@ class DockerRuntime:
         assert isinstance(handle, DockerNode)
         ready = handle.read_json(EMU_READY) or {}
         return list(ready.get("tunnels", []))
+
+    def crypto_cli(self, lab: RenderedLab, node: str) -> list[str]:
+        """`wg` and `swanctl` run in the container as they are (its /run is its own)."""
+        return []
 
     def routing_cli(self, lab: RenderedLab, node: str) -> list[str]:
         """vtysh in the container: the emulator's FRR (standard paths) or the vendor image's own."""
@@ -279,9 +285,10 @@ def wait_emulated(lab: RenderedLab, handles: dict[str, DockerNode], images: dict
                 raise RuntimeFailure(f"{n}: the emulation of its startup config failed: {status.get('error')}")
             platform = lab.nodes[n].platform
             frr = status.get("frr") or []
+            tunnels = (status.get('tunnels') or status['kernel_tunnels'] + status['userspace_tunnels']) + status.get('crypto', [])
             progress(f"{n}: {platform.name if platform else '?'} dataplane emulated "
                      f"({status['interfaces']} interfaces, "
-                     f"tunnels: {', '.join(status.get('tunnels') or status['kernel_tunnels'] + status['userspace_tunnels']) or 'none'}, "
+                     f"tunnels: {', '.join(tunnels) or 'none'}, "
                      f"{status['routes']} static routes" + (f", FRR: {', '.join(frr)}" if frr else "") + ")")
             for w in status.get("warnings", []):
                 progress(f"{n}: {w}")
@@ -312,17 +319,25 @@ def emulated_nodes(lab: RenderedLab, images: dict[str, str]) -> list[str]:
     return out
 
 
-def emulator_env(node: LabNode, image: str) -> dict[str, str]:
+def emulator_env(node: LabNode, image: str, tunnels: str = "auto") -> dict[str, str]:
     """What the emulator in the stand-in image learns of the node's platform: how it installs
-    static routes (the contract's facts; the image carries no templates), and the BPF tunnel's
-    program this host compiled (the image carries no compiler), or why there is none."""
+    static routes (the contract's facts; the image carries no templates), the tunnel backend asked
+    for, and the BPF tunnel's program this host compiled (the image carries no compiler), or why
+    there is none."""
     from ..dataplane import bpf
-    from ..emu.boot import ROUTE_FACTS_ENV
+    from ..emu.boot import ROUTE_FACTS_ENV, TUNNELS_ENV
     p = node.platform
     if p and p.emulator_image and p.static_proto and image.startswith(f"clabgen/{p.emulator_image}:"):
         return {"CLABGEN_PLATFORM": p.name, ROUTE_FACTS_ENV: f"{p.static_proto}:{p.static_metric or ''}",
-                **bpf.for_environment()}
+                **({TUNNELS_ENV: tunnels} if tunnels != "auto" else {}), **bpf.for_environment()}
     return {}
+
+
+def check_backend(tunnels: str) -> None:
+    """--tunnels names a backend the emulated gateways know."""
+    from ..dataplane import BACKENDS
+    if tunnels not in BACKENDS:
+        raise RuntimeFailure(f"--tunnels {tunnels}: unknown; valid: {', '.join(BACKENDS)}")
 
 
 def leftover_containers(client: Any, lab: RenderedLab) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import emu, netlink
+from .. import emu, netlink, secrets
 from ..dataplane import bpf
 from ..errors import ClabgenError, Problem
 from ..labdir import LabNode, RenderedLab
@@ -25,6 +25,7 @@ def load_configs(lab: RenderedLab, *, required: bool = True) -> dict[str, tuple[
     (docker and containerlab can run the vendor's own image)."""
     out: dict[str, tuple[emu.Emulator, Any]] = {}
     problems: list[Problem] = []
+    copies = secrets.prepare(lab)     # configs with deploy-time secrets, filled in privately
     for n in lab.nodes.values():
         if n.config is None:
             continue
@@ -35,10 +36,11 @@ def load_configs(lab: RenderedLab, *, required: bool = True) -> dict[str, tuple[
             continue
         emulator = emu.get(n.platform.emulator)
         try:
-            out[n.name] = (emulator, emulator.load(n.config))
+            out[n.name] = (emulator, emulator.load(copies.get(n.name, n.config)))
         except ClabgenError as exc:
             problems.extend(exc.problems)
     if problems:
+        secrets.remove(lab.name)
         raise ClabgenError(*problems)
     return out
 

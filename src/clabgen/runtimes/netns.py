@@ -12,27 +12,72 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import dataplane, emu, netlink
 from ..dataplane import BACKENDS, bpf
 from ..emu.frrd import FrrDirs, vtysh_argv
 from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
-from . import leftovers, state
+from . import execlines, leftovers, state
 from .base import DeployReport, NodeHandle, Progress, deploy_once, forget
 from .emulated import interfaces, load_configs, route_facts
 from .state import LabState
 
+T = TypeVar("T")
 TUN_MISSING = "/dev/net/tun is missing: this kernel has no tunnel module for the lab and userspace tunnels need TUN"
 
 
 def frr_dir(lab: RenderedLab, node: str) -> Path:
     """A gateway's FRR directory: the daemons see it as /run (emu.frrd)."""
     return state.state_dir(lab.name) / "frr" / node
+
+
+STEP = 25            # progress every STEP links or nodes on a big lab
+QUIET_NODES = 30     # past this many nodes, per-node exec lines are counted, not listed
+DATAPLANE_GRACE = 0.3   # seconds a destroy waits for the dataplane to exit on SIGTERM
+WORKERS = 4          # gateways configured at once (FRR start-up waits overlap; rtnl_lock serialises the rest)
+
+
+def _each(names: list[str], fn: Callable[[str], T], progress: Progress, what: str) -> list[T]:
+    """fn for every name, a few at a time, results in order; the first failure is raised (after the
+    others finished: no thread is left configuring a namespace the rollback is deleting)."""
+    if len(names) < 2:
+        return [fn(n) for n in names]
+    out: dict[str, T] = {}
+    errors: dict[str, BaseException] = {}
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(names))) as pool:
+        futures = {pool.submit(fn, n): n for n in names}
+        for k, fut in enumerate(as_completed(futures), start=1):
+            try:
+                out[futures[fut]] = fut.result()
+            except BaseException as exc:       # raised below, the first in name order
+                errors[futures[fut]] = exc
+            if len(names) > QUIET_NODES and k % STEP == 0 and k < len(names):
+                progress(f"{what}: {k}/{len(names)}")
+    if errors:
+        raise next(errors[n] for n in names if n in errors)
+    return [out[n] for n in names]
+
+
+def crypto_dir(lab: RenderedLab, node: str) -> Path:
+    """A gateway's directory for wireguard-go and charon: they see it as /run (emu.rundir)."""
+    return state.state_dir(lab.name) / "crypto" / node
+
+
+def host_files(lab: RenderedLab, node: str) -> dict[str, Path]:
+    """What a container of this node would see at each bind's target: the host file it binds."""
+    out = {}
+    for bind in lab.nodes[node].binds:
+        src, _, rest = bind.partition(":")
+        target = rest.split(":")[0]
+        out[target] = Path(src) if src.startswith("/") else (lab.dir / src).resolve()
+    return out
 
 
 class NetnsNode:
@@ -82,11 +127,15 @@ class NetnsRuntime:
             configs.update(load_configs(lab))   # every startup config checked before anything exists
             missing = [f"{n}: {p}" for n, (emulator, cfg) in configs.items() for p in emulator.host_problems(cfg)]
             if missing:
-                raise RuntimeFailure(*missing, "install FRR: apt-get install --no-install-recommends frr")
+                raise RuntimeFailure(*missing, *(["install FRR: apt-get install --no-install-recommends frr"]
+                                                 if any("FRR" in m for m in missing) else []))
             return {"namespaces": tuple(self._ns(lab, n) for n in lab.nodes), "tunnels": self.tunnels}
 
-        return deploy_once(self, lab, progress, prepare=prepare,
-                           build=lambda report, _: self._deploy(lab, configs, progress, report))
+        def build(report: DeployReport, _: LabState) -> None:
+            with netlink.session():      # one netlink socket per namespace for the whole deploy
+                self._deploy(lab, configs, progress, report)
+
+        return deploy_once(self, lab, progress, prepare=prepare, build=build)
 
     def _deploy(self, lab: RenderedLab, configs: dict[str, tuple[emu.Emulator, Any]], progress: Progress,
                 report: DeployReport) -> None:
@@ -94,16 +143,19 @@ class NetnsRuntime:
         for n in lab.nodes:
             netlink.ns_create(self._ns(lab, n))
         progress(f"created {len(lab.nodes)} namespaces (clab-{lab.name}-*)")
-        for link in lab.links:
+        for k, link in enumerate(lab.links, start=1):
             netlink.veth(self._ns(lab, link.a_node), link.a_if, self._ns(lab, link.b_node), link.b_if, link.mtu)
+            if k % STEP == 0 and k < len(lab.links):
+                progress(f"veth links: {k}/{len(lab.links)}")
         progress(f"created {len(lab.links)} veth links")
         userspace: list[dict[str, Any]] = []
-        applied: dict[str, Any] = {}
-        for name, (emulator, cfg) in configs.items():
-            ns = self._ns(lab, name)
-            done = emulator.apply_links(ns, cfg, tunnels=self.tunnels, spec_netns=ns)
+        def links_of(name: str) -> Any:
+            emulator, cfg = configs[name]
+            return emulator.apply_links(self._ns(lab, name), cfg, tunnels=self.tunnels, spec_netns=self._ns(lab, name),
+                                        run_dir=crypto_dir(lab, name), files=host_files(lab, name))
+        applied = dict(zip(configs, _each(list(configs), links_of, progress, "gateway interfaces and tunnels")))
+        for done in applied.values():
             userspace.extend(done.userspace)
-            applied[name] = done
         ends = sum(len(done.bpf_tunnels) for done in applied.values())
         if ends:
             progress(f"BPF tunnels: {ends} tunnel ends, tc programs in the gateways' namespaces (no process)")
@@ -117,32 +169,50 @@ class NetnsRuntime:
             recorded = state.read(lab.name)
             if recorded is not None:
                 state.write(replace(recorded, userspace_tunnels=len(userspace)))
-        for name, done in applied.items():
-            node = lab.nodes[name]
+
+        def routes_of(name: str) -> str:
+            node, done = lab.nodes[name], applied[name]
             emulator, cfg = configs[name]
             emulator.apply_routes(self._ns(lab, name), cfg, done, route_facts(node), frr_dir(lab, name))
             kinds = [f"{t} (kernel)" for t in done.kernel_tunnels] + \
                     [f"{t['ifname']} (bpf {t['mode']})" for t in done.bpf_tunnels] + \
-                    [f"{t['ifname']} (userspace {t['mode']})" for t in done.userspace if t["netns"] == self._ns(lab, name)]
+                    [f"{t['ifname']} (userspace {t['mode']})" for t in done.userspace if t["netns"] == self._ns(lab, name)] + \
+                    (done.crypto.describe() if getattr(done, "crypto", None) else [])
             config_name = node.config.name if node.config else "?"
-            progress(f"{name}: {node.platform.name if node.platform else '?'} dataplane emulated from {config_name}"
-                     f" ({done.interfaces} interfaces, tunnels: {', '.join(kinds) or 'none'}, {done.routes} static routes"
-                     + (f", FRR: {', '.join(done.frr)}" if done.frr else "") + ")")
-            for w in done.warnings:
+            return (f"{name}: {node.platform.name if node.platform else '?'} dataplane emulated from {config_name}"
+                    f" ({done.interfaces} interfaces, tunnels: {', '.join(kinds) or 'none'}, {done.routes} static routes"
+                    + (f", FRR: {', '.join(done.frr)}" if done.frr else "") + ")")
+        for name, line in zip(applied, _each(list(applied), routes_of, progress, "gateway routes")):
+            progress(line)
+            for w in applied[name].warnings:
                 report.notes.append(f"{name}: {w}")
-        for other in lab.nodes.values():
+        for k, other in enumerate((n for n in lab.nodes.values() if n.exec), start=1):
+            ns = self._ns(lab, other.name)
+            through = 0
             for argv in other.exec:
-                result = NetnsNode(other.name, self._ns(lab, other.name)).exec(argv)
+                if execlines.as_netlink(ns, argv) is not None:
+                    refused = execlines.apply(ns, argv)
+                    through += 1
+                    if refused:
+                        raise RuntimeFailure(f"{other.name}: exec {' '.join(argv)!r} failed: {refused}")
+                    continue
+                result = NetnsNode(other.name, ns).exec(argv)
                 if result.returncode != 0:
                     raise RuntimeFailure(f"{other.name}: exec {' '.join(argv)!r} failed: {result.stderr.strip()}")
-            if other.exec:
-                progress(f"{other.name}: ran {len(other.exec)} exec lines")
+            if len(lab.nodes) <= QUIET_NODES:
+                progress(f"{other.name}: ran {len(other.exec)} exec lines" +
+                         (f" ({through} through netlink)" if through == len(other.exec) else
+                          f" ({through} through netlink, {len(other.exec) - through} as commands)"))
+            elif k % STEP == 0:
+                progress(f"exec lines: {k} nodes done")
 
     def destroy(self, lab: RenderedLab, progress: Progress) -> list[str]:
         """Everything the lab owns, found by name even when its state directory is gone."""
         removed: list[str] = []
         sdir = state.state_dir(lab.name)
-        if dataplane.stop(sdir):
+        # The namespaces, and the TUN devices in them, go anyway: the dataplane gets a moment to
+        # exit on SIGTERM (with a hundred tunnel ends its threads take seconds), then SIGKILL.
+        if dataplane.stop(sdir, timeout=DATAPLANE_GRACE):
             removed.append("dataplane process")
         recorded = state.read_quietly(lab.name)
         names = list(dict.fromkeys([self._ns(lab, n) for n in lab.nodes] + list(recorded.namespaces if recorded else ())))
@@ -173,8 +243,17 @@ class NetnsRuntime:
                                  f"or lab {lab.name} is not deployed)")
         return vtysh_argv(FrrDirs(frr_dir(lab, node)))
 
+    def crypto_cli(self, lab: RenderedLab, node: str) -> list[str]:
+        """The prefix that runs `wg` or `swanctl` in the node against its own daemons (their /run)."""
+        return [sys.executable, "-m", "clabgen.emu.rundir", str(crypto_dir(lab, node))]
+
     def tunnel_state(self, lab: RenderedLab, node: str) -> list[dict[str, Any]]:
-        info = dataplane.ready_info(state.state_dir(lab.name)) or {}
+        """What the dataplane says it serves; nothing when it is not running (its TUN devices may
+        outlive it by a moment)."""
+        sdir = state.state_dir(lab.name)
+        if not dataplane.running_pid(sdir):
+            return []
+        info = dataplane.ready_info(sdir) or {}
         return [t for t in info.get("tunnels", []) if t.get("netns") == self._ns(lab, node)]
 
     def inspect(self, lab: RenderedLab) -> dict[str, Any]:

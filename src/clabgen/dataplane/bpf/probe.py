@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 
 from pyroute2 import netns
 
@@ -16,10 +17,17 @@ from ...tunnels import tunnel_type
 from ..nsenter import NETNS_RUN_DIR, entered
 from . import build, ends, libbpf, source
 
+_ONE_AT_A_TIME = threading.Lock()     # gateways are configured in parallel; the probe namespace is per process
 
-@functools.cache
+
 def _machine() -> str | None:
     """Why the BPF tunnel cannot run here at all (None: it can); tried once per process."""
+    with _ONE_AT_A_TIME:
+        return _machine_once()
+
+
+@functools.cache
+def _machine_once() -> str | None:
     why = libbpf.available()
     if why:
         return why

@@ -146,6 +146,11 @@ int clabgen_encap(struct __sk_buff *skb)
 		goto drop;
 	}
 	LINEAR(skb, data, ETH_HLEN_ + 20 + SHIM_MAX + 20, drop);
+	/* bpf_redirect_neigh drops a frame addressed to a multicast MAC, as OSPF's hellos leave tun0;
+	 * the neighbour code writes the real header, so any unicast address will do: tun0's own. */
+	__u8 *eth = data;
+	if (eth[0] & 1)
+		__builtin_memcpy(eth, eth + 6, 6);
 	struct iphdr *o = data + ETH_HLEN_;
 	__u32 total = skb->len - ETH_HLEN_;
 	o->version = 4;
@@ -179,12 +184,6 @@ int clabgen_encap(struct __sk_buff *skb)
 	int rc = bpf_fib_lookup(skb, &f, sizeof(f), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		goto drop;
-	/* bpf_redirect_neigh drops a frame addressed to a group MAC (what the stack puts on inner
-	 * multicast and broadcast, OSPF's hellos among them); the neighbour code writes the real
-	 * destination anyway, so any unicast address will do here. */
-	__u8 *eth = data;
-	if (eth[0] & 1)
-		__builtin_memset(eth, 0, 6);
 	__sync_fetch_and_add(&c->packets, skb->gso_segs ? skb->gso_segs : 1);
 	__sync_fetch_and_add(&c->bytes, total - hlen);
 	struct bpf_redir_neigh nh = { .nh_family = 2, .ipv4_nh = f.ipv4_dst };
