@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from clabgen import labdir, labops
+from clabgen import labdir
 from clabgen.dataplane import bpf
-from clabgen.dataplane.bpf import libbpf
+from clabgen.dataplane.bpf import libbpf, source
+from clabgen.emu import crypto
 
 from ..conftest import LABS, run_clabgen
 from ..labutil import host_snapshot, lab_name, residue, unique_lab
@@ -32,12 +33,26 @@ if WHY_NOT:
 HAS_FRR = os.access("/usr/lib/frr/zebra", os.X_OK) and bool(shutil.which("vtysh"))
 
 
-def _labs() -> list[object]:
+def _types(lab: Path) -> set[str]:
+    return {t["type"] for t in json.loads((lab / "expected.json").read_text())["tunnels"]}
+
+
+def _labs(refused: bool = False) -> list[object]:
+    """Labs whose tunnels the BPF tunnel carries (ipip, gre); with refused: those it must refuse
+    (IPsec protects their GRE: the program would send it around ESP). Others (WireGuard) are
+    not its business and are listed as skipped, with the reason."""
     out: list[object] = []
     for intent in sorted(LABS.glob("*/intent.yml")):
+        types = _types(intent.parent)
+        carried = all(source.type_index(t) is not None for t in types)
+        if refused != ("ipsec" in types):
+            continue
         routing = "routing:" in intent.read_text()
-        out.append(pytest.param(intent.parent.name, marks=pytest.mark.skipif(
-            routing and not HAS_FRR, reason="needs FRR (make test installs Debian's frr)")))
+        marks = [pytest.mark.skipif(routing and not HAS_FRR and not refused,
+                                    reason="needs FRR (make test installs Debian's frr)")]
+        if not carried and not refused:
+            marks.append(pytest.mark.skip(reason=f"no tunnel the BPF tunnel carries ({', '.join(sorted(types))})"))
+        out.append(pytest.param(intent.parent.name, marks=marks))
     return out
 
 
@@ -95,8 +110,8 @@ def _verify_fails_without_a_program(lab: Path) -> None:
     for dev, hook in (("tun0", "egress"), (bpf.peer_name("tun0"), "ingress")):
         removed = _exec(gw1, "tc", "filter", "del", "dev", dev, hook)
         assert removed.returncode == 0, removed.stderr
-    _, checks, _ = labops.verify(lab)
-    failed = {(c.group, c.node): c.detail for c in checks if not c.ok}
+    report = json.loads(run_clabgen("verify", str(lab), "--json").stdout)
+    failed = {(c["group"], c["node"]): c["detail"] for c in report["checks"] if not c["ok"]}
     assert ("tunnel", "gw1") in failed and "no userspace tunnel serves it" in failed[("tunnel", "gw1")]
     assert any(g == "ping" for g, _ in failed), failed
 
@@ -144,6 +159,22 @@ def test_every_lab_verifies_with_bpf_tunnels(name: str, tmp_path: Path) -> None:
     assert _host_tc() == tc_before
 
 
+@pytest.mark.parametrize("name", _labs(refused=True))
+def test_bpf_refuses_tunnels_ipsec_protects(name: str, tmp_path: Path) -> None:
+    """Forced BPF on a lab whose GRE IPsec protects: the deploy fails before anything runs, with
+    the reason, and leaves nothing (`--tunnels auto` gives such tunnels the userspace dataplane)."""
+    lab = unique_lab(tmp_path, name, "bpf")
+    before = host_snapshot()
+    deployed = run_clabgen("deploy", str(lab), "--runtime", "netns", "--tunnels", "bpf")
+    try:
+        assert deployed.returncode != 0, deployed.stderr
+        assert "the BPF tunnel cannot carry a tunnel IPsec protects" in deployed.stderr, deployed.stderr
+    finally:
+        run_clabgen("destroy", str(lab))
+    assert residue(lab_name(lab)) == []
+    assert host_snapshot() == before
+
+
 def _engine() -> bool:
     try:
         import docker
@@ -154,6 +185,7 @@ def _engine() -> bool:
 
 
 @pytest.mark.skipif(not _engine(), reason="no Docker engine answers (make docker-up)")
+@pytest.mark.skipif(crypto.wireguard_go() is None, reason="the gateway image carries wireguard-go: make wireguard-go")
 def test_docker_gateways_run_bpf_tunnels(tmp_path: Path) -> None:
     """The emulator in the container has no compiler: it loads the program the host built."""
     lab = unique_lab(tmp_path, "gre", "bpf")
