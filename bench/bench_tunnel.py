@@ -1,8 +1,9 @@
-"""Userspace ipip tunnel vs plain kernel forwarding: bulk TCP and ping RTT, s1 -> s2.
+"""Userspace ipip tunnel (run) and the BPF tunnel (run_bpf) vs plain kernel forwarding: bulk TCP
+and ping RTT, s1 -> s2.
 
 Same lab shape both times (s1 -- gw1 == underlay == gw2 -- s2, veths with MTU 9500, in
 namespaces this run creates and removes); only gw1/gw2's routes differ. Bounded 5 s iperf3 runs,
-traffic only between lab namespace addresses. `python bench/bench_tunnel.py` prints the JSON.
+traffic only between lab namespace addresses. `python bench/bench_tunnel.py [bpf]` prints the JSON.
 """
 
 from __future__ import annotations
@@ -131,5 +132,71 @@ def run(impls: tuple[str, ...] = ("c", "python"), rounds: int = 3) -> dict[str, 
     return result
 
 
+def _remove_tunnels(lab: Any) -> None:
+    """Take the BPF tunnel ends down again: tun0 (its peer goes with it) and the decap hooks."""
+    for gw in ("gw1", "gw2"):
+        lab.run(gw, ["ip", "link", "del", "tun0"])
+        for dev in ("und0", "lan0"):
+            lab.run(gw, ["tc", "qdisc", "del", "dev", dev, "clsact"])
+
+
+def _ratio(tunnel: list[dict[str, Any]], plain: list[dict[str, Any]]) -> tuple[float, list[float]]:
+    ratios = [round(t["gbit_s"] / p["gbit_s"], 3) for t, p in zip(tunnel, plain)]
+    return sorted(ratios)[len(ratios) // 2], ratios
+
+
+def run_bpf(rounds: int = 3, modes: tuple[str, ...] = ("ipip", "gre")) -> dict[str, Any]:
+    """Plain forwarding, the BPF tunnel (ipip, gre) and the userspace ipip tunnel, alternating in
+    each round over the same namespaces and veths; ratios per round against that round's plain run.
+
+    The BPF ends are made as the VyOS emulation makes them (tests/dataplane/lab.py bpf_tunnels).
+    """
+    from clabgen.dataplane import bpf
+    why = bpf.unavailable("ipip")
+    if why:
+        return {"skipped": f"BPF tunnels unavailable here: {why}"}
+    impl = "c"
+    try:
+        fastpath.build()
+    except (OSError, RuntimeError):
+        impl = "python"
+    lab = L.build()
+    state = Path(tempfile.mkdtemp(prefix="clabgen-bench-"))
+    result: dict[str, Any] = {"seconds": SECONDS, "mtu": L.MTU, "rounds": rounds,
+                              "loadavg_1m": round(os.getloadavg()[0], 2), "userspace_impl": impl}
+    samples: dict[str, list[dict[str, Any]]] = {"plain": [], **{f"bpf_{m}": [] for m in modes}, "userspace_ipip": []}
+    try:
+        for _ in range(rounds):
+            L.route_lans(lab, via_tunnel=False)
+            samples["plain"].append(iperf(lab))
+            for mode in modes:
+                lab.bpf_tunnels(mode)
+                try:
+                    L.route_lans(lab, via_tunnel=True)
+                    samples[f"bpf_{mode}"].append({**iperf(lab), "rtt_ms": rtt(lab)})
+                finally:
+                    _remove_tunnels(lab)
+            dataplane.start(lab.tunnel_spec("ipip"), state / impl, impl=impl)
+            try:
+                L.route_lans(lab, via_tunnel=True)
+                samples["userspace_ipip"].append(iperf(lab))
+            finally:
+                dataplane.stop(state / impl)
+        L.route_lans(lab, via_tunnel=False)
+        samples["plain"][-1]["rtt_ms"] = rtt(lab)
+    finally:
+        L.destroy(lab)
+        shutil.rmtree(state, ignore_errors=True)
+    for key, runs in samples.items():
+        result[key] = _median_run(runs)
+        if key != "plain":
+            result[key]["ratio"], result[key]["ratio_rounds"] = _ratio(runs, samples["plain"])
+    result["target_ratio"] = 0.8
+    result["target_retrans_pct"] = 0.1
+    result["meets_target"] = all(result[f"bpf_{m}"]["ratio"] >= 0.8 and
+                                 max(r["retrans_pct"] for r in samples[f"bpf_{m}"]) < 0.1 for m in modes)
+    return result
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(), indent=2))
+    print(json.dumps(run_bpf() if sys.argv[1:] == ["bpf"] else run(), indent=2))

@@ -3,7 +3,8 @@
 Each section is measured in this run and replaces its previous figures in results.json (other
 sections are kept), with the time it was measured. Sections whose prerequisites are missing
 (no engine, no containerlab) record why they were skipped.
-Usage: python bench/run.py [render netns tunnel docker containerlab convergence scale-render scale-netns crypto]
+Usage: python bench/run.py [render netns tunnel bpf_tunnel docker containerlab convergence scale-render scale-netns
+                           crypto]
 """
 
 from __future__ import annotations
@@ -98,6 +99,12 @@ def bench_tunnel() -> dict[str, Any]:
     return bench_tunnel.run()
 
 
+def bench_bpf_tunnel() -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench_tunnel
+    return bench_tunnel.run_bpf()
+
+
 def bench_convergence() -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "bench"))
     import bench_convergence
@@ -151,7 +158,7 @@ def bench_scale_netns() -> dict[str, Any]:
 
 
 SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
-    "render": bench_render, "netns": bench_netns, "tunnel": bench_tunnel,
+    "render": bench_render, "netns": bench_netns, "tunnel": bench_tunnel, "bpf_tunnel": bench_bpf_tunnel,
     "docker": bench_docker, "containerlab": bench_containerlab, "convergence": bench_convergence,
     "scale-render": bench_scale_render, "scale-netns": bench_scale_netns, "crypto": bench_crypto,
 }

@@ -1,8 +1,8 @@
 """Make BPF tunnel ends in a namespace: the devices first, then one program load serving them all.
 
 Per tunnel end, a veth pair: the tunnel device (the tunnel's name; address, MTU and state come from
-the caller, as for a kernel tunnel) and its peer `<name>-bpf`, where what the stack sends into the
-tunnel comes out. Why each setting:
+the caller, as for a kernel tunnel; what the stack sends into it is wrapped on its tc egress) and its
+peer `<name>-bpf`, through which unwrapped packets arrive on the device. Why each setting:
 - ARP off on the tunnel device: a point-to-point tunnel has no neighbours to ask (with ARP on,
   the next hop stays INCOMPLETE and everything is lost); frames leave with its own MAC.
 - no tunnel segmentation offered by the tunnel device (tx-ipxip4/gre/udp_tnl-segmentation off): a
@@ -10,11 +10,13 @@ tunnel comes out. Why each setting:
   and bpf_skb_adjust_room refuses to mark it twice; without the offer the kernel splits such a
   packet before the next tunnel wraps it (a hub forwarding spoke to spoke).
 - forwarding on the peer: the program asks the FIB where the remote is as if the packet came in
-  there (an input lookup: an output one would be bound to the peer).
+  there (an input lookup: an output one would be bound to the device it names).
 - no IPv6 link-local address on either: like a kernel ipip device, nothing but IPv4 enters.
-Then attach(): load the object once for the namespace, one encap_cfg entry per end (by peer
-ifindex) and one decap_cfg entry (by remote, local, protocol), clabgen_encap on every peer's tc
-ingress, clabgen_decap on every other Ethernet interface's (the kernel's tunnels accept their
+Then attach(): load the object once for the namespace, one encap_cfg entry per end (by the tunnel
+device's ifindex) and one decap_cfg entry (by remote, local, protocol), clabgen_encap on every tunnel
+device's tc egress (and on its peer's ingress, for the large packets that egress lets through, see
+tunnel.bpf.c; a second encap_cfg entry by the peer's ifindex), clabgen_decap on every other Ethernet
+interface's ingress (the kernel's tunnels accept their
 packets on any interface). The filters hold the programs, the programs their maps: nothing is
 pinned, and all of it goes with the namespace.
 """
@@ -38,7 +40,7 @@ from . import libbpf, source
 ENCAP_PROG, DECAP_PROG = "clabgen_encap", "clabgen_decap"
 ENCAP_MAP, DECAP_MAP = "encap_cfg", "decap_cfg"
 # struct encap_cfg / decap_key / decap_cfg of tunnel.bpf.c, native byte order, explicit padding.
-ENCAP_VALUE = struct.Struct("=4s4sIIB3xIQQQ")   # local remote type tun_ifindex ttl id packets bytes dropped
+ENCAP_VALUE = struct.Struct("=4s4sIIB3xIQQQ")   # local remote type peer_ifindex ttl id packets bytes dropped
 DECAP_KEY = struct.Struct("=4s4sI")             # remote local proto
 DECAP_VALUE = struct.Struct("=III6s6xQQQ")      # type peer_ifindex tun_ifindex mac packets bytes dropped
 ARPHRD_ETHER = 1
@@ -137,15 +139,16 @@ def attach(tunnels: Sequence[BpfTunnel], program: bytes) -> None:
                 tun, back = links[t.ifname], links[peer]
                 mac = bytes.fromhex(tun.get_attr("IFLA_ADDRESS").replace(":", ""))
                 first_id = int.from_bytes(os.urandom(2), "big") or 1
-                libbpf.update(encap_fd, struct.pack("=I", back["index"]),
-                              ENCAP_VALUE.pack(_inet(t.local), _inet(t.remote), index, tun["index"], t.ttl, first_id,
-                                               0, 0, 0))
+                value = ENCAP_VALUE.pack(_inet(t.local), _inet(t.remote), index, back["index"], t.ttl, first_id, 0, 0, 0)
+                for key in (tun["index"], back["index"]):   # the device's egress; its peer's ingress
+                    libbpf.update(encap_fd, struct.pack("=I", key), value)
                 libbpf.update(decap_fd, DECAP_KEY.pack(_inet(t.remote), _inet(t.local), tunnel_type(t.mode).ip_proto),
                               DECAP_VALUE.pack(index, back["index"], tun["index"], mac, 0, 0, 0))
-                libbpf.attach_ingress(back["index"], obj.prog_fd(ENCAP_PROG))
+                libbpf.attach(tun["index"], obj.prog_fd(ENCAP_PROG), egress=True)
+                libbpf.attach(back["index"], obj.prog_fd(ENCAP_PROG))
                 ends |= {t.ifname, peer}
             for name, link in links.items():
                 if name not in ends and link["ifi_type"] == ARPHRD_ETHER:
-                    libbpf.attach_ingress(link["index"], obj.prog_fd(DECAP_PROG))
+                    libbpf.attach(link["index"], obj.prog_fd(DECAP_PROG))
     finally:
         obj.close()

@@ -17,8 +17,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-BPF_TC_INGRESS = 1
+BPF_TC_INGRESS, BPF_TC_EGRESS = 1, 2
 BPF_ANY = 0
+LIBBPF_DEBUG = 2   # enum libbpf_print_level: WARN 0, INFO 1, DEBUG 2
 TC_PRIORITY = 0xC1A6   # our filters' priority; handle 1 (one filter per hook and device)
 _c = ctypes
 _PRINT = _c.CFUNCTYPE(_c.c_int, _c.c_int, _c.c_char_p, _c.c_void_p)
@@ -82,9 +83,10 @@ def lib() -> _c.CDLL:
 
 
 def _print_into_thread(level: int, fmt: bytes, args: int) -> int:
-    """libbpf's messages (the verifier log among them) go to the thread that made the call."""
+    """libbpf's warnings and notes (the verifier log among them) go to the thread that made the call;
+    its debug chatter (thousands of lines per load, a 16 MB buffer each) is dropped."""
     lines = getattr(_messages, "lines", None)
-    if lines is not None:
+    if lines is not None and level < LIBBPF_DEBUG:
         buf = _c.create_string_buffer(1 << 24)   # the verifier's log comes as one message
         _libc().vsnprintf(buf, len(buf), fmt, _c.c_void_p(args))
         lines.extend(buf.value.decode(errors="replace").rstrip().splitlines())
@@ -166,16 +168,26 @@ def lookup(map_fd: int, key: bytes, size: int) -> bytes | None:
     return out.raw if rc == 0 else None
 
 
-def attach_ingress(ifindex: int, prog_fd: int) -> None:
-    """A direct-action cls_bpf filter on the device's clsact ingress (the qdisc made if missing), in
-    the calling thread's namespace. A filter of ours already there is replaced."""
+def attach(ifindex: int, prog_fd: int, egress: bool = False) -> None:
+    """A direct-action cls_bpf filter on the device's clsact ingress (or egress; the qdisc made if
+    missing), in the calling thread's namespace. A filter of ours already there is replaced."""
     so = lib()
-    hook = TcHook(_c.sizeof(TcHook), ifindex, BPF_TC_INGRESS, 0)
+    hook = TcHook(_c.sizeof(TcHook), ifindex, BPF_TC_EGRESS if egress else BPF_TC_INGRESS, 0)
     rc = so.bpf_tc_hook_create(_c.byref(hook))
     if rc < 0 and -rc != errno.EEXIST:
         _check(rc, f"adding the clsact qdisc to ifindex {ifindex}")
     opts = TcOpts(_c.sizeof(TcOpts), prog_fd, 1, 0, 1, TC_PRIORITY)   # flags 1: BPF_TC_F_REPLACE
-    _check(so.bpf_tc_attach(_c.byref(hook), _c.byref(opts)), f"attaching to ifindex {ifindex} (tc ingress)")
+    _check(so.bpf_tc_attach(_c.byref(hook), _c.byref(opts)),
+           f"attaching to ifindex {ifindex} (tc {'egress' if egress else 'ingress'})")
+
+
+def prog_loaded(prog_id: int) -> bool:
+    """Whether the kernel still holds the program with this id."""
+    fd = lib().bpf_prog_get_fd_by_id(prog_id)
+    if fd < 0:
+        return False
+    os.close(fd)
+    return True
 
 
 def prog_maps(prog_id: int) -> dict[str, int]:

@@ -1,7 +1,7 @@
 """Read BPF tunnel ends back from the kernel: what verify checks and inspect shows.
 
-Nothing is recorded on the side: a BPF tunnel end is a tunnel device whose veth peer has our
-encap program on its tc ingress, and what it does is that program's map entry (endpoints,
+Nothing is recorded on the side: a BPF tunnel end is a tunnel device with our encap program on
+its tc egress, and what it does is that program's map entry (endpoints,
 protocol, TTL, counters) plus the decap entry that sends the remote's packets back to it. So a
 removed filter, a missing entry or an entry for other endpoints shows as what it is.
 """
@@ -21,7 +21,7 @@ from ..nsenter import entered
 from . import libbpf, source
 from .ends import DECAP_KEY, DECAP_MAP, DECAP_PROG, DECAP_VALUE, ENCAP_MAP, ENCAP_PROG, ENCAP_VALUE
 
-CLSACT_INGRESS = 0xFFFFFFF2
+CLSACT_INGRESS, CLSACT_EGRESS = 0xFFFFFFF2, 0xFFFFFFF3
 FILTER_NAME = re.compile(r"(\w+):\[(\d+)\]")
 
 
@@ -49,11 +49,11 @@ class BpfTunnelState:
                             "receive_dropped": self.receive_dropped}, "kind": "bpf"}
 
 
-def _programs(ipr: IPRoute, index: int) -> dict[str, int]:
-    """Our programs on a device's tc ingress: name -> program id."""
+def _programs(ipr: IPRoute, index: int, parent: int = CLSACT_INGRESS) -> dict[str, int]:
+    """Our programs on a device's tc ingress (or egress): name -> program id."""
     out: dict[str, int] = {}
     try:
-        filters = ipr.get_filters(index=index, parent=CLSACT_INGRESS)
+        filters = ipr.get_filters(index=index, parent=parent)
     except Exception:   # no clsact qdisc on this device
         return out
     for f in filters:
@@ -69,6 +69,15 @@ def _programs(ipr: IPRoute, index: int) -> dict[str, int]:
     return out
 
 
+def program_ids(netns: str | None) -> set[int]:
+    """Ids of our programs on any device's tc ingress in a namespace (what must go with it)."""
+    if libbpf.available() is not None:
+        return set()
+    with entered(netns), IPRoute() as ipr:
+        return {pid for link in ipr.get_links() for parent in (CLSACT_INGRESS, CLSACT_EGRESS)
+                for pid in _programs(ipr, link["index"], parent).values()}
+
+
 def tunnels_in(netns: str | None) -> dict[str, BpfTunnelState]:
     """Every BPF tunnel end in a namespace (a name under /run/netns or a /proc/PID/ns/net path), by
     tunnel device name; {} where there is none, or no libbpf to read them with."""
@@ -77,7 +86,8 @@ def tunnels_in(netns: str | None) -> dict[str, BpfTunnelState]:
     with entered(netns), IPRoute() as ipr:
         links = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
         progs = {index: _programs(ipr, index) for index in links}
-    encap = {i: p[ENCAP_PROG] for i, p in progs.items() if ENCAP_PROG in p}
+        egress = {index: _programs(ipr, index, CLSACT_EGRESS) for index in links}
+    encap = {i: p[ENCAP_PROG] for i, p in egress.items() if ENCAP_PROG in p}
     decap_on = tuple(sorted(links[i] for i, p in progs.items() if DECAP_PROG in p))
     decap_ids = {p[DECAP_PROG] for p in progs.values() if DECAP_PROG in p}
     types = source.carried()
@@ -90,16 +100,25 @@ def tunnels_in(netns: str | None) -> dict[str, BpfTunnelState]:
             fds += maps.values()
             if DECAP_MAP in maps:
                 decap_maps.append(maps[DECAP_MAP])
-        for peer_index, prog_id in encap.items():
-            maps = libbpf.prog_maps(prog_id)
-            fds += maps.values()
-            raw = libbpf.lookup(maps[ENCAP_MAP], struct.pack("=I", peer_index), ENCAP_VALUE.size) \
+        opened: dict[int, dict[str, int]] = {}   # one program serves every end of a namespace
+        for tun_index, prog_id in encap.items():
+            if prog_id not in opened:
+                opened[prog_id] = libbpf.prog_maps(prog_id)
+                fds += opened[prog_id].values()
+            maps = opened[prog_id]
+            raw = libbpf.lookup(maps[ENCAP_MAP], struct.pack("=I", tun_index), ENCAP_VALUE.size) \
                 if ENCAP_MAP in maps else None
             if raw is None:
                 continue
-            local, remote, type_index, tun_index, ttl, _id, sent, _bytes, dropped = ENCAP_VALUE.unpack(raw)
-            if type_index >= len(types) or tun_index not in links:
+            local, remote, type_index, peer_index, ttl, _id, sent, _bytes, dropped = ENCAP_VALUE.unpack(raw)
+            if type_index >= len(types) or peer_index not in links:
                 continue
+            # what the device's egress let through is wrapped on the peer's ingress: counted there
+            if ENCAP_PROG in progs.get(peer_index, {}):
+                more = libbpf.lookup(maps[ENCAP_MAP], struct.pack("=I", peer_index), ENCAP_VALUE.size)
+                if more is not None:
+                    sent += ENCAP_VALUE.unpack(more)[6]
+                    dropped += ENCAP_VALUE.unpack(more)[8]
             ttype = types[type_index]
             key = DECAP_KEY.pack(remote, local, ttype.ip_proto)
             received, refused, receives = 0, 0, False
