@@ -255,7 +255,7 @@ IPSEC = IpsecGreType("ipsec", "RFC 4303 + RFC 3948 (GRE over IPsec)", ip_proto=U
                      endpoint_attrs=("IFLA_GRE_LOCAL", "IFLA_GRE_REMOTE"),
                      shim=struct.pack("!HH", 0, GRE_PROTO_IPV4), c_format=C_FORMAT_GRE,
                      rx_words=GRE.rx_words, rx_optional=GRE.rx_optional, rx_checksum_flag=GRE_CSUM,
-                     daemon="ipsec", link_kinds=("gre",))
+                     daemon="ipsec", link_kinds=("gre",), mtu_in_config=True)
 # No gso_type: a BPF tunnel hands its packets straight to the underlay, past the route into
 # userspace ESP, so GRE over IPsec never runs on the BPF backend.
 

@@ -19,7 +19,7 @@ from clabgen.runtimes import get
 from clabgen.runtimes.base import quiet
 from clabgen.verify import verify
 
-from ..labutil import lab_name, residue, unique_lab
+from ..labutil import lab_name, residue, unique_lab, write_lab
 from ..test_crypto_render import keyed_lab
 
 pytestmark = pytest.mark.netns
@@ -115,6 +115,35 @@ def test_lab_deploys_and_verifies(tmp_path: Path, name: str) -> None:
         _destroy(lab)
     daemon = "charon" if name == "ipsec-gre" else None if kernel_supports("wireguard") else "wireguard-go"
     assert daemon is None or any(daemon in d for d in _destroyed_daemons), f"no {daemon} ran in the lab's namespaces"
+
+
+MIXED = """\
+name: mixed
+underlay: {subnet: 172.16.0.0/24}
+sites:
+  - {name: hub, lan: 10.0.0.0/24, gateway: gw-hub, servers: [server-hub]}
+  - {name: spoke, count: 3, lans: 10.1.0.0/16, gateway: gw, servers: [server]}
+tunnels:
+  - {pattern: hub-spoke, hub: gw-hub, type: wireguard, pool: 172.31.0.0/24}
+  - {pattern: mesh, gateways: [gw1, gw2, gw3], type: ipsec, pool: 172.31.1.0/24, prefix: 31}
+routing: ospf
+"""
+
+
+def test_patterns_mix_wireguard_and_ipsec_under_ospf_on_vyos12(tmp_path: Path) -> None:
+    """A lab of our own, not a checked-in one: WireGuard from the hub, a GRE-over-IPsec mesh among
+    the spokes (/31s), OSPF over both, on VyOS 1.2 (whose configs must state the IPsec tunnels'
+    MTU: its GRE default would be the underlay's minus 24)."""
+    _need(WG_MISSING, IPSEC_MISSING, FRR_MISSING)
+    lab = write_lab(tmp_path, MIXED, tag="x")
+    try:
+        failed, checks = _deploy_verify(lab)
+        assert failed == []
+        mtus = {c.detail for c in checks if c.group == "mtu"}     # type: ignore[attr-defined]
+        assert any("1376 bytes" in d and "crosses ipsec" in d for d in mtus), mtus
+        assert any("crosses wireguard" in d for d in mtus), mtus
+    finally:
+        _destroy(lab)
 
 
 def _swap_secret(cfg: Path, pattern: str, new: str) -> None:
