@@ -9,6 +9,7 @@ one per call.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import errno
 import os
@@ -146,13 +147,14 @@ def ns_list() -> list[str]:
     return sorted(netns.listnetns())
 
 
-def open_socket(ns: str | None) -> IPRoute:
+def open_socket(ns: str | None, loop: asyncio.AbstractEventLoop | None = None) -> IPRoute:
     """A netlink socket in ns (None: the caller's own namespace), opened from inside it; a namespace
-    that does not exist is an error (never created)."""
+    that does not exist is an error (never created). loop: the event loop pyroute2 runs it on (the
+    caller closes it), else one pyroute2 makes and closes only from this thread."""
     if ns is None:
-        return IPRoute()
+        return IPRoute(use_event_loop=loop)
     with entered(ns):
-        return IPRoute()
+        return IPRoute(use_event_loop=loop)
 
 
 def open_rtnl(ns: str | None) -> Rtnl:
@@ -169,15 +171,19 @@ class _Sockets:
     def __init__(self, ns: str | None) -> None:
         self.ns = ns
         self.lock = threading.RLock()
-        self._ipr: dict[threading.Thread, IPRoute] = {}
+        self._ipr: dict[threading.Thread, tuple[IPRoute, asyncio.AbstractEventLoop]] = {}
         self._rt: Rtnl | None = None
 
     @property
     def ipr(self) -> IPRoute:
         me = threading.current_thread()
         if me not in self._ipr:
-            self._ipr[me] = open_socket(self.ns)
-        return self._ipr[me]
+            # Our own event loop, made out here: pyroute2 closes the one it makes only from the thread
+            # that made it, and its socket pair, made inside the namespace, would keep the namespace
+            # (and every BPF program in it) alive after the lab is destroyed.
+            loop = asyncio.new_event_loop()
+            self._ipr[me] = (open_socket(self.ns, loop), loop)
+        return self._ipr[me][0]
 
     @property
     def rt(self) -> Rtnl:
@@ -186,8 +192,9 @@ class _Sockets:
         return self._rt
 
     def close(self) -> None:
-        for ipr in self._ipr.values():
+        for ipr, loop in self._ipr.values():
             ipr.close()
+            loop.close()
         if self._rt is not None:
             self._rt.close()
 

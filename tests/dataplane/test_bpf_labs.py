@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from clabgen import labdir
+from clabgen import labdir, labops, runtimes
 from clabgen.dataplane import bpf
 from clabgen.dataplane.bpf import libbpf, source
 from clabgen.emu import crypto
+from clabgen.verify import verify
 
 from ..conftest import LABS, run_clabgen
 from ..labutil import host_snapshot, lab_name, residue, unique_lab
@@ -201,3 +202,20 @@ def test_docker_gateways_run_bpf_tunnels(tmp_path: Path) -> None:
     finally:
         run_clabgen("destroy", str(lab))
     assert residue(lab_name(lab)) == []
+
+
+def test_verify_in_process_leaves_no_namespace_alive(tmp_path: Path) -> None:
+    """A program that deploys, verifies and destroys in one process (a test, a notebook): verify's
+    sockets, opened from worker threads inside the lab's namespaces, must not keep a namespace (and
+    the BPF programs on its devices) alive once the lab is destroyed."""
+    lab = unique_lab(tmp_path, "hub3", "bpfin")
+    rendered = labdir.load(lab)
+    labops.deploy(lab, "netns", tunnels="bpf")
+    try:
+        programs = set().union(*(bpf.program_ids(ns) for ns in _namespaces(lab) if bpf.tunnels_in(ns)))
+        assert programs
+        checks = verify(rendered, runtimes.get("netns"))
+        assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    finally:
+        labops.destroy(lab)
+    assert _unloaded(programs) == set(), "a namespace of the destroyed lab is still held by this process"
