@@ -126,7 +126,9 @@ def _netns_lab(rec: LabState) -> LabStatus:
         health.append(f"dataplane running (pid {pid}, {rec.userspace_tunnels} tunnel ends)" if pid
                       else f"dataplane DEAD (it served {rec.userspace_tunnels} tunnel ends)")
     elif rec.deployed:
-        health.append("kernel tunnels")
+        from .dataplane import bpf
+        ends = sum(len(bpf.tunnels_in(ns)) for ns in present)
+        health.append(f"BPF tunnels ({ends} tunnel ends, no process)" if ends else "kernel tunnels")
     daemons = _processes_in(present)
     if daemons:
         kinds = sorted({c for comms in daemons.values() for c in comms})
