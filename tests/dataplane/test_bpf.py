@@ -153,6 +153,25 @@ def test_bpf_tunnel_carries_multicast(lab: L.Lab, mode: str) -> None:
     assert bpf.tunnels_in(lab.ns("gw1"))["tun0"].send_dropped == 0
 
 
+@needs_bpf
+@pytest.mark.parametrize("mode", ["ipip", "gre"])
+def test_bpf_tunnel_first_packet_waits_for_arp(lab: L.Lab, mode: str) -> None:
+    """The very first packet, before the underlay neighbour is known: the kernel holds it until ARP
+    answers and must then send it by the outer route, to the peer's MAC (by the inner route via the
+    tunnel device it left with the tunnel device's own MAC, which a bridge drops)."""
+    lab.bpf_tunnels(mode)
+    L.route_lans(lab, via_tunnel=True)
+    for gw in ("gw1", "gw2"):
+        lab.run(gw, ["ip", "neigh", "flush", "dev", "und0"], check=True)
+    peer_mac = bytes.fromhex(lab.run("gw2", ["cat", "/sys/class/net/und0/address"], check=True).stdout.strip()
+                             .replace(":", ""))
+    with L.capture(lab.ns("gw1"), "und0") as und:
+        out = lab.ping("s1", L.S2, count=1)
+    assert out.returncode == 0, out.stdout + out.stderr
+    outer = _outer_frames(und.frames, tunnel_type(mode).ip_proto, L.UNDERLAY["gw1"])
+    assert outer and outer[0][:6] == peer_mac, [f[:12].hex() for f in outer]
+
+
 def _tun_rx(lab: L.Lab) -> int:
     with IPRoute(netns=lab.ns("gw1")) as ipr:
         return int(ipr.get_links(ifname="tun0")[0].get("stats64")["rx_packets"])

@@ -187,6 +187,12 @@ int clabgen_encap(struct __sk_buff *skb)
 	__sync_fetch_and_add(&c->packets, skb->gso_segs ? skb->gso_segs : 1);
 	__sync_fetch_and_add(&c->bytes, total - hlen);
 	struct bpf_redir_neigh nh = { .nh_family = 2, .ipv4_nh = f.ipv4_dst };
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		/* The kernel holds the packet until ARP answers, then sends it by the packet's route,
+		 * which on the tunnel device's egress is still the inner one (via tunN): it would leave
+		 * with tunN's own MAC as destination and be lost. Without a next hop the kernel looks
+		 * the outer route up and sets it. */
+		return bpf_redirect_neigh(f.ifindex, NULL, 0, 0);
 	return bpf_redirect_neigh(f.ifindex, &nh, sizeof(nh), 0);
 drop:
 	__sync_fetch_and_add(&c->dropped, 1);
