@@ -170,7 +170,14 @@ def capture(arg: Path, node: str, iface: str, out: IO[bytes] | None, *, decode: 
     names = [link.ifname for link in netlink.links(ns)]
     if iface not in names:
         raise RuntimeFailure(Problem(None, f"no interface {iface!r} on {node}", f"interfaces: {', '.join(names)}"))
+    from contextlib import ExitStack
+
+    from .dataplane import bpf
     sock, link = capture_mod.open_socket(ns, iface, expression)
+    held = ExitStack()
+    if held.enter_context(bpf.tapped(ns, iface)):
+        progress(f"{iface} is a BPF tunnel end: until the capture ends its peer's ingress wraps what it sends, "
+                 "so the capture sees both directions")
     sinks: list[IO[bytes]] = [out] if out is not None else []
     dec = capture_mod.start_decoder(show) if decode else None
     if dec is not None and dec.proc.stdin is not None:
@@ -197,6 +204,7 @@ def capture(arg: Path, node: str, iface: str, out: IO[bytes] | None, *, decode: 
             capture_mod.packet_block(data, n, ns_time, outgoing)), count, seconds,
             alive=lambda: not broken and (dec is None or dec.proc.poll() is None))
     finally:
+        held.close()
         sock.close()
         if dec is not None:
             dec.finish()

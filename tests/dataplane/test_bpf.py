@@ -172,6 +172,29 @@ def test_bpf_tunnel_first_packet_waits_for_arp(lab: L.Lab, mode: str) -> None:
     assert outer and outer[0][:6] == peer_mac, [f[:12].hex() for f in outer]
 
 
+@needs_bpf
+def test_bpf_tunnel_device_shows_what_it_sends_while_tapped(lab: L.Lab) -> None:
+    """Egress wraps packets before the device's taps see them; while a capture holds the device
+    tapped, its peer's ingress wraps them instead, so the capture sees both ways; afterwards egress
+    wraps again (the device shows only what it receives)."""
+    lab.bpf_tunnels("ipip")
+    L.route_lans(lab, via_tunnel=True)
+
+    def echoes(frames: list[bytes]) -> tuple[int, int]:
+        icmp = [f[ETH + 20] for f in frames if f[12:14] == b"\x08\x00" and f[ETH + 9] == 1]
+        return icmp.count(8), icmp.count(0)
+
+    with bpf.tapped(lab.ns("gw1"), "tun0") as on, L.capture(lab.ns("gw1"), "tun0") as tun:
+        assert on
+        assert lab.ping("s1", L.S2).returncode == 0
+    assert echoes(tun.frames) == (3, 3)
+    with L.capture(lab.ns("gw1"), "tun0") as tun:
+        assert lab.ping("s1", L.S2).returncode == 0
+    assert echoes(tun.frames) == (0, 3)
+    with bpf.tapped(lab.ns("gw1"), "lan0") as on:
+        assert not on
+
+
 def _tun_rx(lab: L.Lab) -> int:
     with IPRoute(netns=lab.ns("gw1")) as ipr:
         return int(ipr.get_links(ifname="tun0")[0].get("stats64")["rx_packets"])

@@ -129,7 +129,8 @@ def test_ctrl_c_ends_a_capture_and_keeps_what_it_has(hub3: Path, tmp_path: Path)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=10) == 0
     tail = proc.stderr.read() if proc.stderr else ""
-    # 84-byte pings, raw IP on a kernel or userspace tunnel device, Ethernet-framed on a BPF one (a veth)
+    # 84-byte pings, raw IP on a kernel or userspace tunnel device, Ethernet-framed on a BPF one (a veth,
+    # which shows what it sends too while a capture holds it)
     framing = 14 if "tun0" in bpf.tunnels_in(f"clab-{lab_name(hub3)}-gw-hub") else 0
     assert f"4 packets ({4 * (84 + framing)} bytes) captured to" in tail and "stopped by Ctrl-C" in tail
     assert "Traceback" not in tail

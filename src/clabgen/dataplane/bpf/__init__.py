@@ -12,6 +12,7 @@ host; containers get the host's object). See docs/dataplane.md.
     object_bytes()                         the compiled program (built and cached, or from the env)
     tunnels_in(netns) -> {ifname: BpfTunnelState}   read back from the kernel (verify, inspect)
     program_ids(netns) -> {id}                      our programs on the namespace's tc hooks
+    tapped(netns, ifname)                           while a capture runs: the device shows what it sends
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .build import BuildError, for_environment, object_bytes
 from .ends import BpfSetupError, BpfTunnel, attach, create_device, peer_name
 from .libbpf import LibbpfError
 from .probe import unavailable
-from .state import BpfTunnelState, program_ids, tunnels_in
+from .state import BpfTunnelState, program_ids, tapped, tunnels_in
 
 __all__ = ["BpfSetupError", "BpfTunnel", "BpfTunnelState", "BuildError", "LibbpfError", "attach", "create_device",
-           "for_environment", "object_bytes", "peer_name", "program_ids", "tunnels_in", "unavailable"]
+           "for_environment", "object_bytes", "peer_name", "program_ids", "tapped", "tunnels_in", "unavailable"]

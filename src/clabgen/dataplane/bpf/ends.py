@@ -40,7 +40,8 @@ from . import libbpf, source
 ENCAP_PROG, DECAP_PROG = "clabgen_encap", "clabgen_decap"
 ENCAP_MAP, DECAP_MAP = "encap_cfg", "decap_cfg"
 # struct encap_cfg / decap_key / decap_cfg of tunnel.bpf.c, native byte order, explicit padding.
-ENCAP_VALUE = struct.Struct("=4s4sIIB3xIQQQ")   # local remote type peer_ifindex ttl id packets bytes dropped
+ENCAP_VALUE = struct.Struct("=4s4sIIBB2xIQQQ")  # local remote type peer_ifindex ttl tap id packets bytes dropped
+TAP_OFFSET = 17                                 # the tap byte in ENCAP_VALUE
 DECAP_KEY = struct.Struct("=4s4sI")             # remote local proto
 DECAP_VALUE = struct.Struct("=III6s6xQQQ")      # type peer_ifindex tun_ifindex mac packets bytes dropped
 ARPHRD_ETHER = 1
@@ -139,7 +140,8 @@ def attach(tunnels: Sequence[BpfTunnel], program: bytes) -> None:
                 tun, back = links[t.ifname], links[peer]
                 mac = bytes.fromhex(tun.get_attr("IFLA_ADDRESS").replace(":", ""))
                 first_id = int.from_bytes(os.urandom(2), "big") or 1
-                value = ENCAP_VALUE.pack(_inet(t.local), _inet(t.remote), index, back["index"], t.ttl, first_id, 0, 0, 0)
+                value = ENCAP_VALUE.pack(_inet(t.local), _inet(t.remote), index, back["index"], t.ttl, 0, first_id,
+                                         0, 0, 0)
                 for key in (tun["index"], back["index"]):   # the device's egress; its peer's ingress
                     libbpf.update(encap_fd, struct.pack("=I", key), value)
                 libbpf.update(decap_fd, DECAP_KEY.pack(_inet(t.remote), _inet(t.local), tunnel_type(t.mode).ip_proto),

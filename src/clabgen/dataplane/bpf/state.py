@@ -12,6 +12,8 @@ import os
 import re
 import socket
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +21,7 @@ from pyroute2 import IPRoute
 
 from ..nsenter import entered
 from . import libbpf, source
-from .ends import DECAP_KEY, DECAP_MAP, DECAP_PROG, DECAP_VALUE, ENCAP_MAP, ENCAP_PROG, ENCAP_VALUE
+from .ends import DECAP_KEY, DECAP_MAP, DECAP_PROG, DECAP_VALUE, ENCAP_MAP, ENCAP_PROG, ENCAP_VALUE, TAP_OFFSET
 
 CLSACT_INGRESS, CLSACT_EGRESS = 0xFFFFFFF2, 0xFFFFFFF3
 FILTER_NAME = re.compile(r"(\w+):\[(\d+)\]")
@@ -110,15 +112,15 @@ def tunnels_in(netns: str | None) -> dict[str, BpfTunnelState]:
                 if ENCAP_MAP in maps else None
             if raw is None:
                 continue
-            local, remote, type_index, peer_index, ttl, _id, sent, _bytes, dropped = ENCAP_VALUE.unpack(raw)
+            local, remote, type_index, peer_index, ttl, _tap, _id, sent, _bytes, dropped = ENCAP_VALUE.unpack(raw)
             if type_index >= len(types) or peer_index not in links:
                 continue
             # what the device's egress let through is wrapped on the peer's ingress: counted there
             if ENCAP_PROG in progs.get(peer_index, {}):
                 more = libbpf.lookup(maps[ENCAP_MAP], struct.pack("=I", peer_index), ENCAP_VALUE.size)
                 if more is not None:
-                    sent += ENCAP_VALUE.unpack(more)[6]
-                    dropped += ENCAP_VALUE.unpack(more)[8]
+                    sent += ENCAP_VALUE.unpack(more)[7]
+                    dropped += ENCAP_VALUE.unpack(more)[9]
             ttype = types[type_index]
             key = DECAP_KEY.pack(remote, local, ttype.ip_proto)
             received, refused, receives = 0, 0, False
@@ -134,3 +136,38 @@ def tunnels_in(netns: str | None) -> dict[str, BpfTunnelState]:
         for fd in fds:
             os.close(fd)
     return out
+
+
+@contextmanager
+def tapped(netns: str | None, ifname: str) -> Iterator[bool]:
+    """While the block runs, a BPF tunnel device shows what it sends to a capture: its egress lets
+    packets through and its peer's ingress wraps them (a little slower). False: not a BPF tunnel end."""
+    if libbpf.available() is not None:
+        yield False
+        return
+    with entered(netns), IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        prog = _programs(ipr, found[0], CLSACT_EGRESS).get(ENCAP_PROG) if found else None
+    if prog is None:
+        yield False
+        return
+    maps = libbpf.prog_maps(prog)
+    key = struct.pack("=I", found[0])
+    try:
+        if ENCAP_MAP not in maps:
+            yield False
+            return
+        _set_tap(maps[ENCAP_MAP], key, 1)
+        try:
+            yield True
+        finally:
+            _set_tap(maps[ENCAP_MAP], key, 0)
+    finally:
+        for fd in maps.values():
+            os.close(fd)
+
+
+def _set_tap(map_fd: int, key: bytes, on: int) -> None:
+    raw = libbpf.lookup(map_fd, key, ENCAP_VALUE.size)
+    if raw is not None:    # a packet counted between this read and write is lost from the counters, no more
+        libbpf.update(map_fd, key, raw[:TAP_OFFSET] + bytes([on]) + raw[TAP_OFFSET + 1:])

@@ -62,7 +62,8 @@ struct encap_cfg {          /* key: ifindex of the tunnel device (egress), and o
 	__u32 type;             /* index into TYPES */
 	__u32 peer_ifindex;     /* the device's veth peer: the FIB lookup's input (forwarding is on there) */
 	__u8 ttl;               /* 0: inherit the inner TTL */
-	__u8 pad[3];
+	__u8 tap;               /* device entry: a capture watches it, egress lets packets through */
+	__u8 pad[2];
 	__u32 id;               /* next outer IP ID */
 	__u64 packets, bytes, dropped;
 };
@@ -123,6 +124,11 @@ int clabgen_encap(struct __sk_buff *skb)
 	struct encap_cfg *c = bpf_map_lookup_elem(&encap_cfg, &key);
 	if (!c)
 		return TC_ACT_SHOT;
+	/* A capture on the tunnel device (clabgen capture) would not see what egress wraps and sends
+	 * away before the device's taps: while it runs, packets cross the veth and the peer's ingress
+	 * (its own entry, never tapped) wraps them. */
+	if (c->tap)
+		return TC_ACT_OK;
 	__u32 ti = c->type;
 	if (ti >= N_TYPES)
 		return TC_ACT_SHOT;
