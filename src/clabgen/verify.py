@@ -216,6 +216,7 @@ def _ping(handle: NodeHandle, address: str, tries: int = 3, wait: float = 2.0) -
     return None, f"{last} ({tries} {'try' if tries == 1 else 'tries'})"
 
 
+SA_WAIT = 15.0      # seconds verify gives IPsec to establish its SAs (a loaded machine) before pinging
 PING_WORKERS = 16    # pings in flight at once (each waits up to 2 s when there is no reply)
 
 
@@ -423,6 +424,9 @@ def _verify(lab: RenderedLab, runtime: Runtime, faults: tuple[str, ...], wait: f
         checks += routing_checks(lab, runtime, handles, expect, wait)
     checks += check_routes(lab, handles, expect)
     checks += check_tunnels(lab, runtime, handles, expect)
+    if lab.contract.crypto:
+        from .verify_crypto import wait_for_sas
+        wait_for_sas(lab, runtime, handles, expect.down, min(wait, SA_WAIT))
     checks += check_pings(lab, handles, expect)
     if lab.contract.crypto:
         from .verify_crypto import handshake_checks, mtu_checks
