@@ -15,7 +15,7 @@ import pytest
 
 from clabgen.runtimes import state
 
-from ..conftest import run_clabgen
+from ..conftest import docker_engine, run_clabgen
 from ..labutil import lab_name, unique_lab
 from ..test_crypto_render import keyed_lab
 from .test_docker import docker_residue
@@ -28,13 +28,7 @@ if os.geteuid() != 0 or not shutil.which("ping"):
 
 @pytest.fixture(scope="module")
 def client() -> Any:
-    docker = pytest.importorskip("docker")
-    try:
-        c = docker.from_env(timeout=30)
-        c.ping()
-    except Exception as e:
-        pytest.skip(f"no Docker engine answers ({type(e).__name__}); run `make docker-up`")
-    return c
+    return docker_engine()
 
 
 def _residue(client: Any, runtime: str, name: str) -> list[str]:
