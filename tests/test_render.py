@@ -192,3 +192,21 @@ def test_compiled_templates_are_cached_and_change_nothing(tmp_path: Path) -> Non
             cached = sorted((cache / "jinja").iterdir())
             assert cached and all(p.suffix == ".cache" for p in cached)
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_a_big_labs_readme_counts_routes_instead_of_listing_them(tmp_path: Path) -> None:
+    """Past ROUTES_IN_README routes the README would be megabytes of route lines nobody reads: it
+    gives a count per node and points to expected.json, which still holds every route."""
+    from clabgen.view import ROUTES_IN_README
+    intent = tmp_path / "intent.yml"
+    intent.write_text("name: big\nunderlay: {subnet: 172.16.0.0/24}\nsites:\n"
+                      "  - {name: hub, lan: 10.0.0.0/24, gateway: gw-hub}\n"
+                      "  - {name: spoke, count: 79, lans: 10.1.0.0/16, gateway: gw}\n"
+                      "tunnels:\n  - {pattern: hub-spoke, hub: gw-hub, type: gre, pool: 172.31.0.0/22, prefix: 31}\n")
+    pipeline.render_intent(intent)
+    expected = json.loads((tmp_path / "expected.json").read_text())
+    total = sum(len(n["routes"]) for n in expected["nodes"])
+    assert total > ROUTES_IN_README
+    readme = (tmp_path / "README.md").read_text()
+    assert f"This lab has {total} routes, too many to list here" in readme
+    assert "| gw-hub | " in readme and "`gw1` (`ip route show`)" not in readme

@@ -19,14 +19,19 @@ def hop_text(h: Hop) -> str:
     return text + (f"; {h.note}." if h.note else ".")
 
 
+ROUTES_IN_README = 5000   # past this many routes in the lab, its README counts them per node instead of listing
+
+
 def lab_view(plan: Plan) -> dict[str, Any]:
     # Mermaid ids: node names may be Mermaid words (`end`) or hold `--`, so the diagram numbers them.
+    listed = sum(len(n.routes) for n in plan.nodes) <= ROUTES_IN_README
     ids = {n.name: f"n{i}" for i, n in enumerate(plan.nodes)}
     tunnel_of = {(e.node, e.ifname): t for t in plan.tunnels for e in t.ends}
     texts: dict[int, str] = {}
     return {
         "name": plan.name,
-        "nodes": [_node(n, ids) for n in plan.nodes],
+        "nodes": [_node(n, ids, listed) for n in plan.nodes],
+        "routes_listed": listed,
         "links": [_link(link, ids) for link in plan.links],
         "tunnels": [_tunnel(t, ids) for t in plan.tunnels],
         "gateways": [_gateway(plan, g, tunnel_of, texts) for g in plan.gateways],
@@ -89,7 +94,7 @@ def _routing(plan: Plan) -> dict[str, Any]:
     }
 
 
-def _node(n: Node, ids: dict[str, str]) -> dict[str, Any]:
+def _node(n: Node, ids: dict[str, str], listed: bool = True) -> dict[str, Any]:
     label = "<br/>".join([f"{n.name} ({n.platform if n.role == 'gateway' else n.role})"] +
                          [f"{i.name} {i.address}" for i in n.interfaces if i.address and i.role != "tunnel"])
     return {
@@ -98,7 +103,8 @@ def _node(n: Node, ids: dict[str, str]) -> dict[str, Any]:
                  "binds": list(n.clab.binds), "exec": list(n.clab.exec)},
         "interfaces": [{"name": i.name, "address": str(i.address) if i.address else None, "mtu": i.mtu,
                         "peer": i.peer, "role": i.role} for i in n.interfaces],
-        "routes": [r.text() for r in n.routes],
+        "routes": [r.text() for r in n.routes] if listed else [],
+        "route_count": len(n.routes),
     }
 
 
