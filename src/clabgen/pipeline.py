@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +19,25 @@ class RenderResult:
     diffs: list[str] = field(default_factory=list)
 
 
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """A render makes millions of small objects and frees them together at the end; the cyclic
+    collector's default pace (every 700 allocations) costs a 200-site render a fifth of its time."""
+    before = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def render_intent(path: Path, out: Path | None = None, *, check: bool = False, force: bool = False,
                   display: str | None = None) -> RenderResult:
+    with _few_collections():
+        return _render_intent(path, out, check=check, force=force, display=display)
+
+
+def _render_intent(path: Path, out: Path | None, *, check: bool, force: bool, display: str | None) -> RenderResult:
     lab = intent.read_lab(path, display)
     p = plan.build(lab)
     target = out if out is not None else path.parent
