@@ -230,7 +230,11 @@ class LabContract:
     crypto: tuple[CryptoSpec, ...] = field(default=(), metadata={"omit_empty": True})
 
     def crypto_of(self, tunnel: str) -> CryptoSpec | None:
-        return next((c for c in self.crypto if c.tunnel == tunnel), None)
+        return self._crypto.get(tunnel)
+
+    @cached_property
+    def _crypto(self) -> dict[str, CryptoSpec]:
+        return {c.tunnel: c for c in self.crypto}
 
     @cached_property
     def _nodes(self) -> dict[str, NodeSpec]:

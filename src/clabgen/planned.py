@@ -134,6 +134,20 @@ class StaticRoute:
     dev: str
 
 
+class Texts:
+    """str() of the objects static routes share (one LAN or next-hop object recurs on every
+    gateway of a big lab), each made once. Call it with the object."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, str] = {}
+
+    def __call__(self, x: object) -> str:
+        known = self._known.get(id(x))
+        if known is None:
+            known = self._known[id(x)] = str(x)
+        return known
+
+
 @dataclass(frozen=True)
 class OspfIface:
     ifname: str

@@ -14,6 +14,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -216,7 +217,7 @@ def _ping(handle: NodeHandle, address: str, tries: int = 3, wait: float = 2.0) -
     return None, f"{last} ({tries} {'try' if tries == 1 else 'tries'})"
 
 
-SA_WAIT = 15.0      # seconds verify gives IPsec to establish its SAs (a loaded machine) before pinging
+KEYS_WAIT = 15.0    # seconds verify gives encrypted tunnels to agree keys (a loaded machine) before pinging
 PING_WORKERS = 16    # pings in flight at once (each waits up to 2 s when there is no reply)
 
 
@@ -425,29 +426,32 @@ def _verify(lab: RenderedLab, runtime: Runtime, faults: tuple[str, ...], wait: f
     checks += check_routes(lab, handles, expect)
     checks += check_tunnels(lab, runtime, handles, expect)
     if lab.contract.crypto:
-        from .verify_crypto import wait_for_sas
-        wait_for_sas(lab, runtime, handles, expect.down, min(wait, SA_WAIT))
+        from .verify_crypto import wait_for_keys
+        wait_for_keys(lab, runtime, handles, expect.down, min(wait, KEYS_WAIT))
     checks += check_pings(lab, handles, expect)
     if lab.contract.crypto:
         from .verify_crypto import handshake_checks, mtu_checks
         checks += handshake_checks(lab, runtime, handles, expect.down) + mtu_checks(lab, handles, expect.down)
     if not faults:      # captures follow the fault-free paths
-
-        def capture(c: CaptureSpec) -> Check:
-            try:
-                if lab.contract.crypto_of(c.tunnel) is not None:
-                    from . import verify_crypto
-                    return verify_crypto.check_capture(lab, handles, c)
-                return check_capture(lab, handles, c)
-            except OSError as exc:   # e.g. the interface to capture on is gone
-                return Check("capture", c.node, f"{c.iface} {c.tunnel}", False, f"cannot capture: {exc.strerror or exc}")
-        # Plain tunnels' captures run a few at a time; encrypted ones alone afterwards, so that no
-        # other probe's cleartext crosses an underlay while it is searched for cleartext.
-        plain = [c for c in lab.contract.captures if lab.contract.crypto_of(c.tunnel) is None]
-        with ThreadPoolExecutor(max_workers=max(1, min(CAPTURE_WORKERS, len(plain)))) as pool:
-            checks += pool.map(capture, plain)
-        checks += [capture(c) for c in lab.contract.captures if lab.contract.crypto_of(c.tunnel) is not None]
+        checks += _captures(lab, handles)
     return checks
+
+
+def _captures(lab: RenderedLab, handles: dict[str, NodeHandle]) -> list[Check]:
+    """Plain tunnels' captures a few at a time; encrypted ones alone afterwards, so that no other
+    probe's cleartext crosses an underlay while it is searched for cleartext."""
+    from .verify_crypto import check_capture as check_encrypted
+    plain = [c for c in lab.contract.captures if lab.contract.crypto_of(c.tunnel) is None]
+    encrypted = [c for c in lab.contract.captures if lab.contract.crypto_of(c.tunnel) is not None]
+
+    def capture(check: Callable[[RenderedLab, dict[str, NodeHandle], CaptureSpec], Check], c: CaptureSpec) -> Check:
+        try:
+            return check(lab, handles, c)
+        except OSError as exc:   # e.g. the interface to capture on is gone
+            return Check("capture", c.node, f"{c.iface} {c.tunnel}", False, f"cannot capture: {exc.strerror or exc}")
+    with ThreadPoolExecutor(max_workers=max(1, min(CAPTURE_WORKERS, len(plain)))) as pool:
+        out = list(pool.map(lambda c: capture(check_capture, c), plain))
+    return out + [capture(check_encrypted, c) for c in encrypted]
 
 
 CAPTURE_WORKERS = 8  # captures at once: each follows its own probe (its identifier and payload)

@@ -168,24 +168,20 @@ def handshake_checks(lab: RenderedLab, runtime: Runtime, handles: dict[str, Node
     return out
 
 
-def wait_for_sas(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle], down: frozenset[str],
-                 seconds: float) -> None:
+def wait_for_keys(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle], down: frozenset[str],
+                  seconds: float) -> None:
     """Until every encrypted tunnel has its keys (at most `seconds`), so that the pings do not race
     the key exchange on a slow machine: IPsec's SAs, WireGuard's handshakes. WireGuard shakes hands
     on the first packet, and retries a lost first try only after 5 s (REKEY_TIMEOUT): one packet
     across each WireGuard tunnel starts it."""
     from .verify import _ping
-    specs = [s for s in lab.contract.crypto if s.tunnel not in down]
     address = {(e.node, e.ifname): e.address.split("/")[0] for t in lab.contract.tunnels for e in t.ends}
-    for s in specs:
-        if s.daemon == "wireguard" and (s.ends[1].node, s.ends[1].ifname) in address:
-            threading.Thread(target=_ping, args=(handles[s.ends[0].node], address[(s.ends[1].node, s.ends[1].ifname)],
-                                                 1, 1.0), daemon=True).start()
+    for s in lab.contract.crypto:
+        far = (s.ends[1].node, s.ends[1].ifname)
+        if s.daemon == "wireguard" and s.tunnel not in down and far in address:
+            threading.Thread(target=_ping, args=(handles[s.ends[0].node], address[far], 1, 1.0), daemon=True).start()
     deadline = time.monotonic() + seconds
-    while specs and time.monotonic() < deadline:
-        if all(DAEMONS[s.daemon](lab, runtime, handles, s, end, other.node).ok
-               for s in specs for end, other in ((s.ends[0], s.ends[1]), (s.ends[1], s.ends[0]))):
-            return
+    while time.monotonic() < deadline and not all(c.ok for c in handshake_checks(lab, runtime, handles, down)):
         time.sleep(0.25)
 
 

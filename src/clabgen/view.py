@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import platforms, view_crypto
-from .planned import Hop, Node, Plan, Tunnel, TunnelEnd
+from .planned import Hop, Node, Plan, Texts, Tunnel, TunnelEnd
 from .tunnels import tunnel_type
 
 
@@ -23,11 +23,11 @@ ROUTES_IN_README = 5000   # past this many routes in the lab, its README counts 
 
 
 def lab_view(plan: Plan) -> dict[str, Any]:
-    # Mermaid ids: node names may be Mermaid words (`end`) or hold `--`, so the diagram numbers them.
     listed = sum(len(n.routes) for n in plan.nodes) <= ROUTES_IN_README
+    # Mermaid ids: node names may be Mermaid words (`end`) or hold `--`, so the diagram numbers them.
     ids = {n.name: f"n{i}" for i, n in enumerate(plan.nodes)}
     tunnel_of = {(e.node, e.ifname): t for t in plan.tunnels for e in t.ends}
-    texts: dict[int, str] = {}
+    texts = Texts()
     return {
         "name": plan.name,
         "nodes": [_node(n, ids, listed) for n in plan.nodes],
@@ -60,14 +60,7 @@ class Row(dict[str, Any]):
             raise AttributeError(name) from None
 
 
-def _static_routes(g: Node, texts: dict[int, str]) -> list[Row]:
-    """texts: str() of each LAN and next-hop object, shared by all gateways (they recur)."""
-
-    def text(x: object) -> str:
-        known = texts.get(id(x))
-        if known is None:
-            known = texts[id(x)] = str(x)
-        return known
+def _static_routes(g: Node, text: Texts) -> list[Row]:
     return [Row(prefix=text(r.prefix), next_hop=text(r.next_hop), dev=r.dev) for r in g.static_routes]
 
 
@@ -126,7 +119,7 @@ def _tunnel(t: Tunnel, ids: dict[str, str]) -> dict[str, Any]:
                       "local": str(e.local), "remote": str(e.remote)} for e in t.ends]}
 
 
-def _gateway(plan: Plan, g: Node, tunnel_of: dict[tuple[str, str], Tunnel], texts: dict[int, str]) -> dict[str, Any]:
+def _gateway(plan: Plan, g: Node, tunnel_of: dict[tuple[str, str], Tunnel], texts: Texts) -> dict[str, Any]:
     lan = next(i for i in g.interfaces if i.role == "lan")
     underlay = next((i for i in g.interfaces if i.role == "underlay"), None)
     return {

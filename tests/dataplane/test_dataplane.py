@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute
 
-from clabgen.dataplane import DataplaneError, kernel_supports, probe, ready_info, running_pid, start, stop, wire
+from clabgen.dataplane import DataplaneError, kernel_supports, ready_info, running_pid, start, stop, wire
 from clabgen.dataplane.nsenter import NETNS_RUN_DIR, entered
 
 from . import lab as L
@@ -168,7 +168,7 @@ def test_only_the_configured_remote_gets_in(lab: L.Lab, state_dir: Path) -> None
 def test_kernel_supports_probes_in_a_throwaway_namespace() -> None:
     if not L.CAN_RUN:
         pytest.skip("needs root")
-    probe._kernel_supports.cache_clear()   # probe for real, not from this process's cache
+    kernel_supports.cache_clear()
     for mode in ("ipip", "gre"):
         assert isinstance(kernel_supports(mode), bool)
     assert not list(NETNS_RUN_DIR.glob("clabgen-probe-*"))

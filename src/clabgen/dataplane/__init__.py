@@ -26,5 +26,11 @@ from .spec import OVERHEAD, DataplaneError, TunnelSpec, load_spec, parse_spec
 
 BACKENDS = ("auto", "kernel", "bpf", "userspace")   # --tunnels: emu.apply.choose_backend
 
-__all__ = ["BACKENDS", "OVERHEAD", "DataplaneError", "TunnelSpec", "impl_label", "kernel_supports", "load_spec", "parse_spec",
-           "ready_info", "running_pid", "start", "stop"]
+
+def backend_problem(name: str) -> str | None:
+    """What is wrong with `--tunnels NAME` (every runtime asks before it deploys), or None."""
+    return None if name in BACKENDS else f"--tunnels {name}: unknown; valid: {', '.join(BACKENDS)}"
+
+
+__all__ = ["BACKENDS", "OVERHEAD", "DataplaneError", "TunnelSpec", "backend_problem", "impl_label", "kernel_supports",
+           "load_spec", "parse_spec", "ready_info", "running_pid", "start", "stop"]

@@ -8,7 +8,7 @@ from ipaddress import IPv4Interface, IPv4Network
 from typing import Protocol
 
 from ..model import Routing
-from ..planned import Adjacency, BgpConfig, OspfConfig, Route, SiteInfo, StaticRoute, Tunnel
+from ..planned import Adjacency, BgpConfig, OspfConfig, Route, SiteInfo, StaticRoute, Texts, Tunnel
 
 
 @dataclass(frozen=True)
@@ -100,13 +100,7 @@ def _all_static(lab: RoutingInput, plan: RoutingPlan) -> dict[str, list[Route]]:
         if known_lab is lab and known_plan is plan:
             return routes
     out: dict[str, list[Route]] = {}
-    texts: dict[int, str] = {}      # the same LAN and next-hop objects recur on every gateway: str() them once
-
-    def text(x: object) -> str:
-        known = texts.get(id(x))
-        if known is None:
-            known = texts[id(x)] = str(x)
-        return known
+    text = Texts()
     for gw, declared in plan.static.items():
         facts = lab.kernel(gw)
         out[gw] = [Route(text(r.prefix), r.dev, via=text(r.next_hop), proto=facts.static_proto, scope="universe",

@@ -335,9 +335,9 @@ def emulator_env(node: LabNode, image: str, tunnels: str = "auto") -> dict[str, 
 
 def check_backend(tunnels: str) -> None:
     """--tunnels names a backend the emulated gateways know."""
-    from ..dataplane import BACKENDS
-    if tunnels not in BACKENDS:
-        raise RuntimeFailure(f"--tunnels {tunnels}: unknown; valid: {', '.join(BACKENDS)}")
+    from ..dataplane import backend_problem
+    if why := backend_problem(tunnels):
+        raise RuntimeFailure(why)
 
 
 def leftover_containers(client: Any, lab: RenderedLab) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import dataplane, emu, netlink
-from ..dataplane import BACKENDS, bpf
+from ..dataplane import backend_problem, bpf
 from ..emu.frrd import FrrDirs, vtysh_argv
 from ..errors import RuntimeFailure
 from ..labdir import RenderedLab
@@ -105,8 +105,8 @@ class NetnsRuntime:
             problems.append("the netns runtime needs root (network namespaces, veth, TUN devices)")
         if not shutil.which("ip"):
             problems.append("the `ip` command (iproute2) is missing: apt-get install iproute2")
-        if self.tunnels not in BACKENDS:
-            problems.append(f"--tunnels {self.tunnels}: unknown; valid: {', '.join(BACKENDS)}")
+        if why := backend_problem(self.tunnels):
+            problems.append(why)
         if self.tunnels == "userspace" and not os.path.exists("/dev/net/tun"):
             problems.append(TUN_MISSING)
         if problems:
