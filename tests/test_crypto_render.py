@@ -26,10 +26,14 @@ RELEASE = {"vyos-1.2": "1.2", "vyos-1.4": "1.4", "vyos-1.5": "1.5"}
 
 
 def _as(text: str, ttype: str) -> str:
-    """The intent with every tunnel's type changed (a type added where it names none)."""
+    """The intent with every tunnel's type changed (a type added where it names none); the other
+    type's options go, and a policy-based IPsec tunnel that becomes an interface gets a subnet."""
     data = yaml.safe_load(text)
-    for t in data.get("tunnels") or ():
+    for i, t in enumerate(data.get("tunnels") or ()):
         t["type"] = ttype
+        t.pop("ipsec" if ttype == "wireguard" else "wireguard", None)
+        if "subnet" not in t and (t.get("ipsec") or {}).get("mode") != "policy":
+            t["subnet"] = f"172.30.{i}.0/30"
     return yaml.safe_dump(data, sort_keys=False)
 
 

@@ -32,7 +32,7 @@ def test_dot_source_is_deterministic_and_names_everything(lab: Path) -> None:
         assert f'"{n.name}"' in source
     for t in p.tunnels:
         assert f"{t.name}: {t.type}" in source and f"MTU {t.mtu}" in source
-        assert f"{t.ends[0].address.ip} - {t.ends[1].address.ip}" in source
+        assert ("policy-based" if t.policy else f"{t.ends[0].address.ip} - {t.ends[1].address.ip}") in source
     assert f"underlay {p.underlay}" in source
 
 

@@ -10,7 +10,7 @@ from ipaddress import IPv4Address, IPv4Network
 from . import platforms
 from .errors import Problems, Where
 from .model import Gateway, Lab, Server, Tunnel
-from .tunnels import TUNNEL_TYPES
+from .tunnels import TUNNEL_TYPES, tunnel_type
 
 
 def check_lab(lab: Lab, problems: Problems) -> None:
@@ -66,7 +66,7 @@ def _prefixes(lab: Lab, problems: Problems) -> None:
     nets: list[tuple[IPv4Network, Where, str]] = [(lab.underlay.subnet, lab.underlay.at("subnet"), "the underlay subnet")]
     nets += [(s.lan, s.at("lan"), f"the LAN of site {s.name}") for s in lab.sites]
     nets += [(t.subnet, t.at("subnet"), f"the subnet of tunnel {t.name or '-'.join(t.endpoints) or i}")
-             for i, t in enumerate(lab.tunnels)]
+             for i, t in enumerate(lab.tunnels) if not t.policy]
     by_net: dict[tuple[int, int], list[int]] = {}
     for i, (net, _, _) in enumerate(nets):
         by_net.setdefault((int(net.network_address), net.prefixlen), []).append(i)
@@ -184,7 +184,7 @@ def _config_mtus(lab: Lab, problems: Problems) -> None:
                                                  f"the ethernet MTUs {pname} accepts")
     for t in lab.tunnels:
         ttype = TUNNEL_TYPES.get(t.type)
-        if ttype is None:
+        if ttype is None or t.policy:
             continue
         mtu = tunnel_mtu(lab, t)
         for name in t.endpoints:
@@ -206,10 +206,12 @@ def tunnel_mtu(lab: Lab, t: Tunnel) -> int:
     """A tunnel's MTU: explicit, else what its overhead leaves of the underlay MTU, capped at the
     highest MTU the ends' platforms accept for it where their configs write it (WireGuard on VyOS
     1.2: 9000, so the default 9500 underlay gives 9000 rather than 9440)."""
-    ttype = TUNNEL_TYPES[t.type]
+    ttype = tunnel_type(t.type, t.crypto.mode if t.crypto else None)
     if t.mtu is not None:
         return t.mtu
     mtu = ttype.max_mtu(lab.underlay.mtu)
+    if t.policy:
+        return mtu
     gateways = {s.gateway.name: s.gateway for s in lab.sites}
     for name in t.endpoints:
         gw = gateways.get(name)
@@ -260,6 +262,11 @@ def _routing(lab: Lab, problems: Problems) -> None:
     if r.bfd and r.type == "bgp" and r.ibgp == "loopback":
         problems.add(r.at("bfd"), "bfd over iBGP sessions between loopbacks (multihop BFD) is not modelled",
                      "use ibgp: tunnel with bfd")
+    for t in lab.tunnels:
+        if t.policy and dynamic and t.crypto is not None:
+            problems.add(t.crypto.at("mode"), f"routing {r.type} needs a tunnel interface to run over; a "
+                                              "policy-based IPsec tunnel has none",
+                         "use mode: gre (GRE over IPsec) for routing over IPsec, or routing: static")
     if dynamic:
         _loopbacks(lab, problems)
     if r.type == "ospf":

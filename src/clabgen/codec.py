@@ -122,6 +122,11 @@ def _record(cls: Any) -> Callable[[Any, str, list[str]], None]:
     names = _names(cls)
     if not names:
         return lambda obj, nl, out: out.append("{}")
+    fields = dataclasses.fields(cls)
+    if any(f.metadata.get("omit_empty") for f in fields):
+        # as to_data: a field marked omit_empty is left out while empty (few objects have such fields)
+        return lambda obj, nl, out: _emit({json_name(f): getattr(obj, f.name) for f in fields
+                                           if not (f.metadata.get("omit_empty") and not getattr(obj, f.name))}, nl, out)
     lines = ["def emit(obj, nl, out):", "    inner = nl + '  '", "    comma = ',' + inner"]
     for k, (quoted, attr) in enumerate(names):
         head = ("'{' + inner + " if k == 0 else "comma + ") + repr(quoted + ": ")

@@ -118,6 +118,8 @@ class TunnelSpec:
     overhead: int
     mtu: int
     ends: tuple[TunnelEndSpec, TunnelEndSpec]
+    # policy-based IPsec: no interface (ends' ifname is only a key), ESP carries the LAN prefixes
+    policy: bool = field(default=False, metadata={"omit_empty": True})
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,9 @@ class CryptoEndSpec:
     peer_port: int
     public_key: str | None = None         # WireGuard: this end's public key
     peer_public_key: str | None = None
+    # policy-based IPsec: the prefixes its CHILD_SA's traffic selectors must hold
+    local_ts: tuple[str, ...] = field(default=(), metadata={"omit_empty": True})
+    remote_ts: tuple[str, ...] = field(default=(), metadata={"omit_empty": True})
 
 
 @dataclass(frozen=True)

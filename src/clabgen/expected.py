@@ -36,8 +36,8 @@ def contract(plan: Plan, source: str) -> LabContract:
         platforms=tuple(_platform(name) for name in sorted({g.platform for g in plan.gateways})),
         nodes=tuple(_node(n) for n in plan.nodes),
         links=tuple(LinkSpec(link.a, link.b, link.mtu, link.segment) for link in plan.links),
-        tunnels=tuple(TunnelSpec(t.name, t.type, t.ip_proto, t.overhead, t.mtu, (_end(t.ends[0]), _end(t.ends[1])))
-                      for t in plan.tunnels),
+        tunnels=tuple(TunnelSpec(t.name, t.type, t.ip_proto, t.overhead, t.mtu, (_end(t.ends[0]), _end(t.ends[1])),
+                                 t.policy) for t in plan.tunnels),
         pings=tuple(_ping(p) for p in plan.pings),
         captures=tuple(CaptureSpec(c.tunnel, c.node, c.iface, c.tunnel_if, c.lan_node, c.lan_if,
                                    str(c.src_address), str(c.dst_address), str(c.outer_src), str(c.outer_dst),
@@ -50,17 +50,20 @@ def contract(plan: Plan, source: str) -> LabContract:
                                      tuple(NodeRoutesSpec(n, tuple(_route(r) for r in rs)) for n, rs in s.routes),
                                      tuple(_ping(p) for p in s.pings), s.unreachable) for s in plan.scenarios),
         warnings=plan.warnings,
-        crypto=tuple(_crypto(t) for t in plan.tunnels if t.crypto is not None))
+        crypto=tuple(_crypto(plan, t) for t in plan.tunnels if t.crypto is not None))
 
 
-def _crypto(t: Tunnel) -> CryptoSpec:
+def _crypto(plan: Plan, t: Tunnel) -> CryptoSpec:
     assert t.crypto is not None
     c = t.crypto
 
     def end(e: TunnelEnd) -> CryptoEndSpec:
         mine, peer = c.end(e.node), c.peer(e.node)
+        policy = next((p for p in plan.node(e.node).policies if p.tunnel == t.name), None) if t.policy else None
         return CryptoEndSpec(e.node, e.ifname, str(e.local), str(e.remote), mine.port, peer.port,
-                             mine.public_key, peer.public_key)
+                             mine.public_key, peer.public_key,
+                             tuple(str(n) for n in policy.local) if policy else (),
+                             tuple(str(n) for n in policy.remote) if policy else ())
 
     return CryptoSpec(t.name, t.type, tunnel_type(t.type).daemon, (end(t.ends[0]), end(t.ends[1])))
 

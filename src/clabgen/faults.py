@@ -26,7 +26,7 @@ class Fault:
 def resolve(contract: LabContract, target: str) -> Fault:
     """A tunnel name, or GATEWAY:underlay (or GATEWAY:<its underlay interface>)."""
     for t in contract.tunnels:
-        if t.name == target:
+        if t.name == target and not t.policy:
             return Fault(f"tunnel {t.name} down", tuple((e.node, e.ifname) for e in t.ends))
     node, _, what = target.partition(":")
     gateways = {n.name: n for n in contract.nodes if n.role == "gateway"}
@@ -34,7 +34,7 @@ def resolve(contract: LabContract, target: str) -> Fault:
         under = next((i.name for i in gateways[node].interfaces if i.role == "underlay"), None)
         if under and what in ("underlay", under):
             return Fault(f"underlay {node}:{under} down", ((node, under),))
-    valid = [t.name for t in contract.tunnels] + [f"{g}:underlay" for g in gateways]
+    valid = [t.name for t in contract.tunnels if not t.policy] + [f"{g}:underlay" for g in gateways]
     raise ClabgenError(Problem(None, f"no tunnel or underlay link {target!r} in lab {contract.lab}",
                                f"valid: {', '.join(valid)}"))
 

@@ -74,7 +74,7 @@ def tunnels(plan: Plan) -> list[Drawn]:
     for t in plan.tunnels:
         a, b = t.ends
         lines = [f"{t.name}: {t.type}",
-                 f"{a.ifname} {a.address.ip} - {b.address.ip} {b.ifname}",
+                 "policy-based (no interface)" if t.policy else f"{a.ifname} {a.address.ip} - {b.address.ip} {b.ifname}",
                  f"MTU {t.mtu}"]
         routing = _routing_of(plan, t)
         if routing:

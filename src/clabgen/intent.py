@@ -337,10 +337,13 @@ def _pair(r: Reader, y: Y, key: str, pos: dict[str, Where], what: str, count_mes
 
 def _tunnel(r: Reader, y: Y) -> Tunnel | None:
     from .tunnels import DEFAULT_TYPE, TUNNEL_TYPES
+    policy = intent_crypto.policy_mode(y)
     m = r.mapping(y, ("name", "type", "endpoints", "subnet", "addresses", "ifnames", "mtu", *intent_crypto.OPTIONS),
-                  ("endpoints", "subnet"))
+                  ("endpoints",) if policy else ("endpoints", "subnet"))
     if m is None:
         return None
+    if policy:
+        intent_crypto.no_interface(r, m)
     ttype = _opt(m, "type", lambda v: r.one_of(v, tuple(TUNNEL_TYPES), "tunnel type"), DEFAULT_TYPE)
     crypto = None
     for key in intent_crypto.OPTIONS:

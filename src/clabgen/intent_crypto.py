@@ -25,8 +25,26 @@ ENCRYPTIONS = ("aes128gcm128", "aes256gcm128", "aes128", "aes256")
 HASHES = ("sha1", "sha256", "sha384", "sha512")
 DH_GROUPS = (2, 5, *range(14, 27))
 DPD_ACTIONS = ("clear", "restart")
-IPSEC_MODES = ("gre",)
+IPSEC_MODES = ("gre", "policy")
+# What a policy-based IPsec tunnel has not: it protects the LANs' packets themselves.
+NO_INTERFACE_KEYS = ("subnet", "addresses", "ifnames", "mtu")
 OPTIONS = {"wireguard": ("ports", "keepalive", "psk"), "ipsec": ("mode", "ike", "esp", "dpd", "psk")}
+
+
+def policy_mode(y: Y) -> bool:
+    """Whether a tunnel's raw mapping asks for policy-based IPsec (read before its keys are
+    checked: such a tunnel needs no subnet)."""
+    ipsec = y.value.get("ipsec") if y.is_map else None
+    mode = ipsec.value.get("mode") if ipsec is not None and ipsec.is_map else None
+    return mode is not None and mode.value == "policy"
+
+
+def no_interface(r: Reader, m: dict[str, Y]) -> None:
+    for key in NO_INTERFACE_KEYS:
+        if key in m:
+            r.problems.add(m[key].key_where or m[key].where,
+                           f"a policy-based IPsec tunnel has no {key}: it has no tunnel interface",
+                           "leave it out (ESP carries the LANs' packets, its MTU is derived), or use mode: gre")
 
 
 def path(r: Reader, y: Y) -> str | None:

@@ -105,6 +105,11 @@ class Tunnel(Located):
     mtu: int | None = None
     crypto: CryptoOptions | None = None     # the `wireguard:` / `ipsec:` mapping, when given
 
+    @property
+    def policy(self) -> bool:
+        """Policy-based IPsec: no tunnel interface, subnet or addresses; the LANs' packets go in ESP."""
+        return self.crypto is not None and self.crypto.mode == "policy"
+
 
 @dataclass(frozen=True)
 class TunnelRouting(Located):

@@ -15,10 +15,12 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from . import checks, plan_crypto, platforms, routing
 from .errors import Problems, Where
 from .model import Lab
+from .model import Tunnel as ModelTunnel
 from .planned import (
     CLAB_DEFAULT_MTU,
     Capture,
     ClabNode,
+    Crypto,
     Hop,
     HostServer,
     Iface,
@@ -26,15 +28,17 @@ from .planned import (
     Node,
     Ping,
     Plan,
+    Policy,
     Route,
     Scenario,
     SiteInfo,
     Tunnel,
     TunnelEnd,
     Walk,
+    policy_ifname,
 )
 from .platforms import Platform
-from .tunnels import tunnel_type
+from .tunnels import POLICY_MODE, tunnel_type
 
 __all__ = ["CLAB_DEFAULT_MTU", "INITIAL_TTL", "LAN_IF", "SERVER_IF", "UNDERLAY_IF", "Plan", "build", "lookup",
            "trace"]
@@ -176,6 +180,9 @@ def _tunnels(lab: Lab, addressing: Addressing, ifnames: IfNames, problems: Probl
     for n, t in enumerate(lab.tunnels):
         ttype = tunnel_type(t.type)
         a, b = t.endpoints
+        if t.policy:
+            out.append(_policy_tunnel(lab, t, addressing, ifnames, crypto.get(n)))
+            continue
         hosts = t.addresses or _first_hosts(t.subnet, 2)
         ifs = []
         for i, node in enumerate((a, b)):
@@ -198,6 +205,20 @@ def _tunnels(lab: Lab, addressing: Addressing, ifnames: IfNames, problems: Probl
         out.append(Tunnel(t.name or f"{a}-{b}-{t.type}", t.type, ttype.ip_proto, ttype.overhead, mtu,
                           t.mtu is not None, t.subnet, ends, crypto.get(n)))
     return tuple(out)
+
+
+def _policy_tunnel(lab: Lab, t: ModelTunnel, addressing: Addressing, ifnames: IfNames,
+                   crypto: Crypto | None) -> Tunnel:
+    """Policy-based IPsec: ends between the underlay addresses, no interface or inner addresses."""
+    a, b = t.endpoints
+    name = t.name or f"{a}-{b}-{t.type}"
+    under, none = addressing.underlay, IPv4Interface("0.0.0.0/32")
+    key = policy_ifname(name)
+    ends = (TunnelEnd(a, key, under[a], under[b], none, b, key, ifnames.underlay[a]),
+            TunnelEnd(b, key, under[b], under[a], none, a, key, ifnames.underlay[b]))
+    ttype = tunnel_type(t.type, POLICY_MODE)
+    return Tunnel(name, t.type, ttype.ip_proto, ttype.overhead, checks.tunnel_mtu(lab, t), False, t.subnet, ends,
+                  crypto, policy=True)
 
 
 def _segments(lab: Lab, ifnames: IfNames, problems: Problems) -> Segments:
@@ -267,7 +288,7 @@ def _gateways(lab: Lab, plats: Mapping[str, Platform], addressing: Addressing, i
         mine = ends_of.get(gw.name, [])
         ifaces += [Iface(e.ifname, "tunnel", e.address, t.mtu, None,
                          facts.tunnel_mtu_in_config or t.mtu_explicit or tunnel_type(t.type).mtu_in_config)
-                   for t, e in mine]
+                   for t, e in mine if not t.policy]
         startup = plat.startup_output
         config = startup.path.format(lab=lab.name, node=gw.name) if startup else None
         binds = tuple(b.format(node=gw.name, lab=lab.name) for b in facts.clab.binds)
@@ -285,7 +306,8 @@ def _gateways(lab: Lab, plats: Mapping[str, Platform], addressing: Addressing, i
                         tuple(ifaces), tuple(e for _, e in mine), declared.static.get(gw.name, ()),
                         config=config, host_servers=host, loopback=rinput.loopbacks.get(gw.name),
                         ospf=declared.ospf.get(gw.name), bgp=declared.bgp.get(gw.name),
-                        tunnel_ttl=declared.tunnel_ttl, wireguard_key_output=key_output))
+                        tunnel_ttl=declared.tunnel_ttl, wireguard_key_output=key_output,
+                        policies=declared.policies.get(gw.name, ())))
     return tuple(out)
 
 
@@ -359,7 +381,8 @@ def _scenarios(plan: Plan, protocol: routing.RoutingProtocol, rinput: routing.Ro
     the forwarding index): a fault costs what it changes, not the whole lab again."""
     faults: list[tuple[str, frozenset[str], frozenset[tuple[str, str]]]] = []
     for t in plan.tunnels:
-        faults.append((f"tunnel {t.name} down", frozenset({t.name}), frozenset((e.node, e.ifname) for e in t.ends)))
+        if not t.policy:          # no interface to take down (clabgen fault)
+            faults.append((f"tunnel {t.name} down", frozenset({t.name}), frozenset((e.node, e.ifname) for e in t.ends)))
     for g in plan.gateways:
         under = next((i.name for i in g.interfaces if i.role == "underlay"), None)
         if under is None:
@@ -433,8 +456,10 @@ class Forwarding:
         self.owners: dict[int, tuple[Node, Iface]] = {}
         self._parsed: dict[str, int] = {}
         self.tunnel_of: dict[tuple[str, str], Tunnel] = {}
+        self.policies: dict[str, list[tuple[int, dict[int, tuple[Policy, Tunnel]]]]] = {}
         if reuse is not None:
             self.own, self.owners, self.tunnel_of, self._parsed = reuse.own, reuse.owners, reuse.tunnel_of, reuse._parsed
+            self.policies = reuse.policies
             for n in plan.nodes:
                 self.tables[n.name] = reuse.tables[n.name] if reuse.plan.node(n.name) is n else self._table(n)
             return
@@ -444,7 +469,20 @@ class Forwarding:
             for i in n.interfaces:
                 if i.address is not None and i.role != "tunnel":
                     self.owners.setdefault(int(i.address.ip), (n, i))
-        self.tunnel_of.update({(e.node, e.ifname): t for t in plan.tunnels for e in t.ends})
+        self.tunnel_of.update({(e.node, e.ifname): t for t in plan.tunnels for e in t.ends if not t.policy})
+        by_name = {t.name: t for t in plan.tunnels if t.policy}
+        for n in plan.nodes:
+            if n.policies:
+                self.policies[n.name] = _by_length((net, (p, by_name[p.tunnel])) for p in n.policies for net in p.remote)
+
+    def policy(self, node: str, dst: int) -> tuple[Policy, Tunnel] | None:
+        """The policy-based IPsec tunnel whose selectors take packets to dst (charon's routes in
+        table 220 come before the main table)."""
+        for plen, nets in self.policies.get(node, ()):
+            hit = nets.get(dst & ((0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF))
+            if hit is not None:
+                return hit
+        return None
 
     @staticmethod
     def _table(n: Node) -> list[tuple[int, dict[int, Route]]]:
@@ -468,6 +506,13 @@ class Forwarding:
         return None
 
 
+def _by_length(items: Iterable[tuple[IPv4Network, tuple[Policy, Tunnel]]]) -> list[tuple[int, dict[int, tuple[Policy, Tunnel]]]]:
+    by_len: dict[int, dict[int, tuple[Policy, Tunnel]]] = {}
+    for net, value in items:
+        by_len.setdefault(net.prefixlen, {}).setdefault(int(net.network_address), value)
+    return sorted(by_len.items(), reverse=True)
+
+
 def _owners(plan: Plan) -> dict[IPv4Address, tuple[Node, Iface]]:
     """Who answers on each (non-tunnel) address: the next hop of a route is looked up here."""
     return {IPv4Address(a): o for a, o in Forwarding(plan).owners.items()}
@@ -484,9 +529,12 @@ def trace(plan: Plan, src: str, dst: IPv4Address, limit: int = 32,
 def traces(plan: Plan, src: str, dst: IPv4Address, limit: int = 32, index: Forwarding | None = None,
            most: int = 16, detail: bool = True) -> list[tuple[list[Hop], int]]:
     """Every path the expected routes allow (equal-cost routes branch; at most `most` of them).
-    Without `detail` the hops carry no route text or notes (counting routers is all a ping needs)."""
+    Without `detail` the hops carry no route text or notes (counting routers is all a ping needs).
+    The packet's source is src's first address (a policy-based IPsec tunnel checks it)."""
     fw = index if index is not None else Forwarding(plan)
     target = int(dst)
+    first = plan.node(src).address
+    source = int(first) if first is not None else None
     done: list[tuple[list[Hop], int]] = []
 
     def walk(node: Node, in_if: str | None, hops: list[Hop]) -> None:
@@ -495,6 +543,12 @@ def traces(plan: Plan, src: str, dst: IPv4Address, limit: int = 32, index: Forwa
         if target in fw.own[node.name]:
             path = [*hops, Hop(node.name, in_if, None, None, "delivered")]
             done.append((path, sum(h.forwards for h in path)))
+            return
+        policy = fw.policy(node.name, target) if fw.policies else None
+        if policy is not None:
+            crossed = _policy_hops(plan, fw, node, in_if, bool(hops), policy, source, dst, detail)
+            if crossed is not None:
+                walk(plan.node(crossed[1].node), crossed[1].out_if, [*hops, *crossed])
             return
         route = fw.lookup(node.name, target)
         if route is None:
@@ -509,13 +563,14 @@ def traces(plan: Plan, src: str, dst: IPv4Address, limit: int = 32, index: Forwa
                 if outer is None or fw.lookup(peer.name, int(end.remote)) is None:
                     continue          # the underlay cannot carry it (an interface is down)
                 if not detail:
-                    walk(peer, end.peer_ifname, [*hops, Hop(node.name, in_if, "", dev, "", forwards),
+                    walk(peer, end.peer_ifname, [*hops, Hop(node.name, in_if, "", dev, "", forwards, tunnel.name),
                                                  Hop(peer.name, end.underlay_if, None, end.peer_ifname)])
                     continue
                 note = (f"{dev} ({tunnel.type}) adds the outer header {end.local} > {end.remote} "
                         f"(IP protocol {tunnel.ip_proto}); the outer packet matches "
                         f"`{outer.text()}` and leaves on {outer.dev}")
-                walk(peer, end.peer_ifname, [*hops, Hop(node.name, in_if, route.text(), dev, note, forwards),
+                walk(peer, end.peer_ifname, [*hops, Hop(node.name, in_if, route.text(), dev, note, forwards,
+                                                        tunnel.name),
                                              Hop(peer.name, end.underlay_if, None, end.peer_ifname,
                                                  f"removes the outer header; the inner packet arrives on {end.peer_ifname}")])
                 continue
@@ -526,6 +581,33 @@ def traces(plan: Plan, src: str, dst: IPv4Address, limit: int = 32, index: Forwa
 
     walk(plan.node(src), None, [])
     return done
+
+
+def _policy_hops(plan: Plan, fw: Forwarding, node: Node, in_if: str | None, forwards: bool,
+                 found: tuple[Policy, Tunnel], source: int | None, dst: IPv4Address,
+                 detail: bool) -> tuple[Hop, Hop] | None:
+    """A packet a policy-based IPsec tunnel takes: ESP to the peer, which decrypts it and routes
+    it on (the hop out and the hop in), or None when it is lost: its source is outside the
+    policy's local prefixes (charon's route takes it, no security policy matches), or the underlay
+    cannot carry ESP to the peer."""
+    policy, tunnel = found
+    if source is not None and not any(int(net.network_address) <= source <= int(net.broadcast_address)
+                                      for net in policy.local):
+        return None
+    end = tunnel.end(node.name)
+    peer = tunnel.peer(end)
+    outer = fw.lookup(node.name, int(end.remote))
+    if outer is None or fw.lookup(peer.node, int(end.remote)) is None:
+        return None
+    if not detail:
+        return (Hop(node.name, in_if, "", end.underlay_if, "", forwards, tunnel.name),
+                Hop(peer.node, peer.underlay_if, None, peer.underlay_if))
+    net = next(n for n in policy.remote if dst in n)
+    return (Hop(node.name, in_if, f"{net} (IPsec policy {tunnel.name})", outer.dev,
+                f"ESP in UDP 4500 {end.local} > {end.remote} carries it encrypted; the outer packet matches "
+                f"`{outer.text()}`", forwards, tunnel.name),
+            Hop(peer.node, peer.underlay_if, None, peer.underlay_if,
+                f"decrypts the ESP packet (its policy for {tunnel.name} lets it in) and routes the inner packet"))
 
 
 def _branches(route: Route) -> list[tuple[str | None, str]]:
@@ -596,8 +678,7 @@ def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset(), walks_too: 
         back = traces(plan, b.name, a.address, index=index, detail=False)
         if usage is not None:
             paths = traces(plan, a.name, b.address, index=index, detail=False) + back
-            usage[(a.name, b.name)] = frozenset(index.tunnel_of[(h.node, h.out_if or "")].name for hops, _ in paths
-                                                for h in hops if (h.node, h.out_if or "") in index.tunnel_of)
+            usage[(a.name, b.name)] = frozenset(h.tunnel for hops, _ in paths for h in hops if h.tunnel)
         if not there or not back:
             warnings.append(f"{a.name} cannot reach {b.name}: no tunnel path between their sites")
             unreachable.append((a.name, b.name))
@@ -606,7 +687,7 @@ def _pings_and_walks(plan: Plan, down: frozenset[str] = frozenset(), walks_too: 
         pings.append(Ping(a.name, b.name, b.address, ttls[0], alt_ttls=tuple(ttls[1:])))
         walks.append(Walk(a.name, b.name, a.address, b.address, tuple(there[0][0])))
     for t in plan.tunnels:
-        if t.name in down:
+        if t.name in down or t.policy:
             continue
         for e in t.ends:
             peer = t.peer(e)
@@ -618,13 +699,12 @@ def _captures(plan: Plan, walks: list[Walk]) -> tuple[Capture, ...]:
     """One capture per tunnel: the first server ping whose path enters that tunnel, with the inner
     TTL it has on the sender's LAN and when it enters the tunnel (after every router before)."""
     first: dict[str, tuple[Walk, int]] = {}     # tunnel -> the first walk entering it, and where
-    entering = {(e.node, e.ifname): t.name for t in plan.tunnels for e in t.ends}
     for w in walks:                             # each walk once, not once per tunnel
         here: set[str] = set()
         multipath = False
         for i, h in enumerate(w.hops):
             multipath = multipath or "nexthop" in (h.route or "")
-            name = entering.get((h.node, h.out_if or "")) if h.route else None
+            name = h.tunnel if h.route else None
             if name is None or name in here:
                 continue
             here.add(name)              # only where the walk first enters it counts
@@ -632,16 +712,15 @@ def _captures(plan: Plan, walks: list[Walk]) -> tuple[Capture, ...]:
                 first.setdefault(name, (w, i))
     out = []
     for t in plan.tunnels:
-        ends = {(e.node, e.ifname): e for e in t.ends}
         if t.name in first:
             w, at = first[t.name]
-            hop = w.hops[at]
-            end = ends[(hop.node, hop.out_if or "")]
+            end = t.end(w.hops[at].node)
             src = plan.node(w.src)
             routers = sum(h.forwards for h in w.hops[:at + 1])
-            out.append(Capture(t.name, end.node, end.underlay_if, end.ifname, w.src, src.interfaces[0].name,
-                               w.src_address, w.dst_address, end.local, end.remote, t.ip_proto,
-                               PING_PAYLOAD_FRAME, ETH_HLEN + tunnel_type(t.type).wire_len(PING_PAYLOAD_FRAME - ETH_HLEN, t.mtu),
+            ttype = tunnel_type(t.type, t.crypto.mode if t.crypto else None)
+            out.append(Capture(t.name, end.node, end.underlay_if, "" if t.policy else end.ifname, w.src,
+                               src.interfaces[0].name, w.src_address, w.dst_address, end.local, end.remote, t.ip_proto,
+                               PING_PAYLOAD_FRAME, ETH_HLEN + ttype.wire_len(PING_PAYLOAD_FRAME - ETH_HLEN, t.mtu),
                                INITIAL_TTL,
                                INITIAL_TTL - routers))
     return tuple(out)

@@ -117,12 +117,34 @@ class Tunnel:
     subnet: IPv4Network
     ends: tuple[TunnelEnd, TunnelEnd]
     crypto: Crypto | None = None      # encrypted tunnels (tunnels.EncryptedType)
+    # Policy-based IPsec: no interface or addresses (its ends' ifname is only a key, POLICY_IF);
+    # ESP carries the packets the ends' Policy covers.
+    policy: bool = False
 
     def end(self, node: str) -> TunnelEnd:
         return self.ends[0] if self.ends[0].node == node else self.ends[1]
 
     def peer(self, end: TunnelEnd) -> TunnelEnd:
         return self.ends[1] if end is self.ends[0] else self.ends[0]
+
+
+def policy_ifname(tunnel: str) -> str:
+    """The key a policy-based tunnel's end has where other tunnels have their interface name
+    (a blank in it: never a real interface, never printed as one)."""
+    return f"policy {tunnel}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Policy-based IPsec at one end: the prefixes its security policies cover (VyOS `tunnel N
+    local/remote prefix`, strongSwan's traffic selectors). A packet from `local` to `remote` goes
+    out encrypted to the peer whatever the main table says: charon's routes in table 220 come
+    first. The plan derives them from static routing: `remote` is what this end routes over the
+    tunnel, `local` what the peer routes over it."""
+
+    tunnel: str
+    local: tuple[IPv4Network, ...]
+    remote: tuple[IPv4Network, ...]
 
 
 @dataclass(frozen=True)
@@ -241,6 +263,7 @@ class Node:
     bgp: BgpConfig | None = None
     tunnel_ttl: int | None = None               # an explicit outer TTL on every tunnel (dynamic routing)
     wireguard_key_output: str | None = None     # the rendered key file VyOS 1.2 reads (lab-relative path)
+    policies: tuple[Policy, ...] = ()           # policy-based IPsec tunnels' prefixes (routing: static)
 
     def iface(self, name: str) -> Iface:
         return next(i for i in self.interfaces if i.name == name)
@@ -275,6 +298,7 @@ class Hop:
     out_if: str | None
     note: str = ""
     forwards: bool = False            # a router passing the packet on (its TTL goes down by one)
+    tunnel: str | None = None         # the tunnel the packet enters here
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from .contract import LabContract, NodeSpec, RouteSpec, TunnelEndSpec, TunnelSpec
+from .contract import CryptoEndSpec, CryptoSpec, LabContract, NodeSpec, RouteSpec, TunnelEndSpec, TunnelSpec
 from .errors import ClabgenError, Problem
 from .tunnels import checksum
 
@@ -145,6 +145,20 @@ def _branches(r: RouteSpec) -> list[tuple[str | None, str]]:
     return [(h.via, h.dev) for h in r.nexthops] if r.nexthops else [(r.via, r.dev)]
 
 
+Policy = tuple[CryptoSpec, tuple[IPv4Network, ...], tuple[IPv4Network, ...], CryptoEndSpec, CryptoEndSpec]
+
+
+def _policies(contract: LabContract) -> dict[str, list[Policy]]:
+    """Each gateway's policy-based IPsec tunnels: (spec, remote prefixes, local prefixes, its end, the peer's)."""
+    out: dict[str, list[Policy]] = {}
+    for spec in contract.crypto:
+        for mine, peer in ((spec.ends[0], spec.ends[1]), (spec.ends[1], spec.ends[0])):
+            if mine.remote_ts:
+                out.setdefault(mine.node, []).append((spec, tuple(IPv4Network(n) for n in mine.remote_ts),
+                                                      tuple(IPv4Network(n) for n in mine.local_ts), mine, peer))
+    return out
+
+
 def predict(contract: LabContract, src: str, dst: IPv4Address,
             routes: Mapping[str, tuple[RouteSpec, ...]] | None = None) -> list[Path]:
     """Every path the routes allow from src to dst (equal-cost routes branch), and the paths that
@@ -157,10 +171,17 @@ def predict(contract: LabContract, src: str, dst: IPv4Address,
         a, b = t.ends
         ends[(a.node, a.ifname)] = (t, a, b)
         ends[(b.node, b.ifname)] = (t, b, a)
+    policies = _policies(contract)
+    underlay = {(e.node, t.name): e.underlay_if for t in contract.tunnels for e in t.ends}
+    first = next((i.address for i in nodes[src].interfaces if i.address), None)
+    source = IPv4Interface(first).ip if first else None
     found: list[Path] = []
 
     def mtu_of(node: NodeSpec, ifname: str) -> int | None:
         return next((i.mtu for i in node.interfaces if i.name == ifname), None)
+
+    def spec_mtu(tunnel: str) -> int | None:
+        return next((t.mtu for t in contract.tunnels if t.name == tunnel), None)
 
     def wire(node: NodeSpec, ifname: str) -> str:
         peer = next((i.peer for i in node.interfaces if i.name == ifname), None)
@@ -179,11 +200,23 @@ def predict(contract: LabContract, src: str, dst: IPv4Address,
         if hop and ttl <= 1:
             found.append(Path((*stops, Stop(hop, name, in_if, ttl, note="TTL runs out")), False))
             return
+        out_ttl = ttl - 1 if hop else ttl
+        policy = next((p for p in policies.get(name, ()) if any(dst in n for n in p[1])), None)
+        if policy is not None:        # charon's routes in table 220 come before the main table
+            spec, remote, local, here, there = policy
+            encap = (f"ipsec policy {spec.tunnel}: ESP in UDP 4500 {here.local} > {here.remote}, "
+                     f"{wire(node, underlay[(name, spec.tunnel)])}")
+            stop = Stop(hop, name, in_if, ttl, f"{next(n for n in remote if dst in n)} (IPsec policy {spec.tunnel})",
+                        None, spec_mtu(spec.tunnel), encap)
+            if source is not None and not any(source in n for n in local):
+                found.append(Path((*stops, stop), False))   # outside its local prefixes: dropped
+                return
+            walk(there.node, "(decrypted ESP)", out_ttl, hop + 1, [*stops, stop], seen | {name})
+            return
         route = _lookup(tables.get(name, ()), dst)
         if route is None:
             found.append(Path((*stops, Stop(hop, name, in_if, ttl, note=f"no route to {dst}")), False))
             return
-        out_ttl = ttl - 1 if hop else ttl
         for via, dev in _branches(route):
             tunnel = ends.get((name, dev))
             if tunnel is not None:

@@ -259,6 +259,25 @@ IPSEC = IpsecGreType("ipsec", "RFC 4303 + RFC 3948 (GRE over IPsec)", ip_proto=U
 # No gso_type: a BPF tunnel hands its packets straight to the underlay, past the route into
 # userspace ESP, so GRE over IPsec never runs on the BPF backend.
 
+
+@dataclass(frozen=True)
+class IpsecPolicyType(IpsecGreType):
+    """Policy-based IPsec (`ipsec: {mode: policy}`): ESP carries the LAN packets themselves, picked
+    by the security policies' prefixes; no tunnel interface, no GRE. The MTU is ESP's alone."""
+
+    def max_mtu(self, underlay_mtu: int) -> int:
+        return min(esp_max_inner(underlay_mtu), LIBIPSEC_MTU)
+
+    def wire_len(self, inner: int, mtu: int) -> int:
+        return esp_len(inner)
+
+
+# Not a type of its own in the intent (`type: ipsec` with `mode: policy`): tunnel_type(name, mode).
+IPSEC_POLICY = IpsecPolicyType("ipsec", "RFC 4301 + RFC 4303 + RFC 3948 (policy-based IPsec)", ip_proto=UDP,
+                               overhead=62, linux_mode="", vyos_encapsulation="", kernel_kind="", netlink_prefix="",
+                               endpoint_attrs=("", ""), daemon="ipsec", ifname_prefix="", ifname_kind="policy")
+POLICY_MODE = "policy"
+
 TUNNEL_TYPES: dict[str, TunnelType] = {t.name: t for t in (IPIP, GRE, WIREGUARD, IPSEC)}
 DEFAULT_TYPE = IPIP.name   # a tunnel that names no `type:` (the seed's)
 # The first type of each kernel link kind (ipsec's GRE device is gre's).
@@ -267,8 +286,10 @@ for _t in TUNNEL_TYPES.values():
     KERNEL_KINDS.setdefault(_t.kernel_kind, _t)
 
 
-def tunnel_type(name: str) -> TunnelType:
-    """The entry for `name`; an unknown name lists the valid ones."""
+def tunnel_type(name: str, mode: str | None = None) -> TunnelType:
+    """The entry for `name` (and an IPsec `mode`); an unknown name lists the valid ones."""
+    if mode == POLICY_MODE and name == IPSEC.name:
+        return IPSEC_POLICY
     try:
         return TUNNEL_TYPES[name]
     except KeyError:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from .contract import CaptureSpec, CryptoEndSpec, CryptoSpec
 from .labdir import RenderedLab
 from .runtimes.base import NodeHandle, Runtime
-from .tunnels import tunnel_type
+from .tunnels import POLICY_MODE, tunnel_type
 from .verify import ETH_HLEN, Check, Probe, _drain, _ip, _open_capture, _probe_in, _send_probe
 
 HANDSHAKE_WAIT = 8.0        # seconds to wait for a handshake / established SAs
@@ -91,6 +91,7 @@ _SA = re.compile(r"^(\S+): #\d+, (\w+), (IKEv\d)", re.M)
 _ADDR = re.compile(r"^\s+(local|remote)\s+'[^']*' @ ([0-9.]+)\[(\d+)\]", re.M)
 _CHILD = re.compile(r"^\s+(\S+): #\d+, reqid \d+, (\w+), ([\w-]+), (\S+)", re.M)
 _CHILD_TS = re.compile(r"^\s+(local|remote)\s+([0-9./]+\S*)$", re.M)
+_CHILD_TS_ALL = re.compile(r"^\s+(local|remote)\s+([0-9./\[\]]+(?: [0-9./\[\]]+)*)\s*$", re.M)
 
 
 def ike_sas(text: str) -> list[dict[str, str]]:
@@ -112,14 +113,30 @@ def ike_sas(text: str) -> list[dict[str, str]]:
             sa.update(child=child.group(2), mode=child.group(3), esp=child.group(4))
             ts = dict(_CHILD_TS.findall(b[child.end():]))
             sa["ts"] = f"{ts.get('local', '?')} === {ts.get('remote', '?')}"
+        sa["installed_ts"] = _installed_ts(b)
         out.append(sa)
     return out
+
+
+def _installed_ts(block: str) -> str:
+    """Every INSTALLED CHILD_SA's traffic selectors in an IKE SA's block, as "local|remote" with
+    each side's prefixes sorted and space-separated (VyOS 1.2 has a CHILD_SA per prefix pair)."""
+    local: set[str] = set()
+    remote: set[str] = set()
+    for child in re.split(r"(?m)^(?=\s+\S+: #\d+, reqid)", block)[1:]:
+        head = _CHILD.search(child)
+        if head is None or head.group(2) != "INSTALLED":
+            continue
+        for side, nets in _CHILD_TS_ALL.findall(child):
+            (local if side == "local" else remote).update(nets.split())
+    return f"{' '.join(sorted(local))}|{' '.join(sorted(remote))}"
 
 
 def _ipsec(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle], spec: CryptoSpec,
            end: CryptoEndSpec, peer: str) -> Check:
     label = "IPsec security associations"
     swanctl = ["env", "STRONGSWAN_CONF=/run/strongswan.conf", "swanctl"]
+    want_ts = f"{' '.join(sorted(end.local_ts))}|{' '.join(sorted(end.remote_ts))}"
     deadline = time.monotonic() + HANDSHAKE_WAIT
     while True:
         code, text = _cli(lab, runtime, handles, end.node, [*swanctl, "--list-sas"])
@@ -129,9 +146,15 @@ def _ipsec(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle], s
                          f"`vpn ipsec` peer {end.remote}, or the daemon died): swanctl --list-sas: {_said(text)}")
         mine = [s for s in ike_sas(text) if s.get("local") == end.local and s.get("remote") == end.remote]
         good = [s for s in mine if s["state"] == "ESTABLISHED" and s.get("child") == "INSTALLED"]
+        if end.local_ts:
+            good = [s for s in good if s["installed_ts"] == want_ts]
         if good or time.monotonic() > deadline:
             break
         time.sleep(0.2)
+    if not good and end.local_ts and any(s.get("child") == "INSTALLED" for s in mine):
+        got = next(s["installed_ts"] for s in mine if s.get("child") == "INSTALLED")
+        return Check("crypto", end.node, label, False,
+                     f"the CHILD_SAs with {peer} cover {_ts_text(got)}, the policy says {_ts_text(want_ts)}")
     if not good:
         seen = ", ".join(f"{s['state']}/{s.get('child', 'no CHILD_SA')}" for s in mine) or "none"
         why = _charon_said(lab, runtime, handles, end.node)
@@ -142,7 +165,13 @@ def _ipsec(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle], s
     s = good[0]
     return Check("crypto", end.node, label, True,
                  f"IKE SA {s['state']} with {peer} ({s['version']} {s.get('ike', '')}), CHILD_SA {s['child']} "
-                 f"{s.get('mode', '')} {s.get('esp', '')}, {s.get('ts', '')}")
+                 f"{s.get('mode', '')} {s.get('esp', '')}, "
+                 + (f"policies {_ts_text(want_ts)}" if end.local_ts else s.get('ts', '')))
+
+
+def _ts_text(ts: str) -> str:
+    local, _, remote = ts.partition("|")
+    return f"{local.replace(' ', ', ') or 'nothing'} === {remote.replace(' ', ', ') or 'nothing'}"
 
 
 def _charon_said(lab: RenderedLab, runtime: Runtime, handles: dict[str, NodeHandle], node: str) -> str:
@@ -194,18 +223,29 @@ def mtu_checks(lab: RenderedLab, handles: dict[str, NodeHandle], down: frozenset
         if spec.tunnel in down:
             continue
         a, b = tunnel.ends
-        peer = b.address.split("/")[0]
-        fits = handles[a.node].exec(["ping", "-n", "-c", "1", "-W", "2", "-M", "do", "-s", str(tunnel.mtu - 28), peer])
-        over = handles[a.node].exec(["ping", "-n", "-c", "1", "-W", "2", "-M", "do", "-s", str(tunnel.mtu - 27), peer])
+        peer, source, label = b.address.split("/")[0], [], f"{a.ifname} MTU {tunnel.mtu}"
+        if tunnel.policy:         # gateway to gateway inside the policy: LAN address to LAN address
+            peer, mine = (_lan_address(lab, e.node) for e in (b, a))
+            source, label = ["-I", mine], f"{spec.tunnel} MTU {tunnel.mtu}"
+        ping = ["ping", "-n", "-c", "1", "-W", "2", "-M", "do", *source, "-s"]
+        fits = handles[a.node].exec([*ping, str(tunnel.mtu - 28), peer])
+        over = handles[a.node].exec([*ping, str(tunnel.mtu - 27), peer])
         problems = []
         if fits.returncode != 0:
             problems.append(f"a DF ping of {tunnel.mtu} bytes (the tunnel MTU) got no reply")
-        if over.returncode == 0:
+        # The kernel's XFRM takes what fits the underlay: policy-based IPsec's 1400 is userspace ESP's (ipsec0)
+        bound = not tunnel.policy or handles[a.node].exec(["ip", "link", "show", "ipsec0"]).returncode == 0
+        if over.returncode == 0 and bound:
             problems.append(f"a DF ping of {tunnel.mtu + 1} bytes crossed, so the MTU is not {tunnel.mtu}")
-        out.append(Check("mtu", a.node, f"{a.ifname} MTU {tunnel.mtu}", not problems, "; ".join(problems) or
+        out.append(Check("mtu", a.node, label, not problems, "; ".join(problems) or
                          f"a DF ping of {tunnel.mtu} bytes to {peer} crosses {spec.type}, {tunnel.mtu + 1} is refused "
                          f"({((over.stdout + over.stderr).strip().splitlines()[1:2] and 'message too long') or 'no reply'})"))
     return out
+
+
+def _lan_address(lab: RenderedLab, node: str) -> str:
+    lan = next(i for i in lab.contract.node(node).interfaces if i.role == "lan" and i.address)
+    return (lan.address or "").split("/")[0]
 
 
 def link_problems(kind: str | None, ttype_name: str) -> list[str]:
@@ -222,13 +262,15 @@ def check_capture(lab: RenderedLab, handles: dict[str, NodeHandle], cap: Capture
     label = f"{cap.iface} {cap.tunnel} encrypted"
     spec = lab.contract.crypto_of(cap.tunnel)
     tunnel = next(t for t in lab.contract.tunnels if t.name == cap.tunnel)
-    ttype = tunnel_type(tunnel.type)
+    ttype = tunnel_type(tunnel.type, POLICY_MODE if tunnel.policy else None)
     end = next((e for e in spec.ends if e.node == cap.node), None) if spec else None
     ports = (end.port, end.peer_port) if end else (0, 0)
     probe = Probe.new()
     socks = {"lan": _open_capture(handles[cap.lan_node].netns(), cap.lan_if),
-             "tun": _open_capture(handles[cap.node].netns(), cap.tunnel_if),
              "underlay": _open_capture(handles[cap.node].netns(), cap.iface)}
+    if cap.tunnel_if:             # policy-based IPsec has no tunnel interface
+        socks["tun"] = _open_capture(handles[cap.node].netns(), cap.tunnel_if)
+    inside = ("lan", "tun") if cap.tunnel_if else ("lan",)
     seen: dict[str, int] = {}
     wire: list[tuple[str, str, str, int, int]] = []      # (src, dst, signature or '', frame length, proto)
     clear: list[str] = []
@@ -242,10 +284,10 @@ def check_capture(lab: RenderedLab, handles: dict[str, NodeHandle], cap: Capture
                 for where, s in socks.items():
                     for frame in _drain(s):
                         _look(where, frame, cap, probe, ttype, ports, pair, marker, seen, wire, clear)
-                if "lan" in seen and "tun" in seen and any(w[2] for w in wire if w[0] == cap.outer_src):
+                if all(k in seen for k in inside) and any(w[2] for w in wire if w[0] == cap.outer_src):
                     break
                 time.sleep(0.01)
-            if "lan" in seen and "tun" in seen:
+            if all(k in seen for k in inside):
                 break
         time.sleep(0.05)
         for frame in _drain(socks["underlay"]):      # the reply's way back, too
@@ -289,7 +331,7 @@ def _judge(cap: CaptureSpec, seen: dict[str, int], wire: list[tuple[str, str, st
     problems = []
     if "lan" not in seen:
         problems.append(f"verify's echo request {cap.src_address} > {cap.dst_address} not seen on {cap.lan_node}:{cap.lan_if}")
-    if "tun" not in seen:
+    if "tun" not in seen and cap.tunnel_if:
         problems.append(f"verify's echo request not seen on {cap.node}:{cap.tunnel_if}")
     if clear:
         problems.append("cleartext on the underlay: " + "; ".join(sorted(set(clear))))
@@ -305,8 +347,9 @@ def _judge(cap: CaptureSpec, seen: dict[str, int], wire: list[tuple[str, str, st
         problems.append(f"encrypted packets of {sorted({w[3] for w in out})} bytes, none of the "
                         f"{cap.underlay_frame_len} bytes the probe's should be")
     kinds = sorted({w[2] for w in wire if w[2]})
+    tun = f" and {cap.tunnel_if} ({seen['tun']} B raw IP)" if cap.tunnel_if and "tun" in seen else ""
     detail = "; ".join(problems) or (
-        f"probe seen on {cap.lan_node}:{cap.lan_if} ({seen['lan']} B) and {cap.tunnel_if} ({seen['tun']} B raw IP); "
+        f"probe seen on {cap.lan_node}:{cap.lan_if} ({seen['lan']} B){tun}; "
         f"on {cap.iface} only {', '.join(kinds)} between {cap.outer_src} and {cap.outer_dst} ({len(wire)} packets, "
         f"the probe {cap.underlay_frame_len} B), no probe payload or inner header in clear")
     return not problems, detail

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network
 from typing import Any
 
 from . import platforms, view_crypto
-from .planned import Hop, Node, Plan, Texts, Tunnel, TunnelEnd
+from .planned import Hop, Node, Plan, Policy, Texts, Tunnel, TunnelEnd
 from .tunnels import tunnel_type
 
 
@@ -27,13 +28,14 @@ def lab_view(plan: Plan) -> dict[str, Any]:
     # Mermaid ids: node names may be Mermaid words (`end`) or hold `--`, so the diagram numbers them.
     ids = {n.name: f"n{i}" for i, n in enumerate(plan.nodes)}
     tunnel_of = {(e.node, e.ifname): t for t in plan.tunnels for e in t.ends}
+    policies = {(g.name, p.tunnel): p for g in plan.gateways for p in g.policies}
     texts = Texts()
     return {
         "name": plan.name,
         "nodes": [_node(n, ids, listed) for n in plan.nodes],
         "routes_listed": listed,
         "links": [_link(link, ids) for link in plan.links],
-        "tunnels": [_tunnel(t, ids) for t in plan.tunnels],
+        "tunnels": [_tunnel(t, ids, policies) for t in plan.tunnels],
         "gateways": [_gateway(plan, g, tunnel_of, texts) for g in plan.gateways],
         "pings": [{"src": p.src, "dst": p.dst, "address": str(p.address),
                    "ttl": " or ".join(str(t) for t in (p.ttl, *p.alt_ttls))} for p in plan.pings],
@@ -110,13 +112,24 @@ def _link(link: Any, ids: dict[str, str]) -> dict[str, Any]:
             "label": f"{ai} - {bi} ({seg}, MTU {link.mtu})"}
 
 
-def _tunnel(t: Tunnel, ids: dict[str, str]) -> dict[str, Any]:
+def _tunnel(t: Tunnel, ids: dict[str, str], policies: dict[tuple[str, str], Policy]) -> dict[str, Any]:
     a, b = t.ends
+    if t.policy:
+        label = f"IPsec policy {a.local} - {b.local}"
+        ends = [f"{e.node}: IPsec policy {_nets(policies[(e.node, t.name)].local)} > "
+                f"{_nets(policies[(e.node, t.name)].remote)}" for e in t.ends]
+    else:
+        label = f"{a.ifname} {t.type} {a.address.ip} - {b.address.ip} {b.ifname}"
+        ends = [f"{e.node}:{e.ifname} {e.address}" for e in t.ends]
     return {"name": t.name, "type": t.type, "ip_proto": t.ip_proto, "overhead": t.overhead,
-            "mtu": t.mtu, "a": a.node, "b": b.node, "a_id": ids[a.node], "b_id": ids[b.node],
-            "label": f"{a.ifname} {t.type} {a.address.ip} - {b.address.ip} {b.ifname}",
-            "ends": [{"node": e.node, "ifname": e.ifname, "address": str(e.address),
-                      "local": str(e.local), "remote": str(e.remote)} for e in t.ends]}
+            "mtu": t.mtu, "a": a.node, "b": b.node, "a_id": ids[a.node], "b_id": ids[b.node], "label": label,
+            "policy": t.policy,
+            "ends": [{"node": e.node, "ifname": e.ifname, "address": str(e.address), "text": text,
+                      "local": str(e.local), "remote": str(e.remote)} for e, text in zip(t.ends, ends)]}
+
+
+def _nets(nets: tuple[IPv4Network, ...]) -> str:
+    return ", ".join(str(n) for n in nets) or "nothing"
 
 
 def _gateway(plan: Plan, g: Node, tunnel_of: dict[tuple[str, str], Tunnel], texts: Texts) -> dict[str, Any]:
@@ -180,13 +193,14 @@ def _bgp(g: Node) -> dict[str, Any] | None:
 
 
 def _tunnel_end(g: Node, e: TunnelEnd, t: Tunnel) -> dict[str, Any]:
-    ttype = tunnel_type(t.type)
+    ttype = tunnel_type(t.type, t.crypto.mode if t.crypto else None)
     out = {"ifname": e.ifname, "type": t.type, "mode": ttype.linux_mode, "encapsulation": ttype.vyos_encapsulation,
            "address": str(e.address), "local": str(e.local), "remote": str(e.remote), "mtu": t.mtu,
-           "mtu_in_config": g.iface(e.ifname).mtu_in_config, "peer_node": e.peer_node, "ttl": g.tunnel_ttl,
-           "kind": ttype.ifname_kind, "wireguard": None, "ipsec": None}
+           "mtu_in_config": not t.policy and g.iface(e.ifname).mtu_in_config, "peer_node": e.peer_node,
+           "ttl": g.tunnel_ttl, "kind": ttype.ifname_kind, "wireguard": None, "ipsec": None}
     if t.crypto is not None:
-        out.update(view_crypto.crypto_end(e, t.peer(e), t, t.crypto, e.underlay_if))
+        policy = next((p for p in g.policies if p.tunnel == t.name), None) if t.policy else None
+        out.update(view_crypto.crypto_end(e, t.peer(e), t, t.crypto, e.underlay_if, policy))
     return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .emu.vyos_crypto import DH_NAMES
-from .planned import Crypto, Secret, Tunnel, TunnelEnd
+from .planned import Crypto, Policy, Secret, Tunnel, TunnelEnd
 
 ALLOWED_IPS = "0.0.0.0/0"   # one peer per interface: the routing table decides what enters it
 
@@ -22,8 +22,11 @@ def secret(s: Secret | None) -> dict[str, Any] | None:
     return {"value": s.value, "file": s.file, "lab_only": s.lab_only}
 
 
-def crypto_end(e: TunnelEnd, peer: TunnelEnd, t: Tunnel, c: Crypto, underlay_if: str) -> dict[str, Any]:
-    """What the templates print for one end: `wireguard` or `ipsec` (the other is None)."""
+def crypto_end(e: TunnelEnd, peer: TunnelEnd, t: Tunnel, c: Crypto, underlay_if: str,
+               policy: Policy | None = None) -> dict[str, Any]:
+    """What the templates print for one end: `wireguard` or `ipsec` (the other is None). A
+    policy-based IPsec end lists its prefixes as `pairs` (VyOS 1.2: one `tunnel N` per local and
+    remote prefix, numbered from 1) and as `local_ts`/`remote_ts` (1.4: one tunnel, many prefixes)."""
     mine, theirs = c.end(e.node), c.peer(e.node)
     initiator = t.ends[0].node == e.node
     if t.type == "wireguard":
@@ -38,6 +41,9 @@ def crypto_end(e: TunnelEnd, peer: TunnelEnd, t: Tunnel, c: Crypto, underlay_if:
     return {"wireguard": None, "ipsec": {
         "group": t.name, "peer": peer.node, "local": str(e.local), "remote": str(peer.local),
         "underlay_if": underlay_if, "psk": secret(c.psk), "mode": c.mode,
+        "local_ts": [str(n) for n in policy.local] if policy else [],
+        "remote_ts": [str(n) for n in policy.remote] if policy else [],
+        "pairs": [{"local": str(a), "remote": str(b)} for a in policy.local for b in policy.remote] if policy else [],
         "connection_type": "initiate" if initiator else "respond",
         "ike": {"encryption": ike_enc, "hash": ike_hash, "dh_group": ike_dh, "lifetime": ike_life,
                 "dh_name": DH_NAMES[ike_dh]},

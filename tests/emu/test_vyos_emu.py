@@ -71,7 +71,9 @@ def problems(cfg: Path) -> list[str]:
 def test_checked_in_configs_are_valid(path: Path) -> None:
     cfg = vyos.load(path)
     # static labs: routes; routing labs: what FRR runs; ethernets and lo at least
-    assert (cfg.tunnels or cfg.wireguard) and (cfg.routes or cfg.routing.uses_frr) and len(cfg.interfaces) >= 3
+    policy_based = cfg.ipsec is not None and any(t.remote_ts for p in cfg.ipsec.peers for t in p.tunnels)
+    assert (cfg.tunnels or cfg.wireguard or policy_based) and (cfg.routes or cfg.routing.uses_frr or policy_based)
+    assert len(cfg.interfaces) >= 3
     assert set(cfg.ignored) <= {"system", "service"}
 
 

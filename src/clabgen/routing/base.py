@@ -8,7 +8,7 @@ from ipaddress import IPv4Interface, IPv4Network
 from typing import Protocol
 
 from ..model import Routing
-from ..planned import Adjacency, BgpConfig, OspfConfig, Route, SiteInfo, StaticRoute, Texts, Tunnel
+from ..planned import Adjacency, BgpConfig, OspfConfig, Policy, Route, SiteInfo, StaticRoute, Texts, Tunnel
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class RoutingPlan:
     bgp: Mapping[str, BgpConfig] = field(default_factory=dict)
     adjacencies: tuple[Adjacency, ...] = ()
     tunnel_ttl: int | None = None     # an outer TTL every tunnel states (see routing/ospf.py)
+    policies: Mapping[str, tuple[Policy, ...]] = field(default_factory=dict)   # policy-based IPsec (static)
 
 
 class RoutingProtocol(Protocol):
@@ -76,7 +77,7 @@ def connected(lab: RoutingInput, down_devs: frozenset[tuple[str, str]]) -> dict[
         out[gw].add(loop.network)
     for t in lab.tunnels:
         for e in t.ends:
-            if (e.node, e.ifname) not in down_devs:
+            if (e.node, e.ifname) not in down_devs and not t.policy:
                 out[e.node].add(t.subnet)
     return out
 
