@@ -226,3 +226,56 @@ def test_emulation_refuses_at_file_line(tmp_path: Path) -> None:
     assert "no pre-shared secret for this peer" in str(err.value) and secret.group(1) not in str(err.value)
     parsed = vyos.load(LABS / "ipsec-gre" / "startup-conf" / "gw1.cfg")
     assert secret.group(1) not in repr(parsed.ipsec)          # secrets stay out of reprs (logs)
+
+
+POLICY_HUB = """\
+name: polhub
+defaults:
+  gateway: {platform: vyos-1.2}
+underlay: {subnet: 192.0.2.0/24}
+sites:
+  - {name: hub, lan: 10.7.0.0/24, gateway: hub, servers: [s0]}
+  - {name: a, lan: 10.7.1.0/24, gateway: gwa, servers: [s1]}
+  - {name: b, lan: 10.7.2.0/24, gateway: gwb, servers: [s2]}
+tunnels:
+  - {type: ipsec, ipsec: {mode: policy}, endpoints: [hub, gwa]}
+  - {type: ipsec, ipsec: {mode: policy}, endpoints: [hub, gwb]}
+"""
+
+
+def test_policy_based_ipsec_plan_and_render(tmp_path: Path, oracles: Path) -> None:
+    """Hub and spokes over policy-based IPsec: each end's policy is its LAN to the peer's, mirrored;
+    no tunnel interface, static route or tunnel ping; spoke to spoke is predicted unreachable (no
+    transit through a policy); 1.2 and 1.4 render oracle-clean and the emulation reads the prefixes."""
+    lab = write_lab(tmp_path, POLICY_HUB)
+    p = plan.build(intent.read_lab(lab / "intent.yml"))
+    hub = p.node("hub")
+    assert [(x.tunnel, [str(n) for n in x.local], [str(n) for n in x.remote]) for x in hub.policies] == [
+        ("hub-gwa-ipsec", ["10.7.0.0/24"], ["10.7.1.0/24"]), ("hub-gwb-ipsec", ["10.7.0.0/24"], ["10.7.2.0/24"])]
+    assert [(x.local, x.remote) for x in p.node("gwa").policies] == [(hub.policies[0].remote, hub.policies[0].local)]
+    assert not hub.static_routes and all(i.role != "tunnel" for i in hub.interfaces)
+    assert {(x.src, x.dst) for x in p.pings} == {("s0", "s1"), ("s0", "s2"), ("s1", "s0"), ("s2", "s0")}
+    assert "s1 cannot reach s2: no tunnel path between their sites" in p.warnings
+    assert all(t.policy and t.mtu == 1400 for t in p.tunnels)
+    assert [c.underlay_frame_len for c in p.captures] == [14 + tunnels.esp_len(84)] * 2 == [162, 162]
+    for release in ("1.2", "1.4"):
+        text = POLICY_HUB.replace("vyos-1.2", f"vyos-{release}")
+        (tmp_path / release).mkdir()
+        out = write_lab(tmp_path / release, text)
+        cfg = out / "startup-conf" / "hub.cfg"
+        result = subprocess.run([sys.executable, str(oracles / "vyos" / "vyos_syntax.py"), "--release", release,
+                                 str(cfg), str(cfg.with_suffix(".set"))], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        peers = vyos.load(cfg).ipsec.peers        # type: ignore[union-attr]
+        assert [(t.local_ts, t.remote_ts, t.protocol) for peer in peers for t in peer.tunnels] == [
+            (("10.7.0.0/24",), ("10.7.1.0/24",), None), (("10.7.0.0/24",), ("10.7.2.0/24",), None)]
+        assert not re.search(r"(?m)^(protocols \{|    tunnel tun)", cfg.read_text())   # no static route, no interface
+
+
+def test_esp_framing_per_cipher() -> None:
+    """AES-GCM: IV 8, 4-byte padding, ICV 16; AES-CBC: IV 16, 16-byte blocks, the HMAC's ICV."""
+    assert tunnels.esp_len(84) == 20 + 8 + 8 + 8 + 88 + 16
+    assert tunnels.esp_len(84, ("aes256", "sha256")) == 20 + 8 + 8 + 16 + 96 + 16 == 164
+    assert tunnels.esp_len(84, ("aes128", "sha1")) == 20 + 8 + 8 + 16 + 96 + 12
+    assert tunnels.esp_max_inner(1500, ("aes128", "sha512")) == 1406   # 1406 + 2 -> 1408 (88 blocks) + 32 + 52 = 1492
+    assert tunnels.IPSEC_POLICY.max_mtu(1500) == 1400 and tunnels.IPSEC_POLICY.max_mtu(1200) == 1138

@@ -161,8 +161,9 @@ def _tunnels(lab: Lab, problems: Problems) -> None:
             pname = gw.platform or lab.defaults.gateway_platform
             if not platforms.load(pname).supports(t.type):
                 problems.add(t.at("type"), f"platform {pname} of {name} does not support tunnel type {t.type!r}")
-        if ttype and t.mtu is not None and t.mtu > ttype.max_mtu(lab.underlay.mtu):
-            limit = ttype.max_mtu(lab.underlay.mtu)
+        esp = (t.crypto.esp.encryption, t.crypto.esp.hash) if t.crypto else None
+        if ttype and t.mtu is not None and t.mtu > ttype.max_mtu(lab.underlay.mtu, esp):
+            limit = ttype.max_mtu(lab.underlay.mtu, esp)
             problems.add(t.at("mtu"), f"tunnel MTU {t.mtu} is above {limit}, the underlay MTU {lab.underlay.mtu} "
                                       f"minus {ttype.overhead} bytes of {t.type} overhead")
 
@@ -209,7 +210,7 @@ def tunnel_mtu(lab: Lab, t: Tunnel) -> int:
     ttype = tunnel_type(t.type, t.crypto.mode if t.crypto else None)
     if t.mtu is not None:
         return t.mtu
-    mtu = ttype.max_mtu(lab.underlay.mtu)
+    mtu = ttype.max_mtu(lab.underlay.mtu, (t.crypto.esp.encryption, t.crypto.esp.hash) if t.crypto else None)
     if t.policy:
         return mtu
     gateways = {s.gateway.name: s.gateway for s in lab.sites}
@@ -266,7 +267,7 @@ def _routing(lab: Lab, problems: Problems) -> None:
         if t.policy and dynamic and t.crypto is not None:
             problems.add(t.crypto.at("mode"), f"routing {r.type} needs a tunnel interface to run over; a "
                                               "policy-based IPsec tunnel has none",
-                         "use mode: gre (GRE over IPsec) for routing over IPsec, or routing: static")
+                         "mode: gre runs routing protocols over GRE inside IPsec; or use routing: static")
     if dynamic:
         _loopbacks(lab, problems)
     if r.type == "ospf":

@@ -44,7 +44,7 @@ def no_interface(r: Reader, m: dict[str, Y]) -> None:
         if key in m:
             r.problems.add(m[key].key_where or m[key].where,
                            f"a policy-based IPsec tunnel has no {key}: it has no tunnel interface",
-                           "leave it out (ESP carries the LANs' packets, its MTU is derived), or use mode: gre")
+                           "leave it out: ESP carries the LANs' packets and its MTU is derived; or use mode: gre")
 
 
 def path(r: Reader, y: Y) -> str | None:

@@ -720,7 +720,8 @@ def _captures(plan: Plan, walks: list[Walk]) -> tuple[Capture, ...]:
             ttype = tunnel_type(t.type, t.crypto.mode if t.crypto else None)
             out.append(Capture(t.name, end.node, end.underlay_if, "" if t.policy else end.ifname, w.src,
                                src.interfaces[0].name, w.src_address, w.dst_address, end.local, end.remote, t.ip_proto,
-                               PING_PAYLOAD_FRAME, ETH_HLEN + ttype.wire_len(PING_PAYLOAD_FRAME - ETH_HLEN, t.mtu),
+                               PING_PAYLOAD_FRAME, ETH_HLEN + ttype.wire_len(PING_PAYLOAD_FRAME - ETH_HLEN, t.mtu,
+                                                                      t.crypto.esp[:2] if t.crypto else None),
                                INITIAL_TTL,
                                INITIAL_TTL - routers))
     return tuple(out)

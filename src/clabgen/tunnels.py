@@ -83,11 +83,12 @@ class TunnelType:
     def encrypted(self) -> bool:
         return False
 
-    def max_mtu(self, underlay_mtu: int) -> int:
-        """The largest inner packet one underlay packet of `underlay_mtu` bytes carries whole."""
+    def max_mtu(self, underlay_mtu: int, esp: tuple[str, str] | None = None) -> int:
+        """The largest inner packet one underlay packet of `underlay_mtu` bytes carries whole
+        (`esp`: the ESP encryption and hash, for the types IPsec protects)."""
         return underlay_mtu - self.overhead
 
-    def wire_len(self, inner: int, mtu: int) -> int:
+    def wire_len(self, inner: int, mtu: int, esp: tuple[str, str] | None = None) -> int:
         """Length of the outer IP packet carrying an inner IP packet of `inner` bytes (tunnel MTU `mtu`)."""
         return inner + self.overhead
 
@@ -167,7 +168,7 @@ class WireGuardType(EncryptedType):
     def kernel_link(self, ifname: str, local: str, remote: str) -> dict[str, Any]:
         return {"ifname": ifname, "kind": self.kernel_kind}
 
-    def wire_len(self, inner: int, mtu: int) -> int:
+    def wire_len(self, inner: int, mtu: int, esp: tuple[str, str] | None = None) -> int:
         padded = min(-(-inner // 16) * 16, max(mtu, inner))
         return 20 + 8 + WG_HEADER + padded
 
@@ -182,12 +183,21 @@ class WireGuardType(EncryptedType):
                 4: "WireGuard data"}[kind]
 
 
-def esp_len(inner: int) -> int:
-    """ESP in UDP, tunnel mode, AES-GCM with a 16-byte ICV (RFC 4106/3948): outer IP 20 + UDP 8 +
-    SPI and sequence 8 + IV 8 + the inner packet, padded so that it and the 2-byte trailer end on a
-    4-byte boundary, + ICV 16."""
+# ESP's framing per encryption (IV bytes, padding block) and, for CBC, the HMAC's truncated ICV (RFC 4868)
+ESP_IV = {"aes128gcm128": (8, 4), "aes256gcm128": (8, 4), "aes128": (16, 16), "aes256": (16, 16)}
+ESP_ICV = {"sha1": 12, "sha256": 16, "sha384": 24, "sha512": 32}
+ESP_DEFAULT = ("aes128gcm128", "sha256")
+
+
+def esp_len(inner: int, esp: tuple[str, str] | None = None) -> int:
+    """ESP in UDP, tunnel mode (RFC 4303/3948): outer IP 20 + UDP 8 + SPI and sequence 8 + IV +
+    the inner packet, padded so that it and the 2-byte trailer end on the cipher's block (AES-GCM:
+    IV 8, 4 bytes, ICV 16 (RFC 4106); AES-CBC: IV 16, 16 bytes, the HMAC's ICV)."""
+    encryption, hash_ = esp or ESP_DEFAULT
+    iv, block = ESP_IV[encryption]
+    icv = 16 if encryption.endswith("gcm128") else ESP_ICV[hash_]
     body = inner + 2
-    return 20 + 8 + 8 + 8 + body + (-body % 4) + 16
+    return 20 + 8 + 8 + iv + body + (-body % block) + icv
 
 
 # strongSwan's userspace ESP (kernel-libipsec, 5.9) reads its TUN device ipsec0 with a buffer of
@@ -197,10 +207,10 @@ def esp_len(inner: int) -> int:
 LIBIPSEC_MTU = 1400
 
 
-def esp_max_inner(underlay_mtu: int) -> int:
+def esp_max_inner(underlay_mtu: int, esp: tuple[str, str] | None = None) -> int:
     """The largest inner packet esp_len() fits into one underlay packet."""
     inner = underlay_mtu - 62
-    while inner > 0 and esp_len(inner) > underlay_mtu:
+    while inner > 0 and esp_len(inner, esp) > underlay_mtu:
         inner -= 1
     return inner
 
@@ -211,11 +221,11 @@ class IpsecGreType(EncryptedType, GreType):
     UDP 4500, tunnel mode, AES-GCM), so routing protocols run encrypted over an ordinary tunnel
     interface. The GRE part is the gre entry's, the MTU what is left after GRE and ESP."""
 
-    def max_mtu(self, underlay_mtu: int) -> int:
-        return min(esp_max_inner(underlay_mtu), LIBIPSEC_MTU) - 24
+    def max_mtu(self, underlay_mtu: int, esp: tuple[str, str] | None = None) -> int:
+        return min(esp_max_inner(underlay_mtu, esp), LIBIPSEC_MTU) - 24
 
-    def wire_len(self, inner: int, mtu: int) -> int:
-        return esp_len(inner + 24)
+    def wire_len(self, inner: int, mtu: int, esp: tuple[str, str] | None = None) -> int:
+        return esp_len(inner + 24, esp)
 
     def wire_signature(self, proto: int, payload: bytes | memoryview, ports: tuple[int, int]) -> str | None:
         if proto == ESP:
@@ -265,11 +275,11 @@ class IpsecPolicyType(IpsecGreType):
     """Policy-based IPsec (`ipsec: {mode: policy}`): ESP carries the LAN packets themselves, picked
     by the security policies' prefixes; no tunnel interface, no GRE. The MTU is ESP's alone."""
 
-    def max_mtu(self, underlay_mtu: int) -> int:
-        return min(esp_max_inner(underlay_mtu), LIBIPSEC_MTU)
+    def max_mtu(self, underlay_mtu: int, esp: tuple[str, str] | None = None) -> int:
+        return min(esp_max_inner(underlay_mtu, esp), LIBIPSEC_MTU)
 
-    def wire_len(self, inner: int, mtu: int) -> int:
-        return esp_len(inner)
+    def wire_len(self, inner: int, mtu: int, esp: tuple[str, str] | None = None) -> int:
+        return esp_len(inner, esp)
 
 
 # Not a type of its own in the intent (`type: ipsec` with `mode: policy`): tunnel_type(name, mode).

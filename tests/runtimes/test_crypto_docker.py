@@ -1,4 +1,4 @@
-"""Encrypted tunnels in containers: labs/wireguard and labs/ipsec-gre deploy, verify (handshakes,
+"""Encrypted tunnels in containers: labs/wireguard, labs/ipsec-gre and labs/ipsec-policy deploy, verify (handshakes,
 SAs, encryption on the wire, MTU) and leave nothing on docker and containerlab; a lab keyed from
 files runs from the private copy under the state directory, which destroy removes."""
 
@@ -68,7 +68,7 @@ def _need_runtime(runtime: str) -> None:
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-@pytest.mark.parametrize("name", ["wireguard", "ipsec-gre"])
+@pytest.mark.parametrize("name", ["wireguard", "ipsec-gre", "ipsec-policy"])
 def test_lab_deploys_verifies_and_leaves_nothing(client: Any, tmp_path: Path, name: str, runtime: str) -> None:
     _need_runtime(runtime)
     lab = unique_lab(tmp_path, name, tag="d" if runtime == "docker" else "c")
@@ -83,7 +83,9 @@ def test_lab_deploys_verifies_and_leaves_nothing(client: Any, tmp_path: Path, na
     else:
         assert len(crypto) == 6 and all("ESTABLISHED" in d and "INSTALLED" in d for d in crypto)
         assert len(wire) == 3 and all("only ESP in UDP 4500" in d for d in wire)
-        assert "routing" in groups
+        assert ("routing" in groups) == (name == "ipsec-gre")
+    if name == "ipsec-policy":
+        assert all(" policies 10.1." in d for d in crypto), crypto
 
 
 def test_keyed_lab_runs_from_the_private_copy(client: Any, tmp_path: Path) -> None:

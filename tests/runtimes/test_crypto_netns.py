@@ -99,7 +99,7 @@ def _destroy(lab: Path) -> None:
 _destroyed_daemons: list[str] = []     # the daemons the last destroys stopped (a test's proof they ran)
 
 
-@pytest.mark.parametrize("name", ["wireguard", "ipsec-gre"])
+@pytest.mark.parametrize("name", ["wireguard", "ipsec-gre", "ipsec-policy"])
 def test_lab_deploys_and_verifies(tmp_path: Path, name: str) -> None:
     _need(WG_MISSING if name == "wireguard" else IPSEC_MISSING, FRR_MISSING if name == "ipsec-gre" else [])
     lab = unique_lab(tmp_path, name)
@@ -110,10 +110,15 @@ def test_lab_deploys_and_verifies(tmp_path: Path, name: str) -> None:
         assert {"crypto", "mtu", "capture"} <= groups
         if name == "ipsec-gre":
             assert "routing" in groups
+        if name == "ipsec-policy":
+            crypto = [c.detail for c in checks if c.group == "crypto"]   # type: ignore[attr-defined]
+            assert sorted(d.split("policies ")[1] for d in crypto) == sorted(
+                f"10.1.{a}.0/24 === 10.1.{b}.0/24" for a, b in ((1, 2), (2, 1), (2, 3), (3, 2), (1, 3), (3, 1))), crypto
+            assert all("1401 is refused" in c.detail for c in checks if c.group == "mtu")  # type: ignore[attr-defined]
     finally:
         _destroyed_daemons.clear()
         _destroy(lab)
-    daemon = "charon" if name == "ipsec-gre" else None if kernel_supports("wireguard") else "wireguard-go"
+    daemon = "charon" if name.startswith("ipsec") else None if kernel_supports("wireguard") else "wireguard-go"
     assert daemon is None or any(daemon in d for d in _destroyed_daemons), f"no {daemon} ran in the lab's namespaces"
 
 
@@ -142,6 +147,51 @@ def test_patterns_mix_wireguard_and_ipsec_under_ospf_on_vyos12(tmp_path: Path) -
         mtus = {c.detail for c in checks if c.group == "mtu"}     # type: ignore[attr-defined]
         assert any("1376 bytes" in d and "crosses ipsec" in d for d in mtus), mtus
         assert any("crosses wireguard" in d for d in mtus), mtus
+    finally:
+        _destroy(lab)
+
+
+POLICY_MIXED = """\
+name: polmix
+defaults:
+  gateway: {platform: vyos-1.2}
+underlay: {subnet: 172.16.9.0/24}
+sites:
+  - {name: s1, lan: 10.9.1.0/24, gateway: gw1, servers: [h1]}
+  - {name: s2, lan: 10.9.2.0/24, gateway: gw2, servers: [h2]}
+  - {name: s3, lan: 10.9.3.0/24, gateway: gw3, servers: [h3]}
+  - {name: s4, lan: 10.9.4.0/24, gateway: gw4, servers: [h4]}
+tunnels:
+  - {type: ipsec, ipsec: {mode: policy, esp: {encryption: aes256, hash: sha256, pfs: 0}}, endpoints: [gw1, gw2]}
+  - {type: ipsec, ipsec: {mode: policy}, endpoints: [gw1, gw3]}
+  - {type: gre, endpoints: [gw2, gw3], subnet: 172.31.9.0/30}
+  - {type: ipip, endpoints: [gw3, gw4], subnet: 172.31.9.4/30}
+"""
+
+
+def test_policy_based_ipsec_beside_plain_tunnels_on_vyos12(tmp_path: Path) -> None:
+    """A lab of our own on VyOS 1.2 (a `tunnel N` per prefix pair): policy-based IPsec between
+    gw1 and its two neighbours, a GRE and an IPIP tunnel behind them. Policies carry their two LANs
+    only: h1 reaches h2 and h3 encrypted (AES-CBC without PFS on one of them), h2 reaches h4 through
+    the GRE and IPIP tunnels, and h1 <-> h4 is predicted unreachable (its packets would need gw3 to
+    forward gw1's LAN over a tunnel the policy does not cover) and is so on the wire."""
+    _need(IPSEC_MISSING)
+    lab = write_lab(tmp_path, POLICY_MIXED, tag="p")
+    contract = labdir.load(lab).contract
+    assert {w for w in contract.warnings if "h1" in w and "h4" in w} == {
+        "h1 cannot reach h4: no tunnel path between their sites", "h4 cannot reach h1: no tunnel path between their sites"}
+    assert "tunnel 1 {" in (lab / "startup-conf" / "gw1.cfg").read_text()
+    name = lab_name(lab)
+    try:
+        failed, checks = _deploy_verify(lab)
+        assert failed == []
+        pings = {(c.node, c.name.split()[1]) for c in checks if c.group == "ping"}   # type: ignore[attr-defined]
+        assert {("h2", "h4"), ("h4", "h2"), ("h1", "h2"), ("h1", "h3")} <= pings and ("h1", "h4") not in pings
+        crypto = [c.detail for c in checks if c.group == "crypto"]      # type: ignore[attr-defined]
+        assert len(crypto) == 4 and sum("ESP:AES_CBC-256/HMAC_SHA2_256_128" in d for d in crypto) == 2, crypto
+        lost = subprocess.run(["ip", "netns", "exec", f"clab-{name}-h1", "ping", "-n", "-c", "2", "-W", "1",
+                               "10.9.4.10"], capture_output=True, text=True)
+        assert lost.returncode != 0, lost.stdout
     finally:
         _destroy(lab)
 
@@ -253,6 +303,7 @@ def _script(host: str, lab: Path, gw: str, *args: str) -> tuple[int, str]:
 @pytest.mark.parametrize(("name", "gateways", "prefix", "server", "address"), [
     ("wireguard", ["gw1", "gw2"], "172.12.1.", "server1", "10.1.8.10"),
     ("ipsec-gre", ["gw1", "gw2", "gw3"], "192.0.2.", "host1", "10.1.2.10"),
+    ("ipsec-policy", ["gw1", "gw2", "gw3"], "192.0.2.", "host1", "10.1.2.10"),
 ])
 def test_linux_scripts(tmp_path: Path, name: str, gateways: list[str], prefix: str, server: str, address: str) -> None:
     _need(WG_MISSING if name == "wireguard" else IPSEC_MISSING, FRR_MISSING if name == "ipsec-gre" else [])
