@@ -327,6 +327,10 @@ def test_linux_scripts(tmp_path: Path, name: str, gateways: list[str], prefix: s
                 break
             time.sleep(0.5)
         assert ok, "no reply with ttl=62 across the encrypted tunnel"
+        if name.startswith("ipsec"):     # userspace ESP: the initiator's re-initiation helper runs beside charon
+            state = Path(f"/run/clabgen/{lname}-gw1-linux")
+            assert (state / "run" / "ipsec-kick.pid").exists() and not (Path(f"/run/clabgen/{lname}-gw3-linux") /
+                                                                          "run" / "ipsec-kick.pid").exists()
     finally:
         for host, gw in zip(spaces, gateways):
             _script(host, lab, gw, "down")
@@ -335,4 +339,5 @@ def test_linux_scripts(tmp_path: Path, name: str, gateways: list[str], prefix: s
     assert [n for n in netlink.ns_list() if n.startswith(lname)] == []
     assert not any(p.name.startswith(lname) for p in Path("/run/clabgen").glob("*")) if Path("/run/clabgen").exists() \
         else True
-    assert lname not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert lname not in procs and "clabgen.emu.ipsec_kick" not in procs

@@ -317,9 +317,14 @@ SYS_PIDFD_GETFD = 438          # x86_64 and the generic syscall table alike
 
 
 def _widen_userspace_esp(runner: Runner, pid: int) -> None:
-    """Best effort: larger receive buffers on charon's UDP sockets (SO_RCVBUFFORCE on a copy of
-    each socket taken with pidfd_getfd: the same socket) and a longer ipsec0 queue."""
+    """Best effort: a longer ipsec0 queue and larger receive buffers on charon's UDP sockets."""
     runner.run(["ip", "link", "set", "ipsec0", "txqueuelen", IPSEC0_TXQUEUELEN])
+    widen_socket_buffers(pid)
+
+
+def widen_socket_buffers(pid: int) -> None:
+    """SO_RCVBUFFORCE on each of the process's UDP sockets, through a copy taken with pidfd_getfd
+    (the same socket); best effort (the Linux part-2 scripts call it too)."""
     import ctypes
     import socket
     try:
