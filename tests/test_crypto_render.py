@@ -279,3 +279,15 @@ def test_esp_framing_per_cipher() -> None:
     assert tunnels.esp_len(84, ("aes128", "sha1")) == 20 + 8 + 8 + 16 + 96 + 12
     assert tunnels.esp_max_inner(1500, ("aes128", "sha512")) == 1406   # 1406 + 2 -> 1408 (88 blocks) + 32 + 52 = 1492
     assert tunnels.IPSEC_POLICY.max_mtu(1500) == 1400 and tunnels.IPSEC_POLICY.max_mtu(1200) == 1138
+
+
+def test_a_policy_tunnel_has_no_fault_of_its_own() -> None:
+    """No "tunnel down" scenario for a policy-based tunnel (no interface to take down); asking for
+    one names why and what to do instead; its underlay links keep their scenarios."""
+    from clabgen import faults
+    from clabgen.contract import LabContract
+    contract = LabContract.load(LABS / "ipsec-policy" / "expected.json")
+    assert [s.name for s in contract.scenarios] == [f"underlay gw{i}:eth2 down" for i in (1, 2, 3)]
+    with pytest.raises(ClabgenError, match="tunnel gw1-gw2 is policy-based IPsec: it has no interface to take down"):
+        faults.resolve(contract, "gw1-gw2")
+    assert faults.resolve(contract, "gw1:underlay").links == (("gw1", "eth2"),)

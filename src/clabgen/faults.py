@@ -26,7 +26,10 @@ class Fault:
 def resolve(contract: LabContract, target: str) -> Fault:
     """A tunnel name, or GATEWAY:underlay (or GATEWAY:<its underlay interface>)."""
     for t in contract.tunnels:
-        if t.name == target and not t.policy:
+        if t.name == target and t.policy:
+            raise ClabgenError(Problem(None, f"tunnel {t.name} is policy-based IPsec: it has no interface to take down",
+                                       f"take an underlay link down instead: {t.ends[0].node}:underlay"))
+        if t.name == target:
             return Fault(f"tunnel {t.name} down", tuple((e.node, e.ifname) for e in t.ends))
     node, _, what = target.partition(":")
     gateways = {n.name: n for n in contract.nodes if n.role == "gateway"}
