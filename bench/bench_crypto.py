@@ -1,4 +1,4 @@
-"""Encrypted tunnels: bulk TCP through labs/wireguard and labs/ipsec-gre vs plain forwarding in
+"""Encrypted tunnels: bulk TCP through labs/wireguard, labs/ipsec-gre and labs/ipsec-policy vs plain forwarding in
 the same lab, and each lab's deploy/verify/destroy time, on the netns runtime.
 
 Each lab is rendered under a unique name (prefix $CLABGEN_BENCH_PREFIX, default "bench") into a
@@ -27,7 +27,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CLABGEN = str(Path(sys.executable).parent / "clabgen")
-LABS = ("wireguard", "ipsec-gre")
+LABS = ("wireguard", "ipsec-gre", "ipsec-policy")
 SECONDS = 5
 ROUNDS = 3
 CYCLES = 3
