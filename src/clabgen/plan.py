@@ -8,7 +8,7 @@ captures. Templates and the lab contract only print what the plan holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
@@ -86,9 +86,11 @@ class _Pool:
         return None
 
 
-def build(lab: Lab, *, scenarios: bool = True) -> Plan:
+def build(lab: Lab, *, scenarios: bool = True, drafted: Callable[[Plan], object] | None = None) -> Plan:
     """Derive the whole lab; raise ClabgenError (pointing into the intent) if derivation fails.
-    Without `scenarios` the fault predictions are left out (validate needs only the warnings)."""
+    Without `scenarios` the fault predictions are left out (validate needs only the warnings).
+    `drafted` is given the plan once its nodes, links and tunnels are final, before its checks
+    (pings, walks, faults) are derived: render starts drawing the picture there."""
     problems = Problems()
     plats = {s.gateway.name: platforms.load(s.gateway.platform or lab.defaults.gateway_platform) for s in lab.sites}
     addressing = _addresses(lab, problems)
@@ -106,6 +108,8 @@ def build(lab: Lab, *, scenarios: bool = True) -> Plan:
     nodes = tuple(_with_routes(n, learned.get(n.name, ())) for n in nodes)
     draft = Plan(lab.name, nodes, segments.links, tunnels, (), (), (), lab.underlay.subnet, sites, lab.routing.type,
                  declared.adjacencies)
+    if drafted is not None:
+        drafted(draft)
     usage: Usage = {}
     index = Forwarding(draft)
     pings, walks, warnings, lost = _pings_and_walks(draft, usage=usage if scenarios else None, index=index)

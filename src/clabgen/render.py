@@ -9,7 +9,6 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,21 +30,28 @@ class RenderedFile:
     mode: int = 0o644
 
 
-def render(plan: Plan, source: str, previous: Path | None = None) -> list[RenderedFile]:
+def render(plan: Plan, source: str, previous: Path | None = None,
+           picture: Callable[[], bytes] | None = None) -> list[RenderedFile]:
     """Every generated file of the lab, in a stable order; same plan, same bytes. `previous` is the
-    lab directory rendered before: its topology.svg is kept if drawn from the same source (graph.lab_svg)."""
+    lab directory rendered before: its topology.svg is kept if drawn from the same source (graph.lab_svg).
+    `picture` is start_picture() called earlier (with a draft of the plan)."""
     # Graphviz draws the picture in its own process while the templates run (a 200-site lab's
     # layout takes as long as all its gateway configs).
-    # The contract is the other big piece: on a big lab a child process writes it meanwhile (forked
-    # before the picture's thread starts; see _forked).
+    # The contract is the other big piece: on a big lab a child process writes it meanwhile (see _forked).
+    if picture is None:
+        picture = start_picture(plan, previous)
     routes = sum(len(n.routes) for n in plan.nodes)
     contract = _forked(lambda: expected_json(plan, source).encode()) if routes >= FORK_ROUTES else None
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        picture = pool.submit(graph.lab_svg, plan, _generated(previous, graph.SVG_FILE))
-        files = _render_files(plan, source, contract)
-        files.append(RenderedFile(graph.SVG_FILE, picture.result()))
+    files = _render_files(plan, source, contract)
+    files.append(RenderedFile(graph.SVG_FILE, picture()))
     files.sort(key=lambda f: f.path)
     return files
+
+
+def start_picture(plan: Plan, previous: Path | None) -> Callable[[], bytes]:
+    """topology.svg begun (graph.start_lab_svg); the plan needs only its nodes, links and tunnels.
+    `previous` as for render()."""
+    return graph.start_lab_svg(plan, _generated(previous, graph.SVG_FILE))
 
 
 def _forked(work: Callable[[], bytes]) -> Callable[[], bytes] | None:
