@@ -74,3 +74,32 @@ def test_codec_checks_shapes() -> None:
         codec.from_data(Pair, {"a": [1, 2]})
     with pytest.raises(codec.CodecError, match=r"^a\[0\]: expected an integer, got a boolean"):
         codec.from_data(Pair, {"a": [True, 2], "b": {}})
+
+
+def test_to_json_is_json_dumps_of_the_data() -> None:
+    """The one-pass emitter writes json.dumps(indent=2)'s text for every kind of field: leaf-only
+    records (one format each), records holding lists or records, mixed lists, odd names."""
+    from dataclasses import dataclass, field
+
+    class Name(str):
+        pass
+
+    @dataclass(frozen=True)
+    class Leaf:
+        s: str | None
+        n: int | None
+        b: bool = True
+        f: float = 1.5
+        pct: str = field(default="%s", metadata={"json": "100%"})
+        empty: tuple[int, ...] = ()
+
+    @dataclass(frozen=True)
+    class Tree:
+        leaves: tuple[Leaf, ...]
+        mixed: tuple[object, ...]
+        named: Name
+        nested: Leaf | None = None
+
+    tree = Tree((Leaf("a\"é", None), Leaf(None, 3, False, 2.0, "x"), Leaf(Name("sub"), 0, empty=(1, 2))),
+                (Leaf("x", 1), 7, "s", [], {"k": Leaf("y", 2)}), Name("n"), Leaf("z", -1))
+    assert codec.to_json(tree) == json.dumps(codec.to_data(tree), indent=2)

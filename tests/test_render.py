@@ -167,6 +167,25 @@ def test_contract_from_a_forked_child_is_the_same(lab: str, monkeypatch: pytest.
     assert [(f.path, f.data) for f in forked] == [(f.path, f.data) for f in serial]
 
 
+@pytest.mark.parametrize("lab", ["ospf-dualhub", "wireguard"])
+def test_gateway_files_from_a_child_forked_at_the_draft_are_the_same(lab: str, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Big labs render their gateways' files in a child forked when the plan is drafted (before its
+    checks): same files as rendered in process after the whole plan."""
+    serial = pipeline.render_intent(LABS / lab / "intent.yml", tmp_path / "serial").files
+    started: list[render.Started] = []
+    real = render.start
+
+    def kept(*args):  # type: ignore[no-untyped-def]
+        started.append(real(*args))
+        return started[-1]
+    monkeypatch.setattr(render, "FORK_ROUTES", 0)
+    monkeypatch.setattr(render, "start", kept)
+    forked = pipeline.render_intent(LABS / lab / "intent.yml", tmp_path / "forked").files
+    assert len(started) == 1 and started[0].gateway_files is not None
+    assert [(f.path, f.data, f.mode) for f in forked] == [(f.path, f.data, f.mode) for f in serial]
+
+
 def test_forked_child_failure_is_raised_in_the_parent() -> None:
     def broken() -> bytes:
         raise ValueError("no contract today")

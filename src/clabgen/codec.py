@@ -73,6 +73,10 @@ _LEAVES: dict[type, Any] = {
 }
 
 
+def _is_record(obj: Any) -> bool:
+    return dataclasses.is_dataclass(obj) and not isinstance(obj, type)
+
+
 def _emit(obj: Any, nl: str, out: list[str]) -> None:
     """Append obj's JSON; nl is the newline plus the indentation of obj's own line."""
     leaf = _leaf(obj)
@@ -81,21 +85,13 @@ def _emit(obj: Any, nl: str, out: list[str]) -> None:
         return
     inner = nl + "  "
     if isinstance(obj, (tuple, list)):
-        sep = "[" + inner
-        for x in obj:
-            leaf = _leaf(x)
-            if leaf is not None:
-                out.append(sep + leaf)
-            else:
-                out.append(sep)
-                _emit(x, inner, out)
-            sep = "," + inner
+        _items(obj, inner, out)
         out.append(nl + "]")
         return
     if isinstance(obj, dict):
         items = [(_quote(str(k)), v) for k, v in obj.items()]
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        _record(type(obj))(obj, nl, out)
+    elif _is_record(obj):
+        _record(obj.__class__)(obj, nl, out)
         return
     else:
         out.append(json.dumps(obj))
@@ -115,10 +111,29 @@ def _emit(obj: Any, nl: str, out: list[str]) -> None:
     out.append(nl + "}")
 
 
+def _items(items: tuple[Any, ...] | list[Any], inner: str, out: list[str]) -> None:
+    """A non-empty list's items, each on its own line; records of the first item's class (a
+    node's routes) go straight to that class's emitter."""
+    cls: Any = type(items[0])
+    record = _record(cls) if _is_record(items[0]) else None
+    sep = "[" + inner
+    for x in items:
+        if record is not None and type(x) is cls:
+            out.append(sep)
+            record(x, inner, out)
+        elif (leaf := _leaf(x)) is not None:
+            out.append(sep + leaf)
+        else:
+            out.append(sep)
+            _emit(x, inner, out)
+        sep = "," + inner
+
+
 @cache
 def _record(cls: Any) -> Callable[[Any, str, list[str]], None]:
-    """The emitter of one dataclass, its fields unrolled (generated once per class): each field
-    costs a lookup and an append, the same text _emit's dict branch would write."""
+    """The emitter of one dataclass (generated once per class): a record whose fields are all
+    leaves (a big lab's tens of thousands of routes) is one %-format of its fields' texts, with
+    strings, None and ints written inline; any other record goes field by field (_fields)."""
     names = _names(cls)
     if not names:
         return lambda obj, nl, out: out.append("{}")
@@ -127,8 +142,37 @@ def _record(cls: Any) -> Callable[[Any, str, list[str]], None]:
         # as to_data: a field marked omit_empty is left out while empty (few objects have such fields)
         return lambda obj, nl, out: _emit({json_name(f): getattr(obj, f.name) for f in fields
                                            if not (f.metadata.get("omit_empty") and not getattr(obj, f.name))}, nl, out)
+    lines = ["def emit(obj, nl, out):"]
+    for k, (_, attr) in enumerate(names):
+        lines += [f"    v = obj.{attr}",
+                  "    c = type(v)",
+                  f"    if c is str: t{k} = quote(v)",
+                  f"    elif v is None: t{k} = 'null'",
+                  f"    elif c is int: t{k} = int_text(v)",
+                  f"    elif c is tuple and not v: t{k} = '[]'",
+                  "    else:",
+                  "        f = leaves(c)",
+                  f"        t{k} = f(v) if f is not None else None",
+                  f"        if t{k} is None: return by_field(obj, nl, out)",
+                  ]
+    lines += ["    fmt = formats.get(nl)",
+              "    if fmt is None: fmt = formats[nl] = record_format(nl)",
+              f"    out.append(fmt % ({', '.join(f't{k}' for k in range(len(names)))},))"]
+
+    def record_format(nl: str) -> str:
+        inner = nl + "  "
+        return "{" + inner + ("," + inner).join(q.replace("%", "%%") + ": %s" for q, _ in names) + nl + "}"
+    scope: dict[str, Any] = {"quote": _quote, "int_text": int.__repr__, "leaves": _LEAVES.get, "formats": {},
+                             "record_format": record_format, "by_field": _fields(cls)}
+    exec("\n".join(lines), scope)     # only the class's own field names go into the code
+    return scope["emit"]  # type: ignore[no-any-return]
+
+
+def _fields(cls: Any) -> Callable[[Any, str, list[str]], None]:
+    """The emitter of a record with nested values, its fields unrolled: each field costs a lookup
+    and an append, the same text _emit's dict branch would write."""
     lines = ["def emit(obj, nl, out):", "    inner = nl + '  '", "    comma = ',' + inner"]
-    for k, (quoted, attr) in enumerate(names):
+    for k, (quoted, attr) in enumerate(_names(cls)):
         head = ("'{' + inner + " if k == 0 else "comma + ") + repr(quoted + ": ")
         lines += [f"    v = obj.{attr}",
                   "    f = leaves(type(v))",
@@ -140,7 +184,7 @@ def _record(cls: Any) -> Callable[[Any, str, list[str]], None]:
                   "        emit_any(v, inner, out)"]
     lines.append("    out.append(nl + '}')")
     scope: dict[str, Any] = {"leaves": _LEAVES.get, "emit_any": _emit}
-    exec("\n".join(lines), scope)     # only the class's own field names go into the code
+    exec("\n".join(lines), scope)
     return scope["emit"]  # type: ignore[no-any-return]
 
 

@@ -77,8 +77,8 @@ def _node(n: Node) -> NodeSpec:
 
 
 def _route(r: Route) -> RouteSpec:
-    return RouteSpec(r.dst, r.dev, r.via, r.proto, r.scope, r.src, r.metric,
-                     tuple(NextHopSpec(h.via, h.dev) for h in r.nexthops), r.cost, r.as_path)
+    hops = tuple([NextHopSpec(h.via, h.dev) for h in r.nexthops]) if r.nexthops else ()   # most have none
+    return RouteSpec(r.dst, r.dev, r.via, r.proto, r.scope, r.src, r.metric, hops, r.cost, r.as_path)
 
 
 def _ping(p: Ping) -> PingSpec:

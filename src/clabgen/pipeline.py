@@ -39,9 +39,11 @@ def render_intent(path: Path, out: Path | None = None, *, check: bool = False, f
 
 def _render_intent(path: Path, out: Path | None, *, check: bool, force: bool, display: str | None) -> RenderResult:
     lab = intent.read_lab(path, display)
-    p = plan.build(lab)
     target = out if out is not None else path.parent
-    files = render.render(p, path.name, previous=target)
+    # the picture and a big lab's gateway files are made (in other processes) while the rest of the plan is derived
+    started: list[render.Started] = []
+    p = plan.build(lab, drafted=lambda draft: started.append(render.start(draft, path.name, target)))
+    files = render.render(p, path.name, previous=target, started=started[0] if started else None)
     if check:
         return RenderResult(target, files, diffs=render.check(files, target))
     return RenderResult(target, files, changed=render.write(files, target, force=force))

@@ -8,7 +8,7 @@ captures. Templates and the lab contract only print what the plan holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
@@ -74,21 +74,29 @@ class _Pool:
     def __init__(self, net: IPv4Network, taken: Iterable[IPv4Address]) -> None:
         self.net = net
         self.taken = set(taken)
+        self._end = int(net.broadcast_address)
+        # where the last search from each offset stopped (all below it are taken; taken only grows):
+        # a 200-site underlay is not walked from its start for every gateway
+        self._resume: dict[int, int] = {}
 
     def take(self, offset: int) -> IPv4Address | None:
-        value = int(self.net.network_address) + offset
-        while value < int(self.net.broadcast_address):
+        value = self._resume.get(offset, int(self.net.network_address) + offset)
+        while value < self._end:
             addr = IPv4Address(value)
             if addr not in self.taken:
                 self.taken.add(addr)
+                self._resume[offset] = value + 1
                 return addr
             value += 1
+        self._resume[offset] = value
         return None
 
 
-def build(lab: Lab, *, scenarios: bool = True) -> Plan:
+def build(lab: Lab, *, scenarios: bool = True, drafted: Callable[[Plan], object] | None = None) -> Plan:
     """Derive the whole lab; raise ClabgenError (pointing into the intent) if derivation fails.
-    Without `scenarios` the fault predictions are left out (validate needs only the warnings)."""
+    Without `scenarios` the fault predictions are left out (validate needs only the warnings).
+    `drafted` is given the plan once its nodes, links and tunnels are final, before its checks
+    (pings, walks, faults) are derived: render starts drawing the picture there."""
     problems = Problems()
     plats = {s.gateway.name: platforms.load(s.gateway.platform or lab.defaults.gateway_platform) for s in lab.sites}
     addressing = _addresses(lab, problems)
@@ -106,6 +114,8 @@ def build(lab: Lab, *, scenarios: bool = True) -> Plan:
     nodes = tuple(_with_routes(n, learned.get(n.name, ())) for n in nodes)
     draft = Plan(lab.name, nodes, segments.links, tunnels, (), (), (), lab.underlay.subnet, sites, lab.routing.type,
                  declared.adjacencies)
+    if drafted is not None:
+        drafted(draft)
     usage: Usage = {}
     index = Forwarding(draft)
     pings, walks, warnings, lost = _pings_and_walks(draft, usage=usage if scenarios else None, index=index)
@@ -380,14 +390,17 @@ def _scenarios(plan: Plan, protocol: routing.RoutingProtocol, rinput: routing.Ro
     A node whose links are up and whose learned routes are the same keeps its Node (and its part of
     the forwarding index): a fault costs what it changes, not the whole lab again."""
     faults: list[tuple[str, frozenset[str], frozenset[tuple[str, str]]]] = []
+    tunnels_of: dict[str, list[str]] = {}
     for t in plan.tunnels:
         if not t.policy:          # no interface to take down (clabgen fault)
             faults.append((f"tunnel {t.name} down", frozenset({t.name}), frozenset((e.node, e.ifname) for e in t.ends)))
+        for e in t.ends:
+            tunnels_of.setdefault(e.node, []).append(t.name)
     for g in plan.gateways:
         under = next((i.name for i in g.interfaces if i.role == "underlay"), None)
         if under is None:
             continue
-        cut = frozenset(t.name for t in plan.tunnels if any(e.node == g.name for e in t.ends))
+        cut = frozenset(tunnels_of.get(g.name, ()))
         faults.append((f"underlay {g.name}:{under} down", cut, frozenset({(g.name, under)})))
     if len(faults) > MAX_SCENARIOS:
         return ()

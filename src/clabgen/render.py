@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import tempfile
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import emu, graph, platforms, view, vyos_config
 from .errors import ClabgenError, Problem, Where
@@ -31,24 +32,49 @@ class RenderedFile:
     mode: int = 0o644
 
 
-def render(plan: Plan, source: str, previous: Path | None = None) -> list[RenderedFile]:
+@dataclass(frozen=True)
+class Started:
+    """What render begins from a draft of the plan (plan.build's `drafted`: nodes, links and tunnels
+    final, checks not planned yet): Graphviz draws the picture, and on a big lab a forked child
+    renders the gateways' files (configs, set listings, Linux scripts: they print nodes and tunnels
+    only) while this process plans the checks. Each call waits for its part."""
+
+    picture: Callable[[], bytes]
+    gateway_files: Callable[[], list[RenderedFile]] | None = None
+
+
+def start(draft: Plan, source: str, previous: Path | None) -> Started:
+    """Begin the parts of render() that need only the draft; arguments as for render()."""
+    picture = graph.start_lab_svg(draft, _generated(previous, graph.SVG_FILE))
+    if sum(len(n.routes) for n in draft.nodes) < FORK_ROUTES:
+        return Started(picture)
+    platforms.load("docs").environment()        # Jinja imported once, before the child is forked
+    made = _forked(lambda: pickle.dumps([(f.path, f.data, f.mode)
+                                         for f in _outputs(draft, source, view.lab_view(draft), "gateway")]),
+                   "rendering the gateways' files")
+    if made is None:
+        return Started(picture)
+    return Started(picture, lambda: [RenderedFile(*f) for f in pickle.loads(made())])
+
+
+def render(plan: Plan, source: str, previous: Path | None = None, started: Started | None = None) -> list[RenderedFile]:
     """Every generated file of the lab, in a stable order; same plan, same bytes. `previous` is the
-    lab directory rendered before: its topology.svg is kept if drawn from the same source (graph.lab_svg)."""
+    lab directory rendered before: its topology.svg is kept if drawn from the same source (graph.lab_svg).
+    `started` is start() called with a draft of this plan."""
     # Graphviz draws the picture in its own process while the templates run (a 200-site lab's
     # layout takes as long as all its gateway configs).
-    # The contract is the other big piece: on a big lab a child process writes it meanwhile (forked
-    # before the picture's thread starts; see _forked).
+    # The contract is the other big piece: on a big lab a child process writes it meanwhile (see _forked).
+    if started is None:
+        started = Started(graph.start_lab_svg(plan, _generated(previous, graph.SVG_FILE)))
     routes = sum(len(n.routes) for n in plan.nodes)
     contract = _forked(lambda: expected_json(plan, source).encode()) if routes >= FORK_ROUTES else None
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        picture = pool.submit(graph.lab_svg, plan, _generated(previous, graph.SVG_FILE))
-        files = _render_files(plan, source, contract)
-        files.append(RenderedFile(graph.SVG_FILE, picture.result()))
+    files = _render_files(plan, source, contract, started.gateway_files)
+    files.append(RenderedFile(graph.SVG_FILE, started.picture()))
     files.sort(key=lambda f: f.path)
     return files
 
 
-def _forked(work: Callable[[], bytes]) -> Callable[[], bytes] | None:
+def _forked(work: Callable[[], bytes], what: str = "writing expected.json") -> Callable[[], bytes] | None:
     """Run work in a forked child; the returned call waits for its bytes. None (the caller does the
     work itself) where forking is not safe: no fork, or other threads in this process (a child of a
     threaded process may inherit a lock some other thread held). The child only computes and
@@ -77,20 +103,34 @@ def _forked(work: Callable[[], bytes]) -> Callable[[], bytes] | None:
         os.waitpid(pid, 0)
         if data[:1] != b"\0":
             why = data[1:].decode(errors="replace") if data[:1] == b"\1" else "the child process died"
-            raise RuntimeError(f"writing expected.json in a child process failed: {why}")
+            raise RuntimeError(f"{what} in a child process failed: {why}")
         return data[1:]
     return result
 
 
-def _render_files(plan: Plan, source: str, contract: Callable[[], bytes] | None = None) -> list[RenderedFile]:
+def _render_files(plan: Plan, source: str, contract: Callable[[], bytes] | None = None,
+                  gateway_files: Callable[[], list[RenderedFile]] | None = None) -> list[RenderedFile]:
     ctx = view.lab_view(plan)
+    files = _outputs(plan, source, ctx, "gateway") if gateway_files is None else []
+    files += _outputs(plan, source, ctx, "lab")
+    if gateway_files is not None:
+        files += gateway_files()
+    files.append(RenderedFile("expected.json", contract() if contract else expected_json(plan, source).encode()))
+    return files
+
+
+def _outputs(plan: Plan, source: str, ctx: dict[str, Any], each: str) -> list[RenderedFile]:
+    """The files of every output that is rendered once for the lab (each "lab") or per gateway."""
     files: list[RenderedFile] = []
     # gateways first: the Linux scripts carry the routing daemons' config their startup config gives
     folders = sorted({g.platform for g in plan.gateways}) + list(platforms.LAB_OUTPUTS)
     for folder in folders:
         plat = platforms.load(folder)
+        outputs = [out for out in plat.outputs if (out.each == "lab") == (each == "lab")]
+        if not outputs:
+            continue
         env = plat.environment()
-        for out in plat.outputs:
+        for out in outputs:
             template = env.get_template(out.template)
             if out.each == "lab":
                 text = template.render(lab=ctx, source=source)
@@ -111,7 +151,6 @@ def _render_files(plan: Plan, source: str, contract: Callable[[], bytes] | None 
                     listing = "\n".join(vyos_config.boot_to_set(text)) + "\n"
                     files.append(RenderedFile(out.set_listing.format(lab=plan.name, node=gw["name"]),
                                               listing.encode()))
-    files.append(RenderedFile("expected.json", contract() if contract else expected_json(plan, source).encode()))
     return files
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from ipaddress import IPv4Network
-from typing import Any
+from typing import Any, overload
 
 from . import platforms, view_crypto
 from .planned import Hop, Node, Plan, Policy, Texts, Tunnel, TunnelEnd
@@ -62,8 +63,33 @@ class Row(dict[str, Any]):
             raise AttributeError(name) from None
 
 
-def _static_routes(g: Node, text: Texts) -> list[Row]:
-    return [Row(prefix=text(r.prefix), next_hop=text(r.next_hop), dev=r.dev) for r in g.static_routes]
+class StaticRows(Sequence[Row]):
+    """A gateway's static routes as rows, made when a template first reads them: on a big lab the
+    gateways' files are rendered in a child process, and the parent's README prints none of them."""
+
+    def __init__(self, g: Node, text: Texts) -> None:
+        self._g, self._text = g, text
+        self._rows: list[Row] | None = None
+
+    def _made(self) -> list[Row]:
+        if self._rows is None:
+            text = self._text
+            self._rows = [Row(prefix=text(r.prefix), next_hop=text(r.next_hop), dev=r.dev) for r in self._g.static_routes]
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self._g.static_routes)
+
+    @overload
+    def __getitem__(self, i: int) -> Row: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Row]: ...
+
+    def __getitem__(self, i: int | slice) -> Row | list[Row]:
+        return self._made()[i]
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._made())
 
 
 def _routing(plan: Plan) -> dict[str, Any]:
@@ -143,7 +169,7 @@ def _gateway(plan: Plan, g: Node, tunnel_of: dict[tuple[str, str], Tunnel], text
         "ethernets": [{"name": i.name, "address": str(i.address), "mtu": i.mtu, "mtu_in_config": i.mtu_in_config}
                       for i in g.ethernets],
         "tunnels": [_tunnel_end(g, e, tunnel_of[(g.name, e.ifname)]) for e in g.tunnels],
-        "static_routes": _static_routes(g, texts),
+        "static_routes": StaticRows(g, texts),
         "servers": [{"name": s.name, "netns": s.netns, "host_if": s.host_if, "address": str(s.address),
                      "gateway": str(s.gateway)} for s in g.host_servers],
         "loopback": str(g.loopback) if g.loopback else None,

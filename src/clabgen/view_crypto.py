@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .emu.vyos_crypto import DH_NAMES
 from .planned import Crypto, Policy, Secret, Tunnel, TunnelEnd
 
 ALLOWED_IPS = "0.0.0.0/0"   # one peer per interface: the routing table decides what enters it
@@ -35,6 +34,8 @@ def crypto_end(e: TunnelEnd, peer: TunnelEnd, t: Tunnel, c: Crypto, underlay_if:
             "peer_public_key": theirs.public_key, "public_key": mine.public_key,
             "private_key": secret(mine.private_key), "psk": secret(c.psk), "keepalive": c.keepalive,
             "allowed_ips": [ALLOWED_IPS]}, "ipsec": None}
+    # imported here: the emulator's modules cost a render of a lab without IPsec ~25 ms
+    from .emu.vyos_crypto import DH_NAMES
     ike_enc, ike_hash, ike_dh, ike_life = c.ike
     esp_enc, esp_hash, esp_pfs, esp_life = c.esp
     dpd_action, dpd_interval, dpd_timeout = c.dpd

@@ -33,7 +33,7 @@ class StaticRouting:
             out = []
             for other in lab.sites:
                 hop = first.get(other.gateway)
-                if other is site or hop is None or other.lan in covered:
+                if other is site or hop is None or (covered and other.lan in covered):
                     continue
                 out.append(StaticRoute(other.lan, peer_address[(hop.peer_node, hop.peer_ifname)], hop.ifname))
             routes[site.gateway] = tuple(out)
