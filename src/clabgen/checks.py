@@ -161,7 +161,7 @@ def _tunnels(lab: Lab, problems: Problems) -> None:
             pname = gw.platform or lab.defaults.gateway_platform
             if not platforms.load(pname).supports(t.type):
                 problems.add(t.at("type"), f"platform {pname} of {name} does not support tunnel type {t.type!r}")
-        esp = (t.crypto.esp.encryption, t.crypto.esp.hash) if t.crypto else None
+        esp = t.crypto.esp_framing if t.crypto else None
         if ttype and t.mtu is not None and t.mtu > ttype.max_mtu(lab.underlay.mtu, esp):
             limit = ttype.max_mtu(lab.underlay.mtu, esp)
             problems.add(t.at("mtu"), f"tunnel MTU {t.mtu} is above {limit}, the underlay MTU {lab.underlay.mtu} "
@@ -207,10 +207,10 @@ def tunnel_mtu(lab: Lab, t: Tunnel) -> int:
     """A tunnel's MTU: explicit, else what its overhead leaves of the underlay MTU, capped at the
     highest MTU the ends' platforms accept for it where their configs write it (WireGuard on VyOS
     1.2: 9000, so the default 9500 underlay gives 9000 rather than 9440)."""
-    ttype = tunnel_type(t.type, t.crypto.mode if t.crypto else None)
+    ttype = tunnel_type(t.type, t.policy)
     if t.mtu is not None:
         return t.mtu
-    mtu = ttype.max_mtu(lab.underlay.mtu, (t.crypto.esp.encryption, t.crypto.esp.hash) if t.crypto else None)
+    mtu = ttype.max_mtu(lab.underlay.mtu, t.crypto.esp_framing if t.crypto else None)
     if t.policy:
         return mtu
     gateways = {s.gateway.name: s.gateway for s in lab.sites}

@@ -59,7 +59,7 @@ def _crypto(plan: Plan, t: Tunnel) -> CryptoSpec:
 
     def end(e: TunnelEnd) -> CryptoEndSpec:
         mine, peer = c.end(e.node), c.peer(e.node)
-        policy = next((p for p in plan.node(e.node).policies if p.tunnel == t.name), None) if t.policy else None
+        policy = plan.node(e.node).policy_of(t.name) if t.policy else None
         return CryptoEndSpec(e.node, e.ifname, str(e.local), str(e.remote), mine.port, peer.port,
                              mine.public_key, peer.public_key,
                              tuple(str(n) for n in policy.local) if policy else (),

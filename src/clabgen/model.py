@@ -93,6 +93,11 @@ class CryptoOptions(Located):
     esp: Proposal = ESP_DEFAULT
     dpd: Dpd = Dpd(Where(""))
 
+    @property
+    def esp_framing(self) -> tuple[str, str]:
+        """(encryption, hash) of ESP: what its packets' length depends on (tunnels.esp_len)."""
+        return self.esp.encryption, self.esp.hash
+
 
 @dataclass(frozen=True)
 class Tunnel(Located):

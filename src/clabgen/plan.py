@@ -38,7 +38,7 @@ from .planned import (
     policy_ifname,
 )
 from .platforms import Platform
-from .tunnels import POLICY_MODE, tunnel_type
+from .tunnels import tunnel_type
 
 __all__ = ["CLAB_DEFAULT_MTU", "INITIAL_TTL", "LAN_IF", "SERVER_IF", "UNDERLAY_IF", "Plan", "build", "lookup",
            "trace"]
@@ -226,7 +226,7 @@ def _policy_tunnel(lab: Lab, t: ModelTunnel, addressing: Addressing, ifnames: If
     key = policy_ifname(name)
     ends = (TunnelEnd(a, key, under[a], under[b], none, b, key, ifnames.underlay[a]),
             TunnelEnd(b, key, under[b], under[a], none, a, key, ifnames.underlay[b]))
-    ttype = tunnel_type(t.type, POLICY_MODE)
+    ttype = tunnel_type(t.type, policy=True)
     return Tunnel(name, t.type, ttype.ip_proto, ttype.overhead, checks.tunnel_mtu(lab, t), False, t.subnet, ends,
                   crypto, policy=True)
 
@@ -730,11 +730,11 @@ def _captures(plan: Plan, walks: list[Walk]) -> tuple[Capture, ...]:
             end = t.end(w.hops[at].node)
             src = plan.node(w.src)
             routers = sum(h.forwards for h in w.hops[:at + 1])
-            ttype = tunnel_type(t.type, t.crypto.mode if t.crypto else None)
+            ttype = tunnel_type(t.type, t.policy)
             out.append(Capture(t.name, end.node, end.underlay_if, "" if t.policy else end.ifname, w.src,
                                src.interfaces[0].name, w.src_address, w.dst_address, end.local, end.remote, t.ip_proto,
                                PING_PAYLOAD_FRAME, ETH_HLEN + ttype.wire_len(PING_PAYLOAD_FRAME - ETH_HLEN, t.mtu,
-                                                                      t.crypto.esp[:2] if t.crypto else None),
+                                                                      t.crypto.esp_framing if t.crypto else None),
                                INITIAL_TTL,
                                INITIAL_TTL - routers))
     return tuple(out)

@@ -102,6 +102,11 @@ class Crypto:
     def end(self, node: str) -> CryptoEnd:
         return self.ends[0] if self.ends[0].node == node else self.ends[1]
 
+    @property
+    def esp_framing(self) -> tuple[str, str]:
+        """(encryption, hash) of ESP: what its packets' length depends on (tunnels.esp_len)."""
+        return self.esp[0], self.esp[1]
+
     def peer(self, node: str) -> CryptoEnd:
         return self.ends[1] if self.ends[0].node == node else self.ends[0]
 
@@ -267,6 +272,10 @@ class Node:
 
     def iface(self, name: str) -> Iface:
         return next(i for i in self.interfaces if i.name == name)
+
+    def policy_of(self, tunnel: str) -> Policy | None:
+        """This gateway's policy for a policy-based IPsec tunnel."""
+        return next((p for p in self.policies if p.tunnel == tunnel), None)
 
     @property
     def ethernets(self) -> tuple[Iface, ...]:

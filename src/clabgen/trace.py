@@ -173,15 +173,13 @@ def predict(contract: LabContract, src: str, dst: IPv4Address,
         ends[(b.node, b.ifname)] = (t, b, a)
     policies = _policies(contract)
     underlay = {(e.node, t.name): e.underlay_if for t in contract.tunnels for e in t.ends}
+    tunnel_mtu = {t.name: t.mtu for t in contract.tunnels}
     first = next((i.address for i in nodes[src].interfaces if i.address), None)
     source = IPv4Interface(first).ip if first else None
     found: list[Path] = []
 
     def mtu_of(node: NodeSpec, ifname: str) -> int | None:
         return next((i.mtu for i in node.interfaces if i.name == ifname), None)
-
-    def spec_mtu(tunnel: str) -> int | None:
-        return next((t.mtu for t in contract.tunnels if t.name == tunnel), None)
 
     def wire(node: NodeSpec, ifname: str) -> str:
         peer = next((i.peer for i in node.interfaces if i.name == ifname), None)
@@ -207,7 +205,7 @@ def predict(contract: LabContract, src: str, dst: IPv4Address,
             encap = (f"ipsec policy {spec.tunnel}: ESP in UDP 4500 {here.local} > {here.remote}, "
                      f"{wire(node, underlay[(name, spec.tunnel)])}")
             stop = Stop(hop, name, in_if, ttl, f"{next(n for n in remote if dst in n)} (IPsec policy {spec.tunnel})",
-                        None, spec_mtu(spec.tunnel), encap)
+                        None, tunnel_mtu.get(spec.tunnel), encap)
             if source is not None and not any(source in n for n in local):
                 found.append(Path((*stops, stop), False))   # outside its local prefixes: dropped
                 return

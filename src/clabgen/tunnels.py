@@ -282,11 +282,10 @@ class IpsecPolicyType(IpsecGreType):
         return esp_len(inner, esp)
 
 
-# Not a type of its own in the intent (`type: ipsec` with `mode: policy`): tunnel_type(name, mode).
+# Not a type of its own in the intent (`type: ipsec` with `mode: policy`): tunnel_type(name, policy=True).
 IPSEC_POLICY = IpsecPolicyType("ipsec", "RFC 4301 + RFC 4303 + RFC 3948 (policy-based IPsec)", ip_proto=UDP,
                                overhead=62, linux_mode="", vyos_encapsulation="", kernel_kind="", netlink_prefix="",
                                endpoint_attrs=("", ""), daemon="ipsec", ifname_prefix="", ifname_kind="policy")
-POLICY_MODE = "policy"
 
 TUNNEL_TYPES: dict[str, TunnelType] = {t.name: t for t in (IPIP, GRE, WIREGUARD, IPSEC)}
 DEFAULT_TYPE = IPIP.name   # a tunnel that names no `type:` (the seed's)
@@ -296,9 +295,10 @@ for _t in TUNNEL_TYPES.values():
     KERNEL_KINDS.setdefault(_t.kernel_kind, _t)
 
 
-def tunnel_type(name: str, mode: str | None = None) -> TunnelType:
-    """The entry for `name` (and an IPsec `mode`); an unknown name lists the valid ones."""
-    if mode == POLICY_MODE and name == IPSEC.name:
+def tunnel_type(name: str, policy: bool = False) -> TunnelType:
+    """The entry for `name` (`policy`: a policy-based IPsec tunnel's); an unknown name lists the
+    valid ones. Every tunnel object (intent, plan, contract) says `.policy`."""
+    if policy and name == IPSEC.name:
         return IPSEC_POLICY
     try:
         return TUNNEL_TYPES[name]

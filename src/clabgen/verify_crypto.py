@@ -23,7 +23,7 @@ from collections.abc import Callable
 from .contract import CaptureSpec, CryptoEndSpec, CryptoSpec
 from .labdir import RenderedLab
 from .runtimes.base import NodeHandle, Runtime
-from .tunnels import POLICY_MODE, tunnel_type
+from .tunnels import tunnel_type
 from .verify import ETH_HLEN, Check, Probe, _drain, _ip, _open_capture, _probe_in, _send_probe
 
 HANDSHAKE_WAIT = 8.0        # seconds to wait for a handshake / established SAs
@@ -262,7 +262,7 @@ def check_capture(lab: RenderedLab, handles: dict[str, NodeHandle], cap: Capture
     label = f"{cap.iface} {cap.tunnel} encrypted"
     spec = lab.contract.crypto_of(cap.tunnel)
     tunnel = next(t for t in lab.contract.tunnels if t.name == cap.tunnel)
-    ttype = tunnel_type(tunnel.type, POLICY_MODE if tunnel.policy else None)
+    ttype = tunnel_type(tunnel.type, tunnel.policy)
     end = next((e for e in spec.ends if e.node == cap.node), None) if spec else None
     ports = (end.port, end.peer_port) if end else (0, 0)
     probe = Probe.new()

@@ -219,13 +219,13 @@ def _bgp(g: Node) -> dict[str, Any] | None:
 
 
 def _tunnel_end(g: Node, e: TunnelEnd, t: Tunnel) -> dict[str, Any]:
-    ttype = tunnel_type(t.type, t.crypto.mode if t.crypto else None)
+    ttype = tunnel_type(t.type, t.policy)
     out = {"ifname": e.ifname, "type": t.type, "mode": ttype.linux_mode, "encapsulation": ttype.vyos_encapsulation,
            "address": str(e.address), "local": str(e.local), "remote": str(e.remote), "mtu": t.mtu,
            "mtu_in_config": not t.policy and g.iface(e.ifname).mtu_in_config, "peer_node": e.peer_node,
            "ttl": g.tunnel_ttl, "kind": ttype.ifname_kind, "wireguard": None, "ipsec": None}
     if t.crypto is not None:
-        policy = next((p for p in g.policies if p.tunnel == t.name), None) if t.policy else None
+        policy = g.policy_of(t.name) if t.policy else None
         out.update(view_crypto.crypto_end(e, t.peer(e), t, t.crypto, e.underlay_if, policy))
     return out
 
