@@ -133,9 +133,25 @@ def test_validate_does_not_import_the_template_engine() -> None:
     import sys
     code = ("import sys; from clabgen import cli, intent, plan; from pathlib import Path; "
             "plan.build(intent.read_lab(Path('labs/ospf-dualhub/intent.yml')), scenarios=False); "
-            "assert 'jinja2' not in sys.modules, 'jinja2 imported'")
+            "assert 'jinja2' not in sys.modules, 'jinja2 imported'; "
+            "assert 'ruamel.yaml' not in sys.modules, 'ruamel imported for a plain intent'")
     result = subprocess.run([sys.executable, "-c", code], cwd=LABS.parent, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_new_lab_directory_appears_whole(tmp_path: Path) -> None:
+    """A lab directory that does not exist yet is staged beside it and renamed into place: nothing
+    else is left in its parent, and it has the modes a plain mkdir and the outputs give."""
+    out = tmp_path / "deep" / "lab"
+    result = pipeline.render_intent(LABS / "ipip" / "intent.yml", out)
+    assert os.listdir(tmp_path / "deep") == ["lab"]
+    assert sorted(result.changed) == sorted(f.path for f in result.files)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out.stat().st_mode & 0o777) == 0o777 & ~umask
+    for f in result.files:
+        assert (out / f.path).read_bytes() == f.data and ((out / f.path).stat().st_mode & 0o777) == f.mode
+    assert pipeline.render_intent(LABS / "ipip" / "intent.yml", out).changed == []
 
 
 def test_render_files_sorted_and_manifest(tmp_path: Path) -> None:
@@ -167,11 +183,12 @@ def test_contract_from_a_forked_child_is_the_same(lab: str, monkeypatch: pytest.
     assert [(f.path, f.data) for f in forked] == [(f.path, f.data) for f in serial]
 
 
-@pytest.mark.parametrize("lab", ["ospf-dualhub", "wireguard"])
-def test_gateway_files_from_a_child_forked_at_the_draft_are_the_same(lab: str, tmp_path: Path,
+@pytest.mark.parametrize(("lab", "children"), [("ospf-dualhub", 1), ("ospf-dualhub", 3), ("wireguard", 2)])
+def test_gateway_files_from_a_child_forked_at_the_draft_are_the_same(lab: str, children: int, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Big labs render their gateways' files in a child forked when the plan is drafted (before its
-    checks): same files as rendered in process after the whole plan."""
+    """Big labs render their gateways' files in children forked when the plan is drafted (before its
+    checks), each taking a share of the gateways: same files as rendered in process after the whole plan."""
+    monkeypatch.setattr(render, "_children", lambda gateways: children)
     serial = pipeline.render_intent(LABS / lab / "intent.yml", tmp_path / "serial").files
     started: list[render.Started] = []
     real = render.start

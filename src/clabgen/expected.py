@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import platforms
+from .codec import made
 from .contract import (
     SCHEMA,
     AdjacencySpec,
@@ -78,7 +79,8 @@ def _node(n: Node) -> NodeSpec:
 
 def _route(r: Route) -> RouteSpec:
     hops = tuple([NextHopSpec(h.via, h.dev) for h in r.nexthops]) if r.nexthops else ()   # most have none
-    return RouteSpec(r.dst, r.dev, r.via, r.proto, r.scope, r.src, r.metric, hops, r.cost, r.as_path)
+    return made(RouteSpec, {"dst": r.dst, "dev": r.dev, "via": r.via, "proto": r.proto, "scope": r.scope, "src": r.src,
+                            "metric": r.metric, "nexthops": hops, "cost": r.cost, "as_path": r.as_path})
 
 
 def _ping(p: Ping) -> PingSpec:

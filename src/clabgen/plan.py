@@ -352,6 +352,7 @@ def _servers(lab: Lab, addressing: Addressing, ifnames: IfNames, segments: Segme
 
 
 _PREFIX_KEYS: dict[str, tuple[int, int]] = {}
+_ROUTE_ORDER: dict[str, tuple[bool, int, int]] = {}
 
 
 def prefix_key(dst: str) -> tuple[int, int]:
@@ -361,6 +362,14 @@ def prefix_key(dst: str) -> tuple[int, int]:
     if key is None:
         net = IPv4Network("0.0.0.0/0" if dst == "default" else dst)
         key = _PREFIX_KEYS[dst] = (int(net.network_address), net.prefixlen)
+    return key
+
+
+def _route_order(r: Route) -> tuple[bool, int, int]:
+    """A table's order: the default route first, then by network and length."""
+    key = _ROUTE_ORDER.get(r.dst)
+    if key is None:
+        key = _ROUTE_ORDER[r.dst] = (r.dst != "default", *prefix_key(r.dst))
     return key
 
 
@@ -374,7 +383,7 @@ def _with_routes(node: Node, learned: tuple[Route, ...], down: frozenset[str] = 
     if node.role == "server" and node.gateway is not None:
         routes.append(Route("default", node.interfaces[0].name, via=str(node.gateway), proto="boot", scope="universe"))
     routes.extend(learned)
-    routes.sort(key=lambda r: (r.dst != "default", *prefix_key(r.dst)))
+    routes.sort(key=_route_order)
     return replace(node, routes=tuple(routes))
 
 

@@ -6,17 +6,17 @@ import hashlib
 import json
 import os
 import pickle
+import secrets
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from . import emu, graph, platforms, view, vyos_config
 from .errors import ClabgenError, Problem, Where
-from .expected import expected_json
 from .planned import Plan
 
 MANIFEST = ".clabgen-manifest.json"
@@ -48,13 +48,34 @@ def start(draft: Plan, source: str, previous: Path | None) -> Started:
     picture = graph.start_lab_svg(draft, _generated(previous, graph.SVG_FILE))
     if sum(len(n.routes) for n in draft.nodes) < FORK_ROUTES:
         return Started(picture)
-    platforms.load("docs").environment()        # Jinja imported once, before the child is forked
-    made = _forked(lambda: pickle.dumps([(f.path, f.data, f.mode)
-                                         for f in _outputs(draft, source, view.lab_view(draft), "gateway")]),
-                   "rendering the gateways' files")
-    if made is None:
+    platforms.load("docs").environment()        # Jinja imported once, before the children are forked
+    share = _children(len(draft.gateways))
+    made = [_forked(partial(_pickled_gateway_files, draft, source, k, share), "rendering the gateways' files")
+            for k in range(share)]
+    if any(m is None for m in made):
+        for m in made:
+            if m is not None:
+                m()
         return Started(picture)
-    return Started(picture, lambda: [RenderedFile(*f) for f in pickle.loads(made())])
+    return Started(picture, lambda: [RenderedFile(*f) for m in made if m is not None for f in pickle.loads(m())])
+
+
+def _children(gateways: int) -> int:
+    """How many forked children share a big lab's gateway files: one per CPU this process may run
+    on (at most 4, and at least 50 gateways each), since the parent mostly waits for them."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus, gateways // 50))
+
+
+def _pickled_gateway_files(draft: Plan, source: str, k: int, share: int) -> bytes:
+    """Child k of `share`: the files of every share-th gateway from the k-th (interleaved, so each
+    child gets hubs and spokes alike)."""
+    ctx = view.lab_view(draft)
+    mine = ctx["gateways"][k::share]
+    return pickle.dumps([(f.path, f.data, f.mode) for f in _outputs(draft, source, ctx, "gateway", mine)])
 
 
 def render(plan: Plan, source: str, previous: Path | None = None, started: Started | None = None) -> list[RenderedFile]:
@@ -67,7 +88,7 @@ def render(plan: Plan, source: str, previous: Path | None = None, started: Start
     if started is None:
         started = Started(graph.start_lab_svg(plan, _generated(previous, graph.SVG_FILE)))
     routes = sum(len(n.routes) for n in plan.nodes)
-    contract = _forked(lambda: expected_json(plan, source).encode()) if routes >= FORK_ROUTES else None
+    contract = _forked(lambda: _expected_json(plan, source)) if routes >= FORK_ROUTES else None
     files = _render_files(plan, source, contract, started.gateway_files)
     files.append(RenderedFile(graph.SVG_FILE, started.picture()))
     files.sort(key=lambda f: f.path)
@@ -108,6 +129,12 @@ def _forked(work: Callable[[], bytes], what: str = "writing expected.json") -> C
     return result
 
 
+def _expected_json(plan: Plan, source: str) -> bytes:
+    # the contract's classes are imported where it is written: a child process on a big lab
+    from .expected import expected_json
+    return expected_json(plan, source).encode()
+
+
 def _render_files(plan: Plan, source: str, contract: Callable[[], bytes] | None = None,
                   gateway_files: Callable[[], list[RenderedFile]] | None = None) -> list[RenderedFile]:
     ctx = view.lab_view(plan)
@@ -115,12 +142,14 @@ def _render_files(plan: Plan, source: str, contract: Callable[[], bytes] | None 
     files += _outputs(plan, source, ctx, "lab")
     if gateway_files is not None:
         files += gateway_files()
-    files.append(RenderedFile("expected.json", contract() if contract else expected_json(plan, source).encode()))
+    files.append(RenderedFile("expected.json", contract() if contract else _expected_json(plan, source)))
     return files
 
 
-def _outputs(plan: Plan, source: str, ctx: dict[str, Any], each: str) -> list[RenderedFile]:
-    """The files of every output that is rendered once for the lab (each "lab") or per gateway."""
+def _outputs(plan: Plan, source: str, ctx: dict[str, Any], each: str,
+             gateways: list[dict[str, Any]] | None = None) -> list[RenderedFile]:
+    """The files of every output that is rendered once for the lab (each "lab") or per gateway
+    (of `gateways`, the views of some of ctx's gateways; all by default)."""
     files: list[RenderedFile] = []
     # gateways first: the Linux scripts carry the routing daemons' config their startup config gives
     folders = sorted({g.platform for g in plan.gateways}) + list(platforms.LAB_OUTPUTS)
@@ -136,7 +165,7 @@ def _outputs(plan: Plan, source: str, ctx: dict[str, Any], each: str) -> list[Re
                 text = template.render(lab=ctx, source=source)
                 files.append(RenderedFile(out.path.format(lab=plan.name), text.encode(), _mode(out)))
                 continue
-            for gw in ctx["gateways"]:
+            for gw in ctx["gateways"] if gateways is None else gateways:
                 if plat.role == "gateway" and gw["platform"] != folder:
                     continue
                 if out.when and not gw.get(out.when):
@@ -210,12 +239,25 @@ def _current(target: Path) -> bytes | None:
 
 
 def write(files: list[RenderedFile], out: Path, *, force: bool = False) -> list[str]:
-    """Write into a temporary directory first, then move each file into place.
+    """Write into a temporary directory first, then move each file into place (or, for a lab
+    directory that does not exist yet, the whole directory at once).
 
     A file that exists but was not written by clabgen (not in the manifest), or a generated file
     edited by hand since, is never overwritten unless `force`; files clabgen did not generate are
     never deleted.
     """
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _staging(out.parent, f".{out.name}.clabgen-render-")
+        try:
+            _stage(files, tmp)
+            os.rename(tmp, out)
+            return [f.path for f in files]
+        except OSError:
+            if not out.exists():                  # else: made meanwhile; written file by file below
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     old = _read_manifest(out)
     on_disk = {f.path: _current(out / f.path) for f in files}
@@ -233,13 +275,9 @@ def write(files: list[RenderedFile], out: Path, *, force: bool = False) -> list[
                                    "edit the intent instead, or pass --force"))
     if blocked and not force:
         raise ClabgenError(*blocked)
-    tmp = Path(tempfile.mkdtemp(prefix=".clabgen-render-", dir=out))
+    tmp = _staging(out, ".clabgen-render-")
     try:
-        for f in files + [RenderedFile(MANIFEST, _manifest_bytes(files))]:
-            p = tmp / f.path
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(f.data)
-            os.chmod(p, f.mode)
+        _stage(files, tmp)
         changed = []
         for f in files + [RenderedFile(MANIFEST, b"")]:
             target = out / f.path
@@ -258,3 +296,30 @@ def write(files: list[RenderedFile], out: Path, *, force: bool = False) -> list[
         return changed
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _staging(parent: Path, prefix: str) -> Path:
+    """A new empty directory in parent, with the mode a plain mkdir gives (tempfile's are 0700)."""
+    while True:
+        tmp = parent / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            tmp.mkdir()
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def _stage(files: list[RenderedFile], tmp: Path) -> None:
+    """Every file and the manifest under tmp, each with its mode (a big lab writes 600 files: each
+    directory is made once)."""
+    made = {str(tmp)}
+    for f in files + [RenderedFile(MANIFEST, _manifest_bytes(files))]:
+        path = os.path.join(tmp, f.path)
+        folder = os.path.dirname(path)
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, f.mode)
+        with open(fd, "wb") as fh:
+            os.fchmod(fd, f.mode)                 # exactly f.mode, whatever the umask
+            fh.write(f.data)
