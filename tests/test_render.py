@@ -199,7 +199,7 @@ def test_gateway_files_from_a_child_forked_at_the_draft_are_the_same(lab: str, c
     monkeypatch.setattr(render, "FORK_ROUTES", 0)
     monkeypatch.setattr(render, "start", kept)
     forked = pipeline.render_intent(LABS / lab / "intent.yml", tmp_path / "forked").files
-    assert len(started) == 1 and started[0].gateway_files is not None
+    assert len(started) == 1 and started[0].gateway_files is not None and started[0].contract_nodes is not None
     assert [(f.path, f.data, f.mode) for f in forked] == [(f.path, f.data, f.mode) for f in serial]
 
 
@@ -246,3 +246,27 @@ def test_a_big_labs_readme_counts_routes_instead_of_listing_them(tmp_path: Path)
     readme = (tmp_path / "README.md").read_text()
     assert f"This lab has {total} routes, too many to list here" in readme
     assert "| gw-hub | " in readme and "`gw1` (`ip route show`)" not in readme
+
+
+def test_render_on_a_terminal_still_forks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`clabgen render` in a terminal shows its progress line without rich's refresh thread: with
+    another thread alive render may not fork, and a big lab's files would all be made in turn."""
+    import threading
+
+    from clabgen import cli, termout
+    monkeypatch.setattr(termout, "is_tty", lambda err=False: True)
+    monkeypatch.setattr(render, "FORK_ROUTES", 0)
+    threads: list[int] = []
+    real = render._forked
+
+    def counted(work, what="writing expected.json"):  # type: ignore[no-untyped-def]
+        threads.append(threading.active_count())
+        return real(work, what)
+    monkeypatch.setattr(render, "_forked", counted)
+    monkeypatch.setattr(sys, "argv", ["clabgen", "render", str(LABS / "hub3" / "intent.yml"), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    assert done.value.code in (0, None), capsys.readouterr().err
+    assert threads and set(threads) == {1}
+    assert (tmp_path / "expected.json").read_bytes() == (LABS / "hub3" / "expected.json").read_bytes()

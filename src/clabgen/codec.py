@@ -71,6 +71,14 @@ def to_json(obj: Any) -> str:
     return "".join(out)
 
 
+def to_json_at(obj: Any, nl: str) -> str:
+    """to_json of a value that stands in a bigger document, on a line indented as nl ("\n" and the
+    indentation) says; its first line is not indented (it follows its key)."""
+    out: list[str] = []
+    _emit(obj, nl, out)
+    return "".join(out)
+
+
 def _leaf(value: Any) -> str | None:
     """The JSON of a scalar or an empty list, None for anything else (most values are leaves: one
     dict lookup instead of a recursive call each)."""

@@ -8,6 +8,7 @@ import os
 import pickle
 import secrets
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,23 +42,28 @@ class Started:
 
     picture: Callable[[], bytes]
     gateway_files: Callable[[], list[RenderedFile]] | None = None
+    contract_nodes: Callable[[], bytes] | None = None     # expected.nodes_json of the draft
 
 
 def start(draft: Plan, source: str, previous: Path | None) -> Started:
     """Begin the parts of render() that need only the draft; arguments as for render()."""
     picture = graph.start_lab_svg(draft, _generated(previous, graph.SVG_FILE))
-    if sum(len(n.routes) for n in draft.nodes) < FORK_ROUTES:
+    if sum(len(n.routes) for n in draft.nodes) < FORK_ROUTES or not _can_fork():
         return Started(picture)
     platforms.load("docs").environment()        # Jinja imported once, before the children are forked
+    nodes = _forked(partial(_nodes_json, draft)) or partial(_nodes_json, draft)
     share = _children(len(draft.gateways))
-    made = [_forked(partial(_pickled_gateway_files, draft, source, k, share), "rendering the gateways' files")
-            for k in range(share)]
-    if any(m is None for m in made):
-        for m in made:
-            if m is not None:
-                m()
-        return Started(picture)
-    return Started(picture, lambda: [RenderedFile(*f) for m in made if m is not None for f in pickle.loads(m())])
+    shares = [partial(_pickled_gateway_files, draft, source, k, share) for k in range(share)]
+    made = [_forked(work, "rendering the gateways' files") or work for work in shares]
+
+    def gateway_files() -> list[RenderedFile]:
+        return [RenderedFile(*f) for result in made for f in pickle.loads(result())]
+    return Started(picture, gateway_files, nodes)
+
+
+def _nodes_json(draft: Plan) -> bytes:
+    from .expected import nodes_json  # in the child: the contract's classes are imported there
+    return nodes_json(draft).encode()
 
 
 def _children(gateways: int) -> int:
@@ -83,45 +89,55 @@ def render(plan: Plan, source: str, previous: Path | None = None, started: Start
     lab directory rendered before: its topology.svg is kept if drawn from the same source (graph.lab_svg).
     `started` is start() called with a draft of this plan."""
     # Graphviz draws the picture in its own process while the templates run (a 200-site lab's
-    # layout takes as long as all its gateway configs).
-    # The contract is the other big piece: on a big lab a child process writes it meanwhile (see _forked).
+    # layout takes as long as all its gateway configs). The contract is the other big piece: on a
+    # big lab children forked at the draft write its nodes (start), or one forked here writes it all.
     if started is None:
         started = Started(graph.start_lab_svg(plan, _generated(previous, graph.SVG_FILE)))
-    routes = sum(len(n.routes) for n in plan.nodes)
-    contract = _forked(lambda: _expected_json(plan, source)) if routes >= FORK_ROUTES else None
+    nodes = started.contract_nodes
+    contract: Callable[[], bytes] | None = None
+    if nodes is not None:
+        contract = partial(_expected_json, plan, source, nodes)
+    elif sum(len(n.routes) for n in plan.nodes) >= FORK_ROUTES:
+        contract = _forked(lambda: _expected_json(plan, source))
     files = _render_files(plan, source, contract, started.gateway_files)
     files.append(RenderedFile(graph.SVG_FILE, started.picture()))
     files.sort(key=lambda f: f.path)
     return files
 
 
+def _can_fork() -> bool:
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
 def _forked(work: Callable[[], bytes], what: str = "writing expected.json") -> Callable[[], bytes] | None:
     """Run work in a forked child; the returned call waits for its bytes. None (the caller does the
     work itself) where forking is not safe: no fork, or other threads in this process (a child of a
     threaded process may inherit a lock some other thread held). The child only computes and
-    writes to a pipe; an exception there is raised here with the child's message."""
-    if not hasattr(os, "fork") or threading.active_count() > 1:
+    writes its bytes to an anonymous file (not a pipe: megabytes into a pipe would stall it until
+    this process reads); an exception there is raised here with the child's message."""
+    if not _can_fork():
         return None
-    r, w = os.pipe()
+    out = _anonymous_file()
     pid = os.fork()
     if pid == 0:                                  # the child: compute, write, leave without cleanup
         status = 0
         try:
-            os.close(r)
             try:
                 payload = b"\0" + work()
             except BaseException as exc:          # carried to the parent
                 payload, status = b"\1" + f"{type(exc).__name__}: {exc}".encode(errors="replace"), 1
-            with os.fdopen(w, "wb") as pipe:
-                pipe.write(payload)
+            left = memoryview(payload)
+            while left:
+                left = left[os.write(out, left):]
         finally:
             os._exit(status)
-    os.close(w)
 
     def result() -> bytes:
-        with os.fdopen(r, "rb") as pipe:
-            data = pipe.read()
-        os.waitpid(pid, 0)
+        try:
+            os.waitpid(pid, 0)
+            data = os.pread(out, os.fstat(out).st_size, 0)
+        finally:
+            os.close(out)
         if data[:1] != b"\0":
             why = data[1:].decode(errors="replace") if data[:1] == b"\1" else "the child process died"
             raise RuntimeError(f"{what} in a child process failed: {why}")
@@ -129,10 +145,18 @@ def _forked(work: Callable[[], bytes], what: str = "writing expected.json") -> C
     return result
 
 
-def _expected_json(plan: Plan, source: str) -> bytes:
-    # the contract's classes are imported where it is written: a child process on a big lab
-    from .expected import expected_json
-    return expected_json(plan, source).encode()
+def _anonymous_file() -> int:
+    """A descriptor of a file with no name (in memory where Linux has memfd), closed on exec."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("clabgen-render", os.MFD_CLOEXEC)
+    with tempfile.TemporaryFile() as f:
+        return os.dup(f.fileno())
+
+
+def _expected_json(plan: Plan, source: str, nodes: Callable[[], bytes] | None = None) -> bytes:
+    """expected.json; nodes waits for its `nodes` field written by a child from the draft."""
+    from . import expected  # the contract's classes: imported where it is written
+    return expected.expected_json_around(plan, source, nodes()) if nodes else expected.expected_json(plan, source).encode()
 
 
 def _render_files(plan: Plan, source: str, contract: Callable[[], bytes] | None = None,
