@@ -270,3 +270,14 @@ def test_render_on_a_terminal_still_forks(tmp_path: Path, monkeypatch: pytest.Mo
     assert done.value.code in (0, None), capsys.readouterr().err
     assert threads and set(threads) == {1}
     assert (tmp_path / "expected.json").read_bytes() == (LABS / "hub3" / "expected.json").read_bytes()
+
+
+@pytest.mark.parametrize("lab", lab_dirs(), ids=lambda p: p.name)
+def test_the_picture_begun_from_the_topology_is_the_final_plans(lab: Path) -> None:
+    """Graphviz starts on the plan laid out before its routes (plan.build's `laid_out`): the dot
+    source must be the one the whole plan gives, or the picture would show another lab."""
+    from clabgen import graph, intent, plan
+    topologies: list[object] = []
+    whole = plan.build(intent.read_lab(lab / "intent.yml"), laid_out=topologies.append)
+    assert len(topologies) == 1
+    assert graph.dot(topologies[0]) == graph.dot(whole)  # type: ignore[arg-type]

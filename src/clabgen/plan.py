@@ -92,11 +92,13 @@ class _Pool:
         return None
 
 
-def build(lab: Lab, *, scenarios: bool = True, drafted: Callable[[Plan], object] | None = None) -> Plan:
+def build(lab: Lab, *, scenarios: bool = True, drafted: Callable[[Plan], object] | None = None,
+          laid_out: Callable[[Plan], object] | None = None) -> Plan:
     """Derive the whole lab; raise ClabgenError (pointing into the intent) if derivation fails.
     Without `scenarios` the fault predictions are left out (validate needs only the warnings).
-    `drafted` is given the plan once its nodes, links and tunnels are final, before its checks
-    (pings, walks, faults) are derived: render starts drawing the picture there."""
+    `laid_out` is given a plan whose nodes have no routes yet (the topology: render starts drawing
+    the picture there); `drafted` the plan once its nodes, links and tunnels are final, before its
+    checks (pings, walks, faults) are derived (render starts the gateways' files there)."""
     problems = Problems()
     plats = {s.gateway.name: platforms.load(s.gateway.platform or lab.defaults.gateway_platform) for s in lab.sites}
     addressing = _addresses(lab, problems)
@@ -108,12 +110,14 @@ def build(lab: Lab, *, scenarios: bool = True, drafted: Callable[[Plan], object]
     protocol = routing.get(lab.routing.type)
     rinput = _routing_input(lab, plats, sites, tunnels, dynamic=protocol.dynamic)
     declared = protocol.plan(rinput)
-    learned = protocol.routes(rinput, declared)
     nodes = _gateways(lab, plats, addressing, ifnames, tunnels, segments, declared, rinput)
     nodes += _servers(lab, addressing, ifnames, segments) + segments.switches
-    nodes = tuple(_with_routes(n, learned.get(n.name, ())) for n in nodes)
     draft = Plan(lab.name, nodes, segments.links, tunnels, (), (), (), lab.underlay.subnet, sites, lab.routing.type,
                  declared.adjacencies)
+    if laid_out is not None:
+        laid_out(draft)
+    learned = protocol.routes(rinput, declared)
+    draft = replace(draft, nodes=tuple(_with_routes(n, learned.get(n.name, ())) for n in nodes))
     if drafted is not None:
         drafted(draft)
     usage: Usage = {}

@@ -45,9 +45,16 @@ class Started:
     contract_nodes: Callable[[], bytes] | None = None     # expected.nodes_json of the draft
 
 
-def start(draft: Plan, source: str, previous: Path | None) -> Started:
-    """Begin the parts of render() that need only the draft; arguments as for render()."""
-    picture = graph.start_lab_svg(draft, _generated(previous, graph.SVG_FILE))
+def start_picture(topology: Plan, previous: Path | None) -> Callable[[], bytes]:
+    """Graphviz begins drawing topology.svg (a plan whose nodes may have no routes yet: the picture
+    shows none); `previous` as for render(). The returned call waits for the file."""
+    return graph.start_lab_svg(topology, _generated(previous, graph.SVG_FILE))
+
+
+def start(draft: Plan, source: str, previous: Path | None, picture: Callable[[], bytes] | None = None) -> Started:
+    """Begin the parts of render() that need only the draft; arguments as for render(), `picture`
+    start_picture() of it if begun already."""
+    picture = picture or start_picture(draft, previous)
     if sum(len(n.routes) for n in draft.nodes) < FORK_ROUTES or not _can_fork():
         return Started(picture)
     platforms.load("docs").environment()        # Jinja imported once, before the children are forked
@@ -92,7 +99,7 @@ def render(plan: Plan, source: str, previous: Path | None = None, started: Start
     # layout takes as long as all its gateway configs). The contract is the other big piece: on a
     # big lab children forked at the draft write its nodes (start), or one forked here writes it all.
     if started is None:
-        started = Started(graph.start_lab_svg(plan, _generated(previous, graph.SVG_FILE)))
+        started = Started(start_picture(plan, previous))
     nodes = started.contract_nodes
     contract: Callable[[], bytes] | None = None
     if nodes is not None:
