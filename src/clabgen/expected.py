@@ -114,9 +114,10 @@ def expected_json(plan: Plan, source: str) -> str:
     return contract(plan, source).to_json()
 
 
-def expected_json_around(plan: Plan, source: str, nodes: bytes) -> bytes:
-    """expected.json's bytes, its `nodes` field's value given: nodes_json() of this plan's draft."""
+def around_nodes(plan: Plan, source: str) -> tuple[bytes, bytes]:
+    """expected.json's bytes before and after the value of its `nodes` field (nodes_json() of this
+    plan's draft goes between)."""
     head, empty, tail = contract(plan, source, nodes=False).to_json().partition(_NODES + "[]")
     if not empty:
         raise ValueError("expected.json has no top-level nodes field")
-    return (head + _NODES).encode() + nodes + tail.encode()
+    return (head + _NODES).encode(), tail.encode()

@@ -103,9 +103,13 @@ def render(plan: Plan, source: str, previous: Path | None = None, started: Start
     nodes = started.contract_nodes
     contract: Callable[[], bytes] | None = None
     if nodes is not None:
-        contract = partial(_expected_json, plan, source, nodes)
+        from .expected import around_nodes  # the contract's classes: imported where it is written
+        head, tail = around_nodes(plan, source)      # while the children still work
+
+        def contract() -> bytes:
+            return head + nodes() + tail
     elif sum(len(n.routes) for n in plan.nodes) >= FORK_ROUTES:
-        contract = _forked(lambda: _expected_json(plan, source))
+        contract = _forked(partial(_expected_json, plan, source))
     files = _render_files(plan, source, contract, started.gateway_files)
     files.append(RenderedFile(graph.SVG_FILE, started.picture()))
     files.sort(key=lambda f: f.path)
@@ -160,10 +164,9 @@ def _anonymous_file() -> int:
         return os.dup(f.fileno())
 
 
-def _expected_json(plan: Plan, source: str, nodes: Callable[[], bytes] | None = None) -> bytes:
-    """expected.json; nodes waits for its `nodes` field written by a child from the draft."""
-    from . import expected  # the contract's classes: imported where it is written
-    return expected.expected_json_around(plan, source, nodes()) if nodes else expected.expected_json(plan, source).encode()
+def _expected_json(plan: Plan, source: str) -> bytes:
+    from .expected import expected_json  # the contract's classes: imported where it is written
+    return expected_json(plan, source).encode()
 
 
 def _render_files(plan: Plan, source: str, contract: Callable[[], bytes] | None = None,
