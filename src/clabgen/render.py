@@ -105,9 +105,7 @@ def render(plan: Plan, source: str, previous: Path | None = None, started: Start
     if nodes is not None:
         from .expected import around_nodes  # the contract's classes: imported where it is written
         head, tail = around_nodes(plan, source)      # while the children still work
-
-        def contract() -> bytes:
-            return head + nodes() + tail
+        contract = partial(_joined, head, nodes, tail)
     elif sum(len(n.routes) for n in plan.nodes) >= FORK_ROUTES:
         contract = _forked(partial(_expected_json, plan, source))
     files = _render_files(plan, source, contract, started.gateway_files)
@@ -162,6 +160,10 @@ def _anonymous_file() -> int:
         return os.memfd_create("clabgen-render", os.MFD_CLOEXEC)
     with tempfile.TemporaryFile() as f:
         return os.dup(f.fileno())
+
+
+def _joined(head: bytes, middle: Callable[[], bytes], tail: bytes) -> bytes:
+    return head + middle() + tail
 
 
 def _expected_json(plan: Plan, source: str) -> bytes:
