@@ -28,7 +28,11 @@ $(BIN)/clabgen: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
+# The checkout's bytecode, as pip compiles an installed wheel's: this environment sets
+# PYTHONDONTWRITEBYTECODE, so without it every clabgen process compiles every module again (an
+# edited module is still compiled afresh in memory: Python checks each source's mtime and size).
 install: $(BIN)/clabgen
+	@$(BIN)/python -m compileall -q src >/dev/null
 
 # The demo needs only these (no container engine, no image tools).
 DEMO_PKGS ?= iproute2 iputils-ping util-linux procps gcc

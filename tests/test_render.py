@@ -133,9 +133,25 @@ def test_validate_does_not_import_the_template_engine() -> None:
     import sys
     code = ("import sys; from clabgen import cli, intent, plan; from pathlib import Path; "
             "plan.build(intent.read_lab(Path('labs/ospf-dualhub/intent.yml')), scenarios=False); "
-            "assert 'jinja2' not in sys.modules, 'jinja2 imported'")
+            "assert 'jinja2' not in sys.modules, 'jinja2 imported'; "
+            "assert 'ruamel.yaml' not in sys.modules, 'ruamel imported for a plain intent'")
     result = subprocess.run([sys.executable, "-c", code], cwd=LABS.parent, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_new_lab_directory_appears_whole(tmp_path: Path) -> None:
+    """A lab directory that does not exist yet is staged beside it and renamed into place: nothing
+    else is left in its parent, and it has the modes a plain mkdir and the outputs give."""
+    out = tmp_path / "deep" / "lab"
+    result = pipeline.render_intent(LABS / "ipip" / "intent.yml", out)
+    assert os.listdir(tmp_path / "deep") == ["lab"]
+    assert sorted(result.changed) == sorted(f.path for f in result.files)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out.stat().st_mode & 0o777) == 0o777 & ~umask
+    for f in result.files:
+        assert (out / f.path).read_bytes() == f.data and ((out / f.path).stat().st_mode & 0o777) == f.mode
+    assert pipeline.render_intent(LABS / "ipip" / "intent.yml", out).changed == []
 
 
 def test_render_files_sorted_and_manifest(tmp_path: Path) -> None:
@@ -167,11 +183,12 @@ def test_contract_from_a_forked_child_is_the_same(lab: str, monkeypatch: pytest.
     assert [(f.path, f.data) for f in forked] == [(f.path, f.data) for f in serial]
 
 
-@pytest.mark.parametrize("lab", ["ospf-dualhub", "wireguard"])
-def test_gateway_files_from_a_child_forked_at_the_draft_are_the_same(lab: str, tmp_path: Path,
+@pytest.mark.parametrize(("lab", "children"), [("ospf-dualhub", 1), ("ospf-dualhub", 3), ("wireguard", 2)])
+def test_gateway_files_from_a_child_forked_at_the_draft_are_the_same(lab: str, children: int, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Big labs render their gateways' files in a child forked when the plan is drafted (before its
-    checks): same files as rendered in process after the whole plan."""
+    """Big labs render their gateways' files in children forked when the plan is drafted (before its
+    checks), each taking a share of the gateways: same files as rendered in process after the whole plan."""
+    monkeypatch.setattr(render, "_children", lambda gateways: children)
     serial = pipeline.render_intent(LABS / lab / "intent.yml", tmp_path / "serial").files
     started: list[render.Started] = []
     real = render.start
@@ -182,7 +199,7 @@ def test_gateway_files_from_a_child_forked_at_the_draft_are_the_same(lab: str, t
     monkeypatch.setattr(render, "FORK_ROUTES", 0)
     monkeypatch.setattr(render, "start", kept)
     forked = pipeline.render_intent(LABS / lab / "intent.yml", tmp_path / "forked").files
-    assert len(started) == 1 and started[0].gateway_files is not None
+    assert len(started) == 1 and started[0].gateway_files is not None and started[0].contract_nodes is not None
     assert [(f.path, f.data, f.mode) for f in forked] == [(f.path, f.data, f.mode) for f in serial]
 
 
@@ -229,3 +246,38 @@ def test_a_big_labs_readme_counts_routes_instead_of_listing_them(tmp_path: Path)
     readme = (tmp_path / "README.md").read_text()
     assert f"This lab has {total} routes, too many to list here" in readme
     assert "| gw-hub | " in readme and "`gw1` (`ip route show`)" not in readme
+
+
+def test_render_on_a_terminal_still_forks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`clabgen render` in a terminal shows its progress line without rich's refresh thread: with
+    another thread alive render may not fork, and a big lab's files would all be made in turn."""
+    import threading
+
+    from clabgen import cli, termout
+    monkeypatch.setattr(termout, "is_tty", lambda err=False: True)
+    monkeypatch.setattr(render, "FORK_ROUTES", 0)
+    threads: list[int] = []
+    real = render._forked
+
+    def counted(work, what="writing expected.json"):  # type: ignore[no-untyped-def]
+        threads.append(threading.active_count())
+        return real(work, what)
+    monkeypatch.setattr(render, "_forked", counted)
+    monkeypatch.setattr(sys, "argv", ["clabgen", "render", str(LABS / "hub3" / "intent.yml"), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    assert done.value.code in (0, None), capsys.readouterr().err
+    assert threads and set(threads) == {1}
+    assert (tmp_path / "expected.json").read_bytes() == (LABS / "hub3" / "expected.json").read_bytes()
+
+
+@pytest.mark.parametrize("lab", lab_dirs(), ids=lambda p: p.name)
+def test_the_picture_begun_from_the_topology_is_the_final_plans(lab: Path) -> None:
+    """Graphviz starts on the plan laid out before its routes (plan.build's `laid_out`): the dot
+    source must be the one the whole plan gives, or the picture would show another lab."""
+    from clabgen import graph, intent, plan
+    topologies: list[object] = []
+    whole = plan.build(intent.read_lab(lab / "intent.yml"), laid_out=topologies.append)
+    assert len(topologies) == 1
+    assert graph.dot(topologies[0]) == graph.dot(whole)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clabgen import yamlpos
+from clabgen import yaml_roundtrip, yamlpos
 
 from .conftest import ROOT
 
@@ -40,7 +40,7 @@ def test_fast_path_edge_cases(name: str) -> None:
 def _same(text: str, file: str) -> None:
     fast = yamlpos._fast(text, file)
     try:
-        slow = yamlpos._ruamel(text, file)
+        slow = yaml_roundtrip.load_roundtrip(text, file)
     except yamlpos.ClabgenError:
         assert fast is None, "ruamel refuses this document; the fast path must not accept it"
         return

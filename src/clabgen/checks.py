@@ -232,9 +232,9 @@ def tunnel_names(lab: Lab) -> list[str]:
 
 def _routing(lab: Lab, problems: Problems) -> None:
     """Routing options that cannot work together, with what each gateway's platform renders."""
-    from .routing import ROUTING
+    from . import routing
     r = lab.routing
-    dynamic = ROUTING[r.type].dynamic if r.type in ROUTING else False
+    dynamic = routing.get(r.type).dynamic if r.type in routing.ROUTING else False
     lacking: dict[str, list[str]] = {}
     for site in lab.sites:
         gw = site.gateway

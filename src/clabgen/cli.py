@@ -125,7 +125,7 @@ def render(
     """Render the lab: topology, gateway configs, Linux scripts, README and expected.json."""
     from . import termout
     from .pipeline import render_intent
-    with termout.progress(f"rendering {_display(intent)}"):
+    with termout.progress(f"rendering {_display(intent)}", threads=False):
         result = render_intent(intent, out, check=check, force=force, display=_display(intent))
     if check:
         if result.diffs:

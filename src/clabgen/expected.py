@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from . import platforms
+from . import codec, platforms
+from .codec import made
 from .contract import (
     SCHEMA,
     AdjacencySpec,
@@ -30,11 +31,12 @@ from .tunnels import tunnel_type
 MGMT_DEVS = ("eth0",)
 
 
-def contract(plan: Plan, source: str) -> LabContract:
+def contract(plan: Plan, source: str, *, nodes: bool = True) -> LabContract:
+    """The lab's contract (without `nodes`, its nodes left empty: see expected_json)."""
     return LabContract(
         schema=SCHEMA, generator=generator(), lab=plan.name, source=source, ignore_route_devs=MGMT_DEVS,
         platforms=tuple(_platform(name) for name in sorted({g.platform for g in plan.gateways})),
-        nodes=tuple(_node(n) for n in plan.nodes),
+        nodes=tuple(_node(n) for n in plan.nodes) if nodes else (),
         links=tuple(LinkSpec(link.a, link.b, link.mtu, link.segment) for link in plan.links),
         tunnels=tuple(TunnelSpec(t.name, t.type, t.ip_proto, t.overhead, t.mtu, (_end(t.ends[0]), _end(t.ends[1])),
                                  t.policy) for t in plan.tunnels),
@@ -78,7 +80,8 @@ def _node(n: Node) -> NodeSpec:
 
 def _route(r: Route) -> RouteSpec:
     hops = tuple([NextHopSpec(h.via, h.dev) for h in r.nexthops]) if r.nexthops else ()   # most have none
-    return RouteSpec(r.dst, r.dev, r.via, r.proto, r.scope, r.src, r.metric, hops, r.cost, r.as_path)
+    return made(RouteSpec, {"dst": r.dst, "dev": r.dev, "via": r.via, "proto": r.proto, "scope": r.scope, "src": r.src,
+                            "metric": r.metric, "nexthops": hops, "cost": r.cost, "as_path": r.as_path})
 
 
 def _ping(p: Ping) -> PingSpec:
@@ -96,5 +99,25 @@ def _platform(name: str) -> PlatformSpec:
                         f.static_routes.metric if f.static_routes else None)
 
 
+_TOP = "\n  "                    # a top-level field's line, as codec.to_json indents it
+_NODES = _TOP + '"nodes": '
+
+
+def nodes_json(draft: Plan) -> str:
+    """The value of expected.json's `nodes`, as written there: a big lab's routes, most of the file.
+    From a draft of the plan (its nodes are final), so a child process writes it while the parent
+    plans the checks."""
+    return codec.to_json_at(tuple(_node(n) for n in draft.nodes), _TOP)
+
+
 def expected_json(plan: Plan, source: str) -> str:
     return contract(plan, source).to_json()
+
+
+def around_nodes(plan: Plan, source: str) -> tuple[bytes, bytes]:
+    """expected.json's bytes before and after the value of its `nodes` field (nodes_json() of this
+    plan's draft goes between)."""
+    head, empty, tail = contract(plan, source, nodes=False).to_json().partition(_NODES + "[]")
+    if not empty:
+        raise ValueError("expected.json has no top-level nodes field")
+    return (head + _NODES).encode(), tail.encode()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +40,13 @@ def render_intent(path: Path, out: Path | None = None, *, check: bool = False, f
 def _render_intent(path: Path, out: Path | None, *, check: bool, force: bool, display: str | None) -> RenderResult:
     lab = intent.read_lab(path, display)
     target = out if out is not None else path.parent
-    # the picture and a big lab's gateway files are made (in other processes) while the rest of the plan is derived
+    # the picture (from the topology, before the routes) and a big lab's gateway files (from the
+    # draft) are made in other processes while the rest of the plan is derived
+    pictures: list[Callable[[], bytes]] = []
     started: list[render.Started] = []
-    p = plan.build(lab, drafted=lambda draft: started.append(render.start(draft, path.name, target)))
+    p = plan.build(lab, laid_out=lambda topology: pictures.append(render.start_picture(topology, target)),
+                   drafted=lambda draft: started.append(render.start(draft, path.name, target,
+                                                                     pictures[0] if pictures else None)))
     files = render.render(p, path.name, previous=target, started=started[0] if started else None)
     if check:
         return RenderResult(target, files, diffs=render.check(files, target))

@@ -92,11 +92,13 @@ class _Pool:
         return None
 
 
-def build(lab: Lab, *, scenarios: bool = True, drafted: Callable[[Plan], object] | None = None) -> Plan:
+def build(lab: Lab, *, scenarios: bool = True, drafted: Callable[[Plan], object] | None = None,
+          laid_out: Callable[[Plan], object] | None = None) -> Plan:
     """Derive the whole lab; raise ClabgenError (pointing into the intent) if derivation fails.
     Without `scenarios` the fault predictions are left out (validate needs only the warnings).
-    `drafted` is given the plan once its nodes, links and tunnels are final, before its checks
-    (pings, walks, faults) are derived: render starts drawing the picture there."""
+    `laid_out` is given a plan whose nodes have no routes yet (the topology: render starts drawing
+    the picture there); `drafted` the plan once its nodes, links and tunnels are final, before its
+    checks (pings, walks, faults) are derived (render starts the gateways' files there)."""
     problems = Problems()
     plats = {s.gateway.name: platforms.load(s.gateway.platform or lab.defaults.gateway_platform) for s in lab.sites}
     addressing = _addresses(lab, problems)
@@ -108,12 +110,14 @@ def build(lab: Lab, *, scenarios: bool = True, drafted: Callable[[Plan], object]
     protocol = routing.get(lab.routing.type)
     rinput = _routing_input(lab, plats, sites, tunnels, dynamic=protocol.dynamic)
     declared = protocol.plan(rinput)
-    learned = protocol.routes(rinput, declared)
     nodes = _gateways(lab, plats, addressing, ifnames, tunnels, segments, declared, rinput)
     nodes += _servers(lab, addressing, ifnames, segments) + segments.switches
-    nodes = tuple(_with_routes(n, learned.get(n.name, ())) for n in nodes)
     draft = Plan(lab.name, nodes, segments.links, tunnels, (), (), (), lab.underlay.subnet, sites, lab.routing.type,
                  declared.adjacencies)
+    if laid_out is not None:
+        laid_out(draft)
+    learned = protocol.routes(rinput, declared)
+    draft = replace(draft, nodes=tuple(_with_routes(n, learned.get(n.name, ())) for n in nodes))
     if drafted is not None:
         drafted(draft)
     usage: Usage = {}
@@ -352,6 +356,7 @@ def _servers(lab: Lab, addressing: Addressing, ifnames: IfNames, segments: Segme
 
 
 _PREFIX_KEYS: dict[str, tuple[int, int]] = {}
+_ROUTE_ORDER: dict[str, tuple[bool, int, int]] = {}
 
 
 def prefix_key(dst: str) -> tuple[int, int]:
@@ -361,6 +366,14 @@ def prefix_key(dst: str) -> tuple[int, int]:
     if key is None:
         net = IPv4Network("0.0.0.0/0" if dst == "default" else dst)
         key = _PREFIX_KEYS[dst] = (int(net.network_address), net.prefixlen)
+    return key
+
+
+def _route_order(r: Route) -> tuple[bool, int, int]:
+    """A table's order: the default route first, then by network and length."""
+    key = _ROUTE_ORDER.get(r.dst)
+    if key is None:
+        key = _ROUTE_ORDER[r.dst] = (r.dst != "default", *prefix_key(r.dst))
     return key
 
 
@@ -374,7 +387,7 @@ def _with_routes(node: Node, learned: tuple[Route, ...], down: frozenset[str] = 
     if node.role == "server" and node.gateway is not None:
         routes.append(Route("default", node.interfaces[0].name, via=str(node.gateway), proto="boot", scope="universe"))
     routes.extend(learned)
-    routes.sort(key=lambda r: (r.dst != "default", *prefix_key(r.dst)))
+    routes.sort(key=_route_order)
     return replace(node, routes=tuple(routes))
 
 

@@ -6,17 +6,18 @@ import hashlib
 import json
 import os
 import pickle
+import secrets
 import shutil
 import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from . import emu, graph, platforms, view, vyos_config
 from .errors import ClabgenError, Problem, Where
-from .expected import expected_json
 from .planned import Plan
 
 MANIFEST = ".clabgen-manifest.json"
@@ -41,20 +42,53 @@ class Started:
 
     picture: Callable[[], bytes]
     gateway_files: Callable[[], list[RenderedFile]] | None = None
+    contract_nodes: Callable[[], bytes] | None = None     # expected.nodes_json of the draft
 
 
-def start(draft: Plan, source: str, previous: Path | None) -> Started:
-    """Begin the parts of render() that need only the draft; arguments as for render()."""
-    picture = graph.start_lab_svg(draft, _generated(previous, graph.SVG_FILE))
-    if sum(len(n.routes) for n in draft.nodes) < FORK_ROUTES:
+def start_picture(topology: Plan, previous: Path | None) -> Callable[[], bytes]:
+    """Graphviz begins drawing topology.svg (a plan whose nodes may have no routes yet: the picture
+    shows none); `previous` as for render(). The returned call waits for the file."""
+    return graph.start_lab_svg(topology, _generated(previous, graph.SVG_FILE))
+
+
+def start(draft: Plan, source: str, previous: Path | None, picture: Callable[[], bytes] | None = None) -> Started:
+    """Begin the parts of render() that need only the draft; arguments as for render(), `picture`
+    start_picture() of it if begun already."""
+    picture = picture or start_picture(draft, previous)
+    if sum(len(n.routes) for n in draft.nodes) < FORK_ROUTES or not _can_fork():
         return Started(picture)
-    platforms.load("docs").environment()        # Jinja imported once, before the child is forked
-    made = _forked(lambda: pickle.dumps([(f.path, f.data, f.mode)
-                                         for f in _outputs(draft, source, view.lab_view(draft), "gateway")]),
-                   "rendering the gateways' files")
-    if made is None:
-        return Started(picture)
-    return Started(picture, lambda: [RenderedFile(*f) for f in pickle.loads(made())])
+    platforms.load("docs").environment()        # Jinja imported once, before the children are forked
+    nodes = _forked(partial(_nodes_json, draft)) or partial(_nodes_json, draft)
+    share = _children(len(draft.gateways))
+    shares = [partial(_pickled_gateway_files, draft, source, k, share) for k in range(share)]
+    made = [_forked(work, "rendering the gateways' files") or work for work in shares]
+
+    def gateway_files() -> list[RenderedFile]:
+        return [RenderedFile(*f) for result in made for f in pickle.loads(result())]
+    return Started(picture, gateway_files, nodes)
+
+
+def _nodes_json(draft: Plan) -> bytes:
+    from .expected import nodes_json  # in the child: the contract's classes are imported there
+    return nodes_json(draft).encode()
+
+
+def _children(gateways: int) -> int:
+    """How many forked children share a big lab's gateway files: one per CPU this process may run
+    on (at most 4, and at least 50 gateways each), since the parent mostly waits for them."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus, gateways // 50))
+
+
+def _pickled_gateway_files(draft: Plan, source: str, k: int, share: int) -> bytes:
+    """Child k of `share`: the files of every share-th gateway from the k-th (interleaved, so each
+    child gets hubs and spokes alike)."""
+    ctx = view.lab_view(draft)
+    mine = ctx["gateways"][k::share]
+    return pickle.dumps([(f.path, f.data, f.mode) for f in _outputs(draft, source, ctx, "gateway", mine)])
 
 
 def render(plan: Plan, source: str, previous: Path | None = None, started: Started | None = None) -> list[RenderedFile]:
@@ -62,50 +96,79 @@ def render(plan: Plan, source: str, previous: Path | None = None, started: Start
     lab directory rendered before: its topology.svg is kept if drawn from the same source (graph.lab_svg).
     `started` is start() called with a draft of this plan."""
     # Graphviz draws the picture in its own process while the templates run (a 200-site lab's
-    # layout takes as long as all its gateway configs).
-    # The contract is the other big piece: on a big lab a child process writes it meanwhile (see _forked).
+    # layout takes as long as all its gateway configs). The contract is the other big piece: on a
+    # big lab children forked at the draft write its nodes (start), or one forked here writes it all.
     if started is None:
-        started = Started(graph.start_lab_svg(plan, _generated(previous, graph.SVG_FILE)))
-    routes = sum(len(n.routes) for n in plan.nodes)
-    contract = _forked(lambda: expected_json(plan, source).encode()) if routes >= FORK_ROUTES else None
+        started = Started(start_picture(plan, previous))
+    nodes = started.contract_nodes
+    contract: Callable[[], bytes] | None = None
+    if nodes is not None:
+        from .expected import around_nodes  # the contract's classes: imported where it is written
+        head, tail = around_nodes(plan, source)      # while the children still work
+        contract = partial(_joined, head, nodes, tail)
+    elif sum(len(n.routes) for n in plan.nodes) >= FORK_ROUTES:
+        contract = _forked(partial(_expected_json, plan, source))
     files = _render_files(plan, source, contract, started.gateway_files)
     files.append(RenderedFile(graph.SVG_FILE, started.picture()))
     files.sort(key=lambda f: f.path)
     return files
 
 
+def _can_fork() -> bool:
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
 def _forked(work: Callable[[], bytes], what: str = "writing expected.json") -> Callable[[], bytes] | None:
     """Run work in a forked child; the returned call waits for its bytes. None (the caller does the
     work itself) where forking is not safe: no fork, or other threads in this process (a child of a
     threaded process may inherit a lock some other thread held). The child only computes and
-    writes to a pipe; an exception there is raised here with the child's message."""
-    if not hasattr(os, "fork") or threading.active_count() > 1:
+    writes its bytes to an anonymous file (not a pipe: megabytes into a pipe would stall it until
+    this process reads); an exception there is raised here with the child's message."""
+    if not _can_fork():
         return None
-    r, w = os.pipe()
+    out = _anonymous_file()
     pid = os.fork()
     if pid == 0:                                  # the child: compute, write, leave without cleanup
         status = 0
         try:
-            os.close(r)
             try:
                 payload = b"\0" + work()
             except BaseException as exc:          # carried to the parent
                 payload, status = b"\1" + f"{type(exc).__name__}: {exc}".encode(errors="replace"), 1
-            with os.fdopen(w, "wb") as pipe:
-                pipe.write(payload)
+            left = memoryview(payload)
+            while left:
+                left = left[os.write(out, left):]
         finally:
             os._exit(status)
-    os.close(w)
 
     def result() -> bytes:
-        with os.fdopen(r, "rb") as pipe:
-            data = pipe.read()
-        os.waitpid(pid, 0)
+        try:
+            os.waitpid(pid, 0)
+            data = os.pread(out, os.fstat(out).st_size, 0)
+        finally:
+            os.close(out)
         if data[:1] != b"\0":
             why = data[1:].decode(errors="replace") if data[:1] == b"\1" else "the child process died"
             raise RuntimeError(f"{what} in a child process failed: {why}")
         return data[1:]
     return result
+
+
+def _anonymous_file() -> int:
+    """A descriptor of a file with no name (in memory where Linux has memfd), closed on exec."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("clabgen-render", os.MFD_CLOEXEC)
+    with tempfile.TemporaryFile() as f:
+        return os.dup(f.fileno())
+
+
+def _joined(head: bytes, middle: Callable[[], bytes], tail: bytes) -> bytes:
+    return head + middle() + tail
+
+
+def _expected_json(plan: Plan, source: str) -> bytes:
+    from .expected import expected_json  # the contract's classes: imported where it is written
+    return expected_json(plan, source).encode()
 
 
 def _render_files(plan: Plan, source: str, contract: Callable[[], bytes] | None = None,
@@ -115,12 +178,14 @@ def _render_files(plan: Plan, source: str, contract: Callable[[], bytes] | None 
     files += _outputs(plan, source, ctx, "lab")
     if gateway_files is not None:
         files += gateway_files()
-    files.append(RenderedFile("expected.json", contract() if contract else expected_json(plan, source).encode()))
+    files.append(RenderedFile("expected.json", contract() if contract else _expected_json(plan, source)))
     return files
 
 
-def _outputs(plan: Plan, source: str, ctx: dict[str, Any], each: str) -> list[RenderedFile]:
-    """The files of every output that is rendered once for the lab (each "lab") or per gateway."""
+def _outputs(plan: Plan, source: str, ctx: dict[str, Any], each: str,
+             gateways: list[dict[str, Any]] | None = None) -> list[RenderedFile]:
+    """The files of every output that is rendered once for the lab (each "lab") or per gateway
+    (of `gateways`, the views of some of ctx's gateways; all by default)."""
     files: list[RenderedFile] = []
     # gateways first: the Linux scripts carry the routing daemons' config their startup config gives
     folders = sorted({g.platform for g in plan.gateways}) + list(platforms.LAB_OUTPUTS)
@@ -136,7 +201,7 @@ def _outputs(plan: Plan, source: str, ctx: dict[str, Any], each: str) -> list[Re
                 text = template.render(lab=ctx, source=source)
                 files.append(RenderedFile(out.path.format(lab=plan.name), text.encode(), _mode(out)))
                 continue
-            for gw in ctx["gateways"]:
+            for gw in ctx["gateways"] if gateways is None else gateways:
                 if plat.role == "gateway" and gw["platform"] != folder:
                     continue
                 if out.when and not gw.get(out.when):
@@ -210,12 +275,25 @@ def _current(target: Path) -> bytes | None:
 
 
 def write(files: list[RenderedFile], out: Path, *, force: bool = False) -> list[str]:
-    """Write into a temporary directory first, then move each file into place.
+    """Write into a temporary directory first, then move each file into place (or, for a lab
+    directory that does not exist yet, the whole directory at once).
 
     A file that exists but was not written by clabgen (not in the manifest), or a generated file
     edited by hand since, is never overwritten unless `force`; files clabgen did not generate are
     never deleted.
     """
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _staging(out.parent, f".{out.name}.clabgen-render-")
+        try:
+            _stage(files, tmp)
+            os.rename(tmp, out)
+            return [f.path for f in files]
+        except OSError:
+            if not out.exists():                  # else: made meanwhile; written file by file below
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     old = _read_manifest(out)
     on_disk = {f.path: _current(out / f.path) for f in files}
@@ -233,13 +311,9 @@ def write(files: list[RenderedFile], out: Path, *, force: bool = False) -> list[
                                    "edit the intent instead, or pass --force"))
     if blocked and not force:
         raise ClabgenError(*blocked)
-    tmp = Path(tempfile.mkdtemp(prefix=".clabgen-render-", dir=out))
+    tmp = _staging(out, ".clabgen-render-")
     try:
-        for f in files + [RenderedFile(MANIFEST, _manifest_bytes(files))]:
-            p = tmp / f.path
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(f.data)
-            os.chmod(p, f.mode)
+        _stage(files, tmp)
         changed = []
         for f in files + [RenderedFile(MANIFEST, b"")]:
             target = out / f.path
@@ -258,3 +332,30 @@ def write(files: list[RenderedFile], out: Path, *, force: bool = False) -> list[
         return changed
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _staging(parent: Path, prefix: str) -> Path:
+    """A new empty directory in parent, with the mode a plain mkdir gives (tempfile's are 0700)."""
+    while True:
+        tmp = parent / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            tmp.mkdir()
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def _stage(files: list[RenderedFile], tmp: Path) -> None:
+    """Every file and the manifest under tmp, each with its mode (a big lab writes 600 files: each
+    directory is made once)."""
+    made = {str(tmp)}
+    for f in files + [RenderedFile(MANIFEST, _manifest_bytes(files))]:
+        path = os.path.join(tmp, f.path)
+        folder = os.path.dirname(path)
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, f.mode)
+        with open(fd, "wb") as fh:
+            os.fchmod(fd, f.mode)                 # exactly f.mode, whatever the umask
+            fh.write(f.data)

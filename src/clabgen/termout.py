@@ -89,10 +89,11 @@ def table(title: str, cols: Sequence[Col], rows: Sequence[Sequence[str]],
 
 
 @contextmanager
-def progress(title: str) -> Iterator[Report]:
+def progress(title: str, *, threads: bool = True) -> Iterator[Report]:
     """A progress callback for a long operation. On a terminal: a spinner line with the title, the
     latest step and the elapsed time, the steps logged above it (wrapped to the width); else each
-    step as an indented plain line on stderr."""
+    step as an indented plain line on stderr. Without `threads` the line is drawn at the start and
+    at each step only (no refresh thread: render forks children, which a threaded process must not)."""
     if not is_tty(err=True):
         yield lambda msg: print(f"  {msg}", file=sys.stderr, flush=True)
         return
@@ -102,12 +103,13 @@ def progress(title: str) -> Iterator[Report]:
     console = _console(True)
     bar = Progress(SpinnerColumn(), TextColumn("{task.description}", table_column=Column(no_wrap=True, ratio=1,
                                                                                         overflow="ellipsis")),
-                   TimeElapsedColumn(), console=console, transient=True, expand=True)
+                   TimeElapsedColumn(), console=console, transient=True, expand=True, auto_refresh=threads)
     with bar:
         task = bar.add_task(title)
+        bar.refresh()
 
         def report(msg: str) -> None:
             bar.console.print(Text(wrap(f"  {msg}", console.width)))
-            bar.update(task, description=f"{title}: {msg}")
+            bar.update(task, description=f"{title}: {msg}", refresh=not threads)
 
         yield report

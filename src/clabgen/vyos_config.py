@@ -126,17 +126,17 @@ def boot_to_set(text: str) -> list[str]:
     prefixes = ["set "]           # "set " and the words of the blocks we are in, each with a space
     empty: list[bool] = []        # nothing inside that block yet
     comment = False
-    for raw in text.splitlines():
-        line = raw.strip()
+    emit, push, pop, open_block, close_block = out.append, prefixes.append, prefixes.pop, empty.append, empty.pop
+    for line in map(str.strip, text.splitlines()):
         if comment:
             comment = "*/" not in line
             continue
         if line == "}":
             if not empty:
                 return set_commands(parse_boot(text))
-            block = prefixes.pop()
-            if empty.pop():
-                out.append(block[:-1])
+            block = pop()
+            if close_block():
+                emit(block[:-1])
             continue
         if not line or line[0] in "/#":
             if line.startswith("//") or not line:
@@ -155,14 +155,17 @@ def boot_to_set(text: str) -> list[str]:
         if empty:
             empty[-1] = False
         if opens:
-            if not 2 <= len(words) <= 3:
+            if len(words) == 2:
+                push(prefixes[-1] + words[0] + " ")
+            elif len(words) == 3:
+                push(prefixes[-1] + words[0] + " " + words[1] + " ")
+            else:
                 return set_commands(parse_boot(text))
-            prefixes.append(prefixes[-1] + " ".join(words[:-1]) + " ")
-            empty.append(True)
+            open_block(True)
         elif len(words) == 2:
-            out.append(prefixes[-1] + words[0] + " " + _quote(words[1]))
+            emit(prefixes[-1] + words[0] + " " + _quote(words[1]))
         elif len(words) == 1:
-            out.append(prefixes[-1] + words[0])
+            emit(prefixes[-1] + words[0])
         else:
             return set_commands(parse_boot(text))
     if empty or comment:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv4Network
 from typing import Protocol
 
+from ..codec import made
 from ..model import Routing
 from ..planned import Adjacency, BgpConfig, OspfConfig, Policy, Route, SiteInfo, StaticRoute, Texts, Tunnel
 
@@ -102,9 +103,13 @@ def _all_static(lab: RoutingInput, plan: RoutingPlan) -> dict[str, list[Route]]:
             return routes
     out: dict[str, list[Route]] = {}
     text = Texts()
+    known = text.known
     for gw, declared in plan.static.items():
         facts = lab.kernel(gw)
-        out[gw] = [Route(text(r.prefix), r.dev, via=text(r.next_hop), proto=facts.static_proto, scope="universe",
-                         metric=facts.metric) for r in declared]
+        proto, metric = facts.static_proto, facts.metric
+        out[gw] = [made(Route, {"dst": known.get(id(r.prefix)) or text(r.prefix), "dev": r.dev,
+                                "via": known.get(id(r.next_hop)) or text(r.next_hop), "proto": proto,
+                                "scope": "universe", "src": None, "metric": metric, "nexthops": (), "cost": None,
+                                "as_path": None}) for r in declared]
     _STATIC[:] = [*_STATIC[-3:], (lab, plan, out)]
     return out

@@ -6,6 +6,7 @@ from collections import deque
 from collections.abc import Mapping
 from ipaddress import IPv4Address
 
+from ..codec import made
 from ..planned import Policy, Route, StaticRoute, TunnelEnd
 from .base import RoutingInput, RoutingPlan, down_links, static_kernel_routes
 
@@ -27,15 +28,20 @@ class StaticRouting:
                     peer_address[(e.node, e.ifname)] = e.address.ip
         policies = _policies(lab)
         routes: dict[str, tuple[StaticRoute, ...]] = {}
+        lans = [(s.gateway, s.lan) for s in lab.sites]
         for site in lab.sites:
-            first = first_hops(site.gateway, adj)
+            first = first_hops(site.gateway, adj)       # never the gateway itself
+            # the next hop and interface of each first hop, looked up once (a hub-and-spoke lab's
+            # 40 000 routes share a few hundred)
+            via = {id(end): (peer_address[(end.peer_node, end.peer_ifname)], end.ifname)
+                   for end in first.values()}
             covered = {n for p in policies.get(site.gateway, ()) for n in p.remote}
             out = []
-            for other in lab.sites:
-                hop = first.get(other.gateway)
-                if other is site or hop is None or (covered and other.lan in covered):
-                    continue
-                out.append(StaticRoute(other.lan, peer_address[(hop.peer_node, hop.peer_ifname)], hop.ifname))
+            for gw, lan in lans:
+                end = first.get(gw)
+                if end is not None and not (covered and lan in covered):
+                    next_hop, dev = via[id(end)]
+                    out.append(made(StaticRoute, {"prefix": lan, "next_hop": next_hop, "dev": dev}))
             routes[site.gateway] = tuple(out)
         return RoutingPlan(static=routes, policies=policies)
 
