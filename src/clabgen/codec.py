@@ -66,9 +66,7 @@ def to_json(obj: Any) -> str:
     """Exactly `json.dumps(to_data(obj), indent=2)`, written in one pass over the dataclass tree:
     a big lab's contract (tens of thousands of routes) is not first copied into dicts and then
     encoded by json's pure-Python indenting encoder."""
-    out: list[str] = []
-    _emit(obj, "\n", out)
-    return "".join(out)
+    return to_json_at(obj, "\n")
 
 
 def to_json_at(obj: Any, nl: str) -> str:

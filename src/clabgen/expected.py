@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from . import codec, platforms
-from .codec import made
 from .contract import (
     SCHEMA,
     AdjacencySpec,
@@ -80,8 +79,8 @@ def _node(n: Node) -> NodeSpec:
 
 def _route(r: Route) -> RouteSpec:
     hops = tuple([NextHopSpec(h.via, h.dev) for h in r.nexthops]) if r.nexthops else ()   # most have none
-    return made(RouteSpec, {"dst": r.dst, "dev": r.dev, "via": r.via, "proto": r.proto, "scope": r.scope, "src": r.src,
-                            "metric": r.metric, "nexthops": hops, "cost": r.cost, "as_path": r.as_path})
+    return codec.made(RouteSpec, {"dst": r.dst, "dev": r.dev, "via": r.via, "proto": r.proto, "scope": r.scope, "src": r.src,
+                                  "metric": r.metric, "nexthops": hops, "cost": r.cost, "as_path": r.as_path})
 
 
 def _ping(p: Ping) -> PingSpec:

@@ -166,12 +166,12 @@ class Texts:
     gateway of a big lab), each made once. Call it with the object."""
 
     def __init__(self) -> None:
-        self.known: dict[int, str] = {}      # id -> text; the objects are kept alive by the plan
+        self._known: dict[int, str] = {}
 
     def __call__(self, x: object) -> str:
-        known = self.known.get(id(x))
+        known = self._known.get(id(x))
         if known is None:
-            known = self.known[id(x)] = str(x)
+            known = self._known[id(x)] = str(x)
         return known
 
 

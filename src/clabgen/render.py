@@ -58,10 +58,10 @@ def start(draft: Plan, source: str, previous: Path | None, picture: Callable[[],
     if sum(len(n.routes) for n in draft.nodes) < FORK_ROUTES or not _can_fork():
         return Started(picture)
     platforms.load("docs").environment()        # Jinja imported once, before the children are forked
-    nodes = _forked(partial(_nodes_json, draft)) or partial(_nodes_json, draft)
+    nodes = _in_child(partial(_nodes_json, draft), "writing expected.json's nodes")
     share = _children(len(draft.gateways))
-    shares = [partial(_pickled_gateway_files, draft, source, k, share) for k in range(share)]
-    made = [_forked(work, "rendering the gateways' files") or work for work in shares]
+    made = [_in_child(partial(_pickled_gateway_files, draft, source, k, share), "rendering the gateways' files")
+            for k in range(share)]
 
     def gateway_files() -> list[RenderedFile]:
         return [RenderedFile(*f) for result in made for f in pickle.loads(result())]
@@ -152,6 +152,11 @@ def _forked(work: Callable[[], bytes], what: str = "writing expected.json") -> C
             raise RuntimeError(f"{what} in a child process failed: {why}")
         return data[1:]
     return result
+
+
+def _in_child(work: Callable[[], bytes], what: str) -> Callable[[], bytes]:
+    """_forked(work), or work itself to be called here where no child can be forked."""
+    return _forked(work, what) or work
 
 
 def _anonymous_file() -> int:

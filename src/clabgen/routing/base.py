@@ -103,12 +103,10 @@ def _all_static(lab: RoutingInput, plan: RoutingPlan) -> dict[str, list[Route]]:
             return routes
     out: dict[str, list[Route]] = {}
     text = Texts()
-    known = text.known
     for gw, declared in plan.static.items():
         facts = lab.kernel(gw)
         proto, metric = facts.static_proto, facts.metric
-        out[gw] = [made(Route, {"dst": known.get(id(r.prefix)) or text(r.prefix), "dev": r.dev,
-                                "via": known.get(id(r.next_hop)) or text(r.next_hop), "proto": proto,
+        out[gw] = [made(Route, {"dst": text(r.prefix), "dev": r.dev, "via": text(r.next_hop), "proto": proto,
                                 "scope": "universe", "src": None, "metric": metric, "nexthops": (), "cost": None,
                                 "as_path": None}) for r in declared]
     _STATIC[:] = [*_STATIC[-3:], (lab, plan, out)]
