@@ -212,6 +212,28 @@ def test_forked_child_failure_is_raised_in_the_parent() -> None:
         result()
 
 
+def test_forked_child_killed_is_raised_in_the_parent() -> None:
+    """A child that dies without an exit status (a signal) hands over no bytes, whatever its file holds."""
+    import signal
+
+    def killed() -> bytes:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return b"never"
+    result = render._forked(killed)
+    assert result is not None
+    with pytest.raises(RuntimeError, match="the child process died"):
+        result()
+
+
+def test_forked_child_bytes_are_handed_over_whole() -> None:
+    """Megabytes (more than a pipe holds) and nothing at all arrive as the child made them."""
+    big = bytes(range(256)) * 40_000
+    for payload in (big, b""):
+        result = render._forked(lambda payload=payload: payload)
+        assert result is not None
+        assert bytes(result()) == payload
+
+
 def test_compiled_templates_are_cached_and_change_nothing(tmp_path: Path) -> None:
     """A cold render keeps the compiled templates in the cache; the next one reads them back, and an
     unwritable cache only costs the compile: the files are the same bytes every time."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import pickle
 import secrets
@@ -21,6 +22,7 @@ from .errors import ClabgenError, Problem, Where
 from .planned import Plan
 
 MANIFEST = ".clabgen-manifest.json"
+Bytes = bytes | memoryview        # what a forked child hands over: a view of its anonymous file
 # Routes in the plan from which expected.json is written by a forked child while the templates run
 # (a 200-site hub-and-spoke has 41 000: its contract takes as long as all the gateway configs).
 FORK_ROUTES = 5000
@@ -42,7 +44,7 @@ class Started:
 
     picture: Callable[[], bytes]
     gateway_files: Callable[[], list[RenderedFile]] | None = None
-    contract_nodes: Callable[[], bytes] | None = None     # expected.nodes_json of the draft
+    contract_nodes: Callable[[], Bytes] | None = None     # expected.nodes_json of the draft
 
 
 def start_picture(topology: Plan, previous: Path | None) -> Callable[[], bytes]:
@@ -57,8 +59,10 @@ def start(draft: Plan, source: str, previous: Path | None, picture: Callable[[],
     picture = picture or start_picture(draft, previous)
     if sum(len(n.routes) for n in draft.nodes) < FORK_ROUTES or not _can_fork():
         return Started(picture)
-    platforms.load("docs").environment()        # Jinja imported once, before the children are forked
-    nodes = _in_child(partial(_nodes_json, draft), "writing expected.json's nodes")
+    # Jinja and the contract's classes imported once, before the children are forked
+    platforms.load("docs").environment()
+    from .expected import nodes_json
+    nodes = _in_child(lambda: nodes_json(draft).encode(), "writing expected.json's nodes")
     share = _children(len(draft.gateways))
     made = [_in_child(partial(_pickled_gateway_files, draft, source, k, share), "rendering the gateways' files")
             for k in range(share)]
@@ -66,11 +70,6 @@ def start(draft: Plan, source: str, previous: Path | None, picture: Callable[[],
     def gateway_files() -> list[RenderedFile]:
         return [RenderedFile(*f) for result in made for f in pickle.loads(result())]
     return Started(picture, gateway_files, nodes)
-
-
-def _nodes_json(draft: Plan) -> bytes:
-    from .expected import nodes_json  # in the child: the contract's classes are imported there
-    return nodes_json(draft).encode()
 
 
 def _children(gateways: int) -> int:
@@ -107,7 +106,8 @@ def render(plan: Plan, source: str, previous: Path | None = None, started: Start
         head, tail = around_nodes(plan, source)      # while the children still work
         contract = partial(_joined, head, nodes, tail)
     elif sum(len(n.routes) for n in plan.nodes) >= FORK_ROUTES:
-        contract = _forked(partial(_expected_json, plan, source))
+        whole = _forked(partial(_expected_json, plan, source))
+        contract = partial(_bytes, whole) if whole is not None else None
     files = _render_files(plan, source, contract, started.gateway_files)
     files.append(RenderedFile(graph.SVG_FILE, started.picture()))
     files.sort(key=lambda f: f.path)
@@ -118,12 +118,14 @@ def _can_fork() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1
 
 
-def _forked(work: Callable[[], bytes], what: str = "writing expected.json") -> Callable[[], bytes] | None:
+def _forked(work: Callable[[], bytes], what: str = "writing expected.json") -> Callable[[], Bytes] | None:
     """Run work in a forked child; the returned call waits for its bytes. None (the caller does the
     work itself) where forking is not safe: no fork, or other threads in this process (a child of a
     threaded process may inherit a lock some other thread held). The child only computes and
     writes its bytes to an anonymous file (not a pipe: megabytes into a pipe would stall it until
-    this process reads); an exception there is raised here with the child's message."""
+    this process reads), which is handed over as a read-only view of that file: a big lab's
+    contract is megabytes, copied once, where it is joined. An exception there is raised here with
+    the child's message (the file holds it, and the exit status says which of the two it holds)."""
     if not _can_fork():
         return None
     out = _anonymous_file()
@@ -132,29 +134,40 @@ def _forked(work: Callable[[], bytes], what: str = "writing expected.json") -> C
         status = 0
         try:
             try:
-                payload = b"\0" + work()
+                payload = work()
             except BaseException as exc:          # carried to the parent
-                payload, status = b"\1" + f"{type(exc).__name__}: {exc}".encode(errors="replace"), 1
+                payload, status = f"{type(exc).__name__}: {exc}".encode(errors="replace"), 1
             left = memoryview(payload)
             while left:
                 left = left[os.write(out, left):]
         finally:
             os._exit(status)
 
-    def result() -> bytes:
+    def result() -> Bytes:
         try:
-            os.waitpid(pid, 0)
-            data = os.pread(out, os.fstat(out).st_size, 0)
+            _, status = os.waitpid(pid, 0)
+            data = _view(out)
         finally:
             os.close(out)
-        if data[:1] != b"\0":
-            why = data[1:].decode(errors="replace") if data[:1] == b"\1" else "the child process died"
+        if status != 0:
+            why = bytes(data).decode(errors="replace") if os.WIFEXITED(status) else "the child process died"
             raise RuntimeError(f"{what} in a child process failed: {why}")
-        return data[1:]
+        return data
     return result
 
 
-def _in_child(work: Callable[[], bytes], what: str) -> Callable[[], bytes]:
+def _view(fd: int) -> Bytes:
+    """A file's bytes without reading them into this process: its pages mapped read-only."""
+    size = os.fstat(fd).st_size
+    return memoryview(mmap.mmap(fd, size, prot=mmap.PROT_READ)) if size else b""
+
+
+def _bytes(made: Callable[[], Bytes]) -> bytes:
+    data = made()
+    return data if isinstance(data, bytes) else data.tobytes()
+
+
+def _in_child(work: Callable[[], bytes], what: str) -> Callable[[], Bytes]:
     """_forked(work), or work itself to be called here where no child can be forked."""
     return _forked(work, what) or work
 
@@ -167,8 +180,8 @@ def _anonymous_file() -> int:
         return os.dup(f.fileno())
 
 
-def _joined(head: bytes, middle: Callable[[], bytes], tail: bytes) -> bytes:
-    return head + middle() + tail
+def _joined(head: bytes, middle: Callable[[], Bytes], tail: bytes) -> bytes:
+    return b"".join((head, middle(), tail))
 
 
 def _expected_json(plan: Plan, source: str) -> bytes:
