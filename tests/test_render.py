@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -210,6 +211,24 @@ def test_forked_child_failure_is_raised_in_the_parent() -> None:
     assert result is not None
     with pytest.raises(RuntimeError, match="ValueError: no contract today"):
         result()
+
+
+def test_forked_child_failing_halfway_hands_over_only_its_error() -> None:
+    """A child whose work fails after some of its pieces were written: the parent gets the error
+    alone (the pieces are dropped), and work done here where no child can be forked gives the
+    same bytes as in a child."""
+    def halfway() -> Iterator[bytes]:
+        yield b"x" * 100_000
+        raise ValueError("out of routes")
+    result = render._forked(halfway)
+    assert result is not None
+    with pytest.raises(RuntimeError) as failed:
+        result()
+    assert str(failed.value) == "writing expected.json in a child process failed: ValueError: out of routes"
+    pieces = [b"a" * 70_000, b"", b"bc"]
+    forked = render._forked(lambda: iter(pieces))
+    assert forked is not None
+    assert bytes(forked()) == b"".join(pieces) == render._whole(lambda: iter(pieces))
 
 
 def test_forked_child_killed_is_raised_in_the_parent() -> None:

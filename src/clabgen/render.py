@@ -11,7 +11,7 @@ import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -61,8 +61,8 @@ def start(draft: Plan, source: str, previous: Path | None, picture: Callable[[],
         return Started(picture)
     # Jinja and the contract's classes imported once, before the children are forked
     platforms.load("docs").environment()
-    from .expected import nodes_json
-    nodes = _in_child(lambda: nodes_json(draft).encode(), "writing expected.json's nodes")
+    from .expected import nodes_json_pieces
+    nodes = _in_child(partial(nodes_json_pieces, draft), "writing expected.json's nodes")
     share = _children(len(draft.gateways))
     made = [_in_child(partial(_pickled_gateway_files, draft, source, k, share), "rendering the gateways' files")
             for k in range(share)]
@@ -118,7 +118,10 @@ def _can_fork() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1
 
 
-def _forked(work: Callable[[], bytes], what: str = "writing expected.json") -> Callable[[], Bytes] | None:
+Work = Callable[[], bytes | Iterator[bytes]]      # a child's work: its bytes, whole or in pieces
+
+
+def _forked(work: Work, what: str = "writing expected.json") -> Callable[[], Bytes] | None:
     """Run work in a forked child; the returned call waits for its bytes. None (the caller does the
     work itself) where forking is not safe: no fork, or other threads in this process (a child of a
     threaded process may inherit a lock some other thread held). The child only computes and
@@ -134,12 +137,14 @@ def _forked(work: Callable[[], bytes], what: str = "writing expected.json") -> C
         status = 0
         try:
             try:
-                payload = work()
-            except BaseException as exc:          # carried to the parent
-                payload, status = f"{type(exc).__name__}: {exc}".encode(errors="replace"), 1
-            left = memoryview(payload)
-            while left:
-                left = left[os.write(out, left):]
+                made = work()
+                for piece in (made,) if isinstance(made, bytes) else made:
+                    _write_all(out, piece)
+            except BaseException as exc:          # carried to the parent, instead of the bytes
+                os.ftruncate(out, 0)
+                os.lseek(out, 0, os.SEEK_SET)
+                _write_all(out, f"{type(exc).__name__}: {exc}".encode(errors="replace"))
+                status = 1
         finally:
             os._exit(status)
 
@@ -156,6 +161,12 @@ def _forked(work: Callable[[], bytes], what: str = "writing expected.json") -> C
     return result
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    left = memoryview(data)
+    while left:
+        left = left[os.write(fd, left):]
+
+
 def _view(fd: int) -> Bytes:
     """A file's bytes without reading them into this process: its pages mapped read-only."""
     size = os.fstat(fd).st_size
@@ -167,9 +178,14 @@ def _bytes(made: Callable[[], Bytes]) -> bytes:
     return data if isinstance(data, bytes) else data.tobytes()
 
 
-def _in_child(work: Callable[[], bytes], what: str) -> Callable[[], Bytes]:
-    """_forked(work), or work itself to be called here where no child can be forked."""
-    return _forked(work, what) or work
+def _in_child(work: Work, what: str) -> Callable[[], Bytes]:
+    """_forked(work), or work to be done here where no child can be forked."""
+    return _forked(work, what) or partial(_whole, work)
+
+
+def _whole(work: Work) -> bytes:
+    made = work()
+    return made if isinstance(made, bytes) else b"".join(made)
 
 
 def _anonymous_file() -> int:
