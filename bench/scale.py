@@ -175,8 +175,11 @@ def _one_lab(name: str, text: str, sites: int, work: Path, runs: int,
     netlab_error = None
     for k in range(runs):
         for key, exe in tools.items():
-            times[key].append(_wall([exe, "render", str(intent), "--out", str(work / f"{name}-out{k}")]))
-            shutil.rmtree(work / f"{name}-out{k}", ignore_errors=True)
+            # every render into a new directory, all removed with `work` at the end: this machine's
+            # ext4 has no journal, and such an ext4 skips the inodes freed in the last 30 s to 5 min
+            # when it makes a file (a lookup each); removing one round's 600 files before the next
+            # made the next round's files cost ~300 us each instead of ~15 (netlab's were never removed)
+            times[key].append(_wall([exe, "render", str(intent), "--out", str(work / f"{name}-{key}-{k}")]))
         if netlab_shape is not None and netlab_error is None:
             got = _netlab_create(netlab_topology(*netlab_shape), work / f"{name}-netlab{k}")
             if isinstance(got, float):

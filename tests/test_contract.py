@@ -123,3 +123,23 @@ def test_made_is_the_dataclass_built_by_its_init(cls: type, values: dict[str, ob
     assert fast == cls(**values) and hash(fast) == hash(cls(**values)) and type(fast) is cls
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.dev = "x"
+
+
+@pytest.mark.parametrize("lab", lab_dirs(), ids=lambda p: p.name)
+def test_planned_routes_are_written_as_the_contracts_routes(lab: Path) -> None:
+    """expected.json writes the plan's routes as they are (codec.write_as): the same text as the
+    contract of RouteSpecs, with equal-cost next hops, OSPF costs and BGP AS paths (labs with each
+    are among the checked-in ones)."""
+    from clabgen import expected, intent, plan
+    p = plan.build(intent.read_lab(lab / "intent.yml"))
+    slow = expected.contract(p, "intent.yml")
+    assert all(type(r) is RouteSpec for n in slow.nodes for r in n.routes)
+    assert expected.expected_json(p, "intent.yml") == slow.to_json() == json.dumps(codec.to_data(slow), indent=2) + "\n"
+
+
+def test_write_as_needs_every_field_of_the_record_written() -> None:
+    from clabgen.contract import NextHopSpec
+    from clabgen.planned import NextHop
+    with pytest.raises(TypeError, match="NextHop cannot be written as RouteSpec: no field dst, proto"):
+        codec.write_as(NextHop, RouteSpec)
+    assert codec.to_json(NextHop("10.0.0.1", "eth1")) == codec.to_json(NextHopSpec("10.0.0.1", "eth1"))

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -203,6 +204,70 @@ def test_gateway_files_from_a_child_forked_at_the_draft_are_the_same(lab: str, c
     assert [(f.path, f.data, f.mode) for f in forked] == [(f.path, f.data, f.mode) for f in serial]
 
 
+@pytest.mark.parametrize("existing", [False, True])
+def test_gateway_files_are_written_by_the_children(existing: bool, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big lab's children write the gateways' files into the render's staging directory
+    themselves (this process writes only the lab's own files): the lab directory, new or
+    rendered before, ends up as a render in process makes it, with nothing else beside it."""
+    lab = LABS / "ospf-dualhub" / "intent.yml"
+    serial = pipeline.render_intent(lab, tmp_path / "serial").files
+    out = tmp_path / "forked" / "lab"
+    out.parent.mkdir()                            # the stage is made beside a new lab directory
+    if existing:
+        pipeline.render_intent(lab, out)
+        (out / "startup-conf" / "hub1.cfg").unlink()
+    monkeypatch.setattr(render, "FORK_ROUTES", 0)
+    here: list[str] = []
+    real = render._put
+
+    def put(files, tmp):  # type: ignore[no-untyped-def]
+        here.extend(f.path for f in files)
+        return real(files, tmp)
+    monkeypatch.setattr(render, "_put", put)
+    result = pipeline.render_intent(lab, out)
+    assert [(f.path, f.data, f.mode) for f in result.files] == [(f.path, f.data, f.mode) for f in serial]
+    gateway_files = {f.path for f in serial if f.path.startswith(("startup-conf/", "linux/"))}
+    assert gateway_files and not gateway_files & set(here), "this process wrote gateway files itself"
+    assert os.listdir(out.parent) == ["lab"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == sorted(
+        [f.path for f in serial] + [render.MANIFEST])
+    for f in serial:
+        assert (out / f.path).read_bytes() == f.data and ((out / f.path).stat().st_mode & 0o777) == f.mode
+    assert json.loads((out / render.MANIFEST).read_text()) == json.loads((tmp_path / "serial" / render.MANIFEST).read_text())
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_render_failing_after_its_children_began_leaves_nothing(existing: bool, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan fails after the children began writing the gateways' files: they are stopped, the
+    staging directory goes, the lab directory stays as it was (or is not made), no child is left."""
+    from clabgen import plan
+    lab = LABS / "ospf-dualhub" / "intent.yml"
+    out = tmp_path / "lab"
+    if existing:
+        pipeline.render_intent(lab, out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} if existing else {}
+    monkeypatch.setattr(render, "FORK_ROUTES", 0)
+    started: list[render.Started] = []
+    real_start = render.start
+
+    def kept(*args):  # type: ignore[no-untyped-def]
+        started.append(real_start(*args))
+        return started[-1]
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ClabgenError("the checks could not be planned")
+    monkeypatch.setattr(render, "start", kept)
+    monkeypatch.setattr(plan, "_pings_and_walks", broken)
+    with pytest.raises(ClabgenError, match="could not be planned"):
+        pipeline.render_intent(lab, out)
+    assert started and started[0].children, "no child was forked"
+    assert all(c.pid == 0 for c in started[0].children)
+    assert os.listdir(tmp_path) == (["lab"] if existing else [])
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
 def test_forked_child_failure_is_raised_in_the_parent() -> None:
     def broken() -> bytes:
         raise ValueError("no contract today")
@@ -210,6 +275,46 @@ def test_forked_child_failure_is_raised_in_the_parent() -> None:
     assert result is not None
     with pytest.raises(RuntimeError, match="ValueError: no contract today"):
         result()
+
+
+def test_forked_child_failing_halfway_hands_over_only_its_error() -> None:
+    """A child whose work fails after some of its pieces were written: the parent gets the error
+    alone (the pieces are dropped), and work done here where no child can be forked gives the
+    same bytes as in a child."""
+    def halfway() -> Iterator[bytes]:
+        yield b"x" * 100_000
+        raise ValueError("out of routes")
+    result = render._forked(halfway)
+    assert result is not None
+    with pytest.raises(RuntimeError) as failed:
+        result()
+    assert str(failed.value) == "writing expected.json in a child process failed: ValueError: out of routes"
+    pieces = [b"a" * 70_000, b"", b"bc"]
+    forked = render._forked(lambda: iter(pieces))
+    assert forked is not None
+    assert bytes(forked()) == b"".join(pieces) == render._whole(lambda: iter(pieces))
+
+
+def test_forked_child_killed_is_raised_in_the_parent() -> None:
+    """A child that dies without an exit status (a signal) hands over no bytes, whatever its file holds."""
+    import signal
+
+    def killed() -> bytes:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return b"never"
+    result = render._forked(killed)
+    assert result is not None
+    with pytest.raises(RuntimeError, match="the child process died"):
+        result()
+
+
+def test_forked_child_bytes_are_handed_over_whole() -> None:
+    """Megabytes (more than a pipe holds) and nothing at all arrive as the child made them."""
+    big = bytes(range(256)) * 40_000
+    for payload in (big, b""):
+        result = render._forked(lambda payload=payload: payload)
+        assert result is not None
+        assert bytes(result()) == payload
 
 
 def test_compiled_templates_are_cached_and_change_nothing(tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import cast
+
 from . import codec, platforms
 from .contract import (
     SCHEMA,
@@ -23,7 +26,7 @@ from .contract import (
     TunnelSpec,
     generator,
 )
-from .planned import Node, Ping, Plan, Route, Tunnel, TunnelEnd
+from .planned import NextHop, Node, Ping, Plan, Route, Tunnel, TunnelEnd
 from .tunnels import tunnel_type
 
 # containerlab's management interface; its routes are not part of the lab's design.
@@ -69,11 +72,11 @@ def _crypto(plan: Plan, t: Tunnel) -> CryptoSpec:
     return CryptoSpec(t.name, t.type, tunnel_type(t.type).daemon, (end(t.ends[0]), end(t.ends[1])))
 
 
-def _node(n: Node) -> NodeSpec:
+def _node(n: Node, routes: tuple[RouteSpec, ...] | None = None) -> NodeSpec:
     return NodeSpec(n.name, n.role, n.site, n.platform, n.clab.image,
                     tuple(IfaceSpec(i.name, i.role, str(i.address) if i.address else None, i.mtu, i.peer)
                           for i in n.interfaces),
-                    tuple(_route(r) for r in n.routes), n.config,
+                    tuple(_route(r) for r in n.routes) if routes is None else routes, n.config,
                     str(n.loopback.ip) if n.loopback else None, n.bgp.asn if n.bgp else None)
 
 
@@ -102,21 +105,42 @@ _TOP = "\n  "                    # a top-level field's line, as codec.to_json in
 _NODES = _TOP + '"nodes": '
 
 
+# The plan's routes have the fields of the contract's, under the same names: written as they are
+# (a node's routes are given to its NodeSpec uncopied, for writing only: nothing reads them back).
+codec.write_as(Route, RouteSpec)
+codec.write_as(NextHop, NextHopSpec)
+
+
 def nodes_json(draft: Plan) -> str:
     """The value of expected.json's `nodes`, as written there: a big lab's routes, most of the file.
     From a draft of the plan (its nodes are final), so a child process writes it while the parent
     plans the checks."""
-    return codec.to_json_at(tuple(_node(n) for n in draft.nodes), _TOP)
+    return codec.to_json_at(_nodes(draft), _TOP)
+
+
+def nodes_json_pieces(draft: Plan) -> Iterator[bytes]:
+    """nodes_json(draft), encoded, in pieces of a megabyte or so."""
+    return (piece.encode() for piece in codec.to_json_pieces(_nodes(draft), _TOP))
+
+
+def _nodes(draft: Plan) -> tuple[NodeSpec, ...]:
+    return tuple(_node(n, cast("tuple[RouteSpec, ...]", n.routes)) for n in draft.nodes)
 
 
 def expected_json(plan: Plan, source: str) -> str:
-    return contract(plan, source).to_json()
+    head, tail = _around_nodes(plan, source)
+    return head + nodes_json(plan) + tail
 
 
 def around_nodes(plan: Plan, source: str) -> tuple[bytes, bytes]:
     """expected.json's bytes before and after the value of its `nodes` field (nodes_json() of this
     plan's draft goes between)."""
+    head, tail = _around_nodes(plan, source)
+    return head.encode(), tail.encode()
+
+
+def _around_nodes(plan: Plan, source: str) -> tuple[str, str]:
     head, empty, tail = contract(plan, source, nodes=False).to_json().partition(_NODES + "[]")
     if not empty:
         raise ValueError("expected.json has no top-level nodes field")
-    return (head + _NODES).encode(), tail.encode()
+    return head + _NODES, tail

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import pickle
 import secrets
 import shutil
+import signal
 import tempfile
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from .errors import ClabgenError, Problem, Where
 from .planned import Plan
 
 MANIFEST = ".clabgen-manifest.json"
+Bytes = bytes | memoryview        # what a forked child hands over: a view of its anonymous file
 # Routes in the plan from which expected.json is written by a forked child while the templates run
 # (a 200-site hub-and-spoke has 41 000: its contract takes as long as all the gateway configs).
 FORK_ROUTES = 5000
@@ -31,6 +34,39 @@ class RenderedFile:
     path: str
     data: bytes
     mode: int = 0o644
+    sha: str = field(default="", compare=False, repr=False)     # sha256 of data, where known already
+
+    def digest(self) -> str:
+        return self.sha or _sha(self.data)
+
+
+class Stage:
+    """Where a render's files are first written, write() then moves them into place: a directory
+    beside a lab directory that does not exist yet (renamed whole), else inside it. Made when a big
+    lab's gateway files are begun (start), so the children that render them write them there too,
+    while this process still plans; `written` are those files. Nothing is made where the lab
+    directory's parent does not exist yet (write() makes it, once the render succeeded)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.path: Path | None = None
+        self.written: set[str] = set()
+
+    def make(self) -> Path | None:
+        if self.path is None:
+            if self.out.is_dir():
+                self.path = _staging(self.out, ".clabgen-render-")
+            elif not self.out.exists() and self.out.parent.is_dir():
+                self.path = _staging(self.out.parent, f".{self.out.name}.clabgen-render-")
+        return self.path
+
+    def within(self, parent: Path) -> tuple[Path, set[str]] | None:
+        """The directory and the files already in it, if it was made in `parent`."""
+        return (self.path, self.written) if self.path is not None and self.path.parent == parent else None
+
+    def remove(self) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -42,7 +78,14 @@ class Started:
 
     picture: Callable[[], bytes]
     gateway_files: Callable[[], list[RenderedFile]] | None = None
-    contract_nodes: Callable[[], bytes] | None = None     # expected.nodes_json of the draft
+    contract_nodes: Callable[[], Bytes] | None = None     # expected.nodes_json of the draft
+    children: tuple[_Child, ...] = ()
+
+    def stop(self) -> None:
+        """Kill and reap the children whose work was not taken (the render failed meanwhile): none
+        is left writing into a staging directory that is being removed."""
+        for child in self.children:
+            child.stop()
 
 
 def start_picture(topology: Plan, previous: Path | None) -> Callable[[], bytes]:
@@ -51,26 +94,29 @@ def start_picture(topology: Plan, previous: Path | None) -> Callable[[], bytes]:
     return graph.start_lab_svg(topology, _generated(previous, graph.SVG_FILE))
 
 
-def start(draft: Plan, source: str, previous: Path | None, picture: Callable[[], bytes] | None = None) -> Started:
+def start(draft: Plan, source: str, previous: Path | None, picture: Callable[[], bytes] | None = None,
+          stage: Stage | None = None) -> Started:
     """Begin the parts of render() that need only the draft; arguments as for render(), `picture`
-    start_picture() of it if begun already."""
+    start_picture() of it if begun already, `stage` where the gateways' files are to be written
+    (none: they are only rendered)."""
     picture = picture or start_picture(draft, previous)
     if sum(len(n.routes) for n in draft.nodes) < FORK_ROUTES or not _can_fork():
         return Started(picture)
-    platforms.load("docs").environment()        # Jinja imported once, before the children are forked
-    nodes = _in_child(partial(_nodes_json, draft), "writing expected.json's nodes")
+    # Jinja and the contract's classes imported once, before the children are forked
+    platforms.load("docs").environment()
+    from .expected import nodes_json_pieces
+    nodes = _in_child(partial(nodes_json_pieces, draft), "writing expected.json's nodes")
     share = _children(len(draft.gateways))
-    made = [_in_child(partial(_pickled_gateway_files, draft, source, k, share), "rendering the gateways' files")
+    folder = stage.make() if stage is not None else None
+    made = [_in_child(partial(_pickled_gateway_files, draft, source, k, share, folder), "rendering the gateways' files")
             for k in range(share)]
 
     def gateway_files() -> list[RenderedFile]:
-        return [RenderedFile(*f) for result in made for f in pickle.loads(result())]
-    return Started(picture, gateway_files, nodes)
-
-
-def _nodes_json(draft: Plan) -> bytes:
-    from .expected import nodes_json  # in the child: the contract's classes are imported there
-    return nodes_json(draft).encode()
+        files = [RenderedFile(*f) for result in made for f in pickle.loads(result())]
+        if stage is not None and folder is not None:
+            stage.written.update(f.path for f in files)
+        return files
+    return Started(picture, gateway_files, nodes, tuple(c for c in (nodes, *made) if isinstance(c, _Child)))
 
 
 def _children(gateways: int) -> int:
@@ -83,12 +129,15 @@ def _children(gateways: int) -> int:
     return max(1, min(4, cpus, gateways // 50))
 
 
-def _pickled_gateway_files(draft: Plan, source: str, k: int, share: int) -> bytes:
+def _pickled_gateway_files(draft: Plan, source: str, k: int, share: int, folder: Path | None) -> bytes:
     """Child k of `share`: the files of every share-th gateway from the k-th (interleaved, so each
-    child gets hubs and spokes alike)."""
+    child gets hubs and spokes alike), written into `folder` too if given."""
     ctx = view.lab_view(draft)
     mine = ctx["gateways"][k::share]
-    return pickle.dumps([(f.path, f.data, f.mode) for f in _outputs(draft, source, ctx, "gateway", mine)])
+    files = _outputs(draft, source, ctx, "gateway", mine)
+    if folder is not None:
+        _put(files, folder)
+    return pickle.dumps([(f.path, f.data, f.mode, f.digest()) for f in files])
 
 
 def render(plan: Plan, source: str, previous: Path | None = None, started: Started | None = None) -> list[RenderedFile]:
@@ -107,7 +156,8 @@ def render(plan: Plan, source: str, previous: Path | None = None, started: Start
         head, tail = around_nodes(plan, source)      # while the children still work
         contract = partial(_joined, head, nodes, tail)
     elif sum(len(n.routes) for n in plan.nodes) >= FORK_ROUTES:
-        contract = _forked(partial(_expected_json, plan, source))
+        whole = _forked(partial(_expected_json, plan, source))
+        contract = partial(_bytes, whole) if whole is not None else None
     files = _render_files(plan, source, contract, started.gateway_files)
     files.append(RenderedFile(graph.SVG_FILE, started.picture()))
     files.sort(key=lambda f: f.path)
@@ -118,45 +168,95 @@ def _can_fork() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1
 
 
-def _forked(work: Callable[[], bytes], what: str = "writing expected.json") -> Callable[[], bytes] | None:
+Work = Callable[[], bytes | Iterator[bytes]]      # a child's work: its bytes, whole or in pieces
+
+
+def _forked(work: Work, what: str = "writing expected.json") -> _Child | None:
     """Run work in a forked child; the returned call waits for its bytes. None (the caller does the
     work itself) where forking is not safe: no fork, or other threads in this process (a child of a
     threaded process may inherit a lock some other thread held). The child only computes and
     writes its bytes to an anonymous file (not a pipe: megabytes into a pipe would stall it until
-    this process reads); an exception there is raised here with the child's message."""
+    this process reads), which is handed over as a read-only view of that file: a big lab's
+    contract is megabytes, copied once, where it is joined. An exception there is raised here with
+    the child's message (the file holds it, and the exit status says which of the two it holds)."""
     if not _can_fork():
         return None
     out = _anonymous_file()
     pid = os.fork()
-    if pid == 0:                                  # the child: compute, write, leave without cleanup
-        status = 0
+    if pid != 0:
+        return _Child(pid, out, what)
+    status = 0                                    # the child: compute, write, leave without cleanup
+    try:
         try:
-            try:
-                payload = b"\0" + work()
-            except BaseException as exc:          # carried to the parent
-                payload, status = b"\1" + f"{type(exc).__name__}: {exc}".encode(errors="replace"), 1
-            left = memoryview(payload)
-            while left:
-                left = left[os.write(out, left):]
-        finally:
-            os._exit(status)
+            made = work()
+            for piece in (made,) if isinstance(made, bytes) else made:
+                _write_all(out, piece)
+        except BaseException as exc:              # carried to the parent, instead of the bytes
+            os.ftruncate(out, 0)
+            os.lseek(out, 0, os.SEEK_SET)
+            _write_all(out, f"{type(exc).__name__}: {exc}".encode(errors="replace"))
+            status = 1
+    finally:
+        os._exit(status)
 
-    def result() -> bytes:
+
+class _Child:
+    """A forked child at its work (_forked); calling it waits for its bytes, once."""
+
+    def __init__(self, pid: int, out: int, what: str) -> None:
+        self.pid, self.out, self.what = pid, out, what
+
+    def __call__(self) -> Bytes:
+        status = self._reaped()
         try:
-            os.waitpid(pid, 0)
-            data = os.pread(out, os.fstat(out).st_size, 0)
+            data = _view(self.out)
         finally:
-            os.close(out)
-        if data[:1] != b"\0":
-            why = data[1:].decode(errors="replace") if data[:1] == b"\1" else "the child process died"
-            raise RuntimeError(f"{what} in a child process failed: {why}")
-        return data[1:]
-    return result
+            os.close(self.out)
+        if status != 0:
+            why = bytes(data).decode(errors="replace") if os.WIFEXITED(status) else "the child process died"
+            raise RuntimeError(f"{self.what} in a child process failed: {why}")
+        return data
+
+    def stop(self) -> None:
+        """Kill it unless its bytes were taken already."""
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+            self._reaped()
+            os.close(self.out)
+
+    def _reaped(self) -> int:
+        if not self.pid:
+            raise RuntimeError(f"{self.what}: the child's bytes were taken already")
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        return status
 
 
-def _in_child(work: Callable[[], bytes], what: str) -> Callable[[], bytes]:
-    """_forked(work), or work itself to be called here where no child can be forked."""
-    return _forked(work, what) or work
+def _write_all(fd: int, data: bytes) -> None:
+    left = memoryview(data)
+    while left:
+        left = left[os.write(fd, left):]
+
+
+def _view(fd: int) -> Bytes:
+    """A file's bytes without reading them into this process: its pages mapped read-only."""
+    size = os.fstat(fd).st_size
+    return memoryview(mmap.mmap(fd, size, prot=mmap.PROT_READ)) if size else b""
+
+
+def _bytes(made: Callable[[], Bytes]) -> bytes:
+    data = made()
+    return data if isinstance(data, bytes) else data.tobytes()
+
+
+def _in_child(work: Work, what: str) -> Callable[[], Bytes]:
+    """_forked(work), or work to be done here where no child can be forked."""
+    return _forked(work, what) or partial(_whole, work)
+
+
+def _whole(work: Work) -> bytes:
+    made = work()
+    return made if isinstance(made, bytes) else b"".join(made)
 
 
 def _anonymous_file() -> int:
@@ -167,8 +267,8 @@ def _anonymous_file() -> int:
         return os.dup(f.fileno())
 
 
-def _joined(head: bytes, middle: Callable[[], bytes], tail: bytes) -> bytes:
-    return head + middle() + tail
+def _joined(head: bytes, middle: Callable[[], Bytes], tail: bytes) -> bytes:
+    return b"".join((head, middle(), tail))
 
 
 def _expected_json(plan: Plan, source: str) -> bytes:
@@ -252,7 +352,7 @@ def _read_manifest(out: Path) -> dict[str, str]:
 
 
 def _manifest_bytes(files: list[RenderedFile]) -> bytes:
-    body = {"generator": "clabgen", "files": {f.path: _sha(f.data) for f in files}}
+    body = {"generator": "clabgen", "files": {f.path: f.digest() for f in files}}
     return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -279,9 +379,10 @@ def _current(target: Path) -> bytes | None:
     return target.read_bytes() if target.is_file() else b""
 
 
-def write(files: list[RenderedFile], out: Path, *, force: bool = False) -> list[str]:
+def write(files: list[RenderedFile], out: Path, *, force: bool = False, stage: Stage | None = None) -> list[str]:
     """Write into a temporary directory first, then move each file into place (or, for a lab
-    directory that does not exist yet, the whole directory at once).
+    directory that does not exist yet, the whole directory at once). `stage` is the one begun for
+    this render (start), if any: the files already there are not written again.
 
     A file that exists but was not written by clabgen (not in the manifest), or a generated file
     edited by hand since, is never overwritten unless `force`; files clabgen did not generate are
@@ -289,9 +390,9 @@ def write(files: list[RenderedFile], out: Path, *, force: bool = False) -> list[
     """
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _staging(out.parent, f".{out.name}.clabgen-render-")
+        tmp, there = _begun(stage, out.parent) or (_staging(out.parent, f".{out.name}.clabgen-render-"), set())
         try:
-            _stage(files, tmp)
+            _stage(files, tmp, there)
             os.rename(tmp, out)
             return [f.path for f in files]
         except OSError:
@@ -316,9 +417,9 @@ def write(files: list[RenderedFile], out: Path, *, force: bool = False) -> list[
                                    "edit the intent instead, or pass --force"))
     if blocked and not force:
         raise ClabgenError(*blocked)
-    tmp = _staging(out, ".clabgen-render-")
+    tmp, there = _begun(stage, out) or (_staging(out, ".clabgen-render-"), set())
     try:
-        _stage(files, tmp)
+        _stage(files, tmp, there)
         changed = []
         for f in files + [RenderedFile(MANIFEST, b"")]:
             target = out / f.path
@@ -350,11 +451,19 @@ def _staging(parent: Path, prefix: str) -> Path:
             continue
 
 
-def _stage(files: list[RenderedFile], tmp: Path) -> None:
-    """Every file and the manifest under tmp, each with its mode (a big lab writes 600 files: each
-    directory is made once)."""
+def _begun(stage: Stage | None, parent: Path) -> tuple[Path, set[str]] | None:
+    return stage.within(parent) if stage is not None else None
+
+
+def _stage(files: list[RenderedFile], tmp: Path, there: set[str]) -> None:
+    """Every file (but those `there` already) and the manifest under tmp."""
+    _put([f for f in files if f.path not in there] + [RenderedFile(MANIFEST, _manifest_bytes(files))], tmp)
+
+
+def _put(files: list[RenderedFile], tmp: Path) -> None:
+    """Files under tmp, each with its mode (a big lab writes 600 files: each directory is made once)."""
     made = {str(tmp)}
-    for f in files + [RenderedFile(MANIFEST, _manifest_bytes(files))]:
+    for f in files:
         path = os.path.join(tmp, f.path)
         folder = os.path.dirname(path)
         if folder not in made:
