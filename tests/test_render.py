@@ -386,3 +386,31 @@ def test_the_picture_begun_from_the_topology_is_the_final_plans(lab: Path) -> No
     whole = plan.build(intent.read_lab(lab / "intent.yml"), laid_out=topologies.append)
     assert len(topologies) == 1
     assert graph.dot(topologies[0]) == graph.dot(whole)  # type: ignore[arg-type]
+
+
+def test_the_collector_is_off_during_a_render_and_back_after() -> None:
+    """few_collections turns the cyclic collector off and back on; cycles made meanwhile are still
+    collected afterwards (they join the oldest generation, they are not frozen for good); a
+    collector already off stays off."""
+    import gc
+    import weakref
+
+    class Cycle:
+        pass
+    assert gc.isenabled()
+    with pipeline.few_collections():
+        assert not gc.isenabled()
+        made = Cycle()
+        made.me = made  # type: ignore[attr-defined]
+        ref = weakref.ref(made)
+        del made
+    assert gc.isenabled() and ref() is not None
+    gc.collect()
+    assert ref() is None
+    gc.disable()
+    try:
+        with pipeline.few_collections():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -108,11 +108,14 @@ def validate(intent: Path = typer.Argument(..., help="intent YAML file", autocom
     """Check an intent file; print every problem as FILE:LINE:COL: field: message."""
     from . import intent as intent_mod
     from . import plan as plan_mod
-    lab = intent_mod.read_lab(intent, _display(intent))
-    p = plan_mod.build(lab, scenarios=False)     # fault predictions warn about nothing; render makes them
+    from .pipeline import few_collections
+    with few_collections():
+        lab = intent_mod.read_lab(intent, _display(intent))
+        p = plan_mod.build(lab, scenarios=False)     # fault predictions warn about nothing; render makes them
     for w in p.warnings:
         _say(f"warning: {w}", err=True)
     typer.echo(f"{_display(intent)}: ok ({len(p.nodes)} nodes, {len(p.links)} links, {len(p.tunnels)} tunnels)")
+    _last_command()
 
 
 @app.command()
@@ -138,6 +141,15 @@ def render(
     _warn_placeholder(result.out, result.files)
     for c in result.changed:
         typer.echo(f"  {c}")
+    _last_command()
+
+
+def _last_command() -> None:
+    """The process ends after this command: what it made is kept out of the interpreter's closing
+    garbage collection (a pass over every object of a big lab's plan; the memory goes with the
+    process anyway)."""
+    import gc
+    gc.freeze()
 
 
 def _warn_placeholder(out: Path, files: Sequence[object]) -> None:
