@@ -414,3 +414,12 @@ def test_the_collector_is_off_during_a_render_and_back_after() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+    kept = [Cycle()]                              # one object at least is frozen
+    frozen = gc.get_freeze_count()
+    gc.freeze()
+    try:
+        with pipeline.few_collections():
+            pass
+        assert gc.get_freeze_count() >= frozen + len(kept)   # the program's frozen objects stay frozen
+    finally:
+        gc.unfreeze()

@@ -34,8 +34,9 @@ def few_collections() -> Iterator[None]:
     try:
         yield
     finally:
-        gc.freeze()
-        gc.unfreeze()
+        if not gc.get_freeze_count():             # else: what the program froze stays frozen
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()
 
 
