@@ -89,7 +89,8 @@ def rtt(lab: Any, count: int = 20) -> float:
 def _median_run(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """The sample with the median throughput, with every round's figure beside it."""
     ordered = sorted(samples, key=lambda r: r["gbit_s"])
-    return {**ordered[len(ordered) // 2], "rounds_gbit_s": [r["gbit_s"] for r in samples]}
+    return {**ordered[len(ordered) // 2], "rounds_gbit_s": [r["gbit_s"] for r in samples],
+            "rounds_retrans_pct": [r["retrans_pct"] for r in samples]}
 
 
 def run(impls: tuple[str, ...] = ("c", "python"), rounds: int = 3) -> dict[str, Any]:
