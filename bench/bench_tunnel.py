@@ -146,8 +146,7 @@ def _ratio(tunnel: list[dict[str, Any]], plain: list[dict[str, Any]]) -> tuple[f
     """Each round's ratio against the plain runs on either side of it (plain has one run more than
     the rounds): this machine's speed drifts within seconds, and a round's later runs came up to 15 s
     after its one plain run."""
-    refs = [(a["gbit_s"] + b["gbit_s"]) / 2 for a, b in pairwise(plain)] if len(plain) > len(tunnel) \
-        else [p["gbit_s"] for p in plain]
+    refs = [(a["gbit_s"] + b["gbit_s"]) / 2 for a, b in pairwise(plain)]
     ratios = [round(t["gbit_s"] / ref, 3) for t, ref in zip(tunnel, refs)]
     return sorted(ratios)[len(ratios) // 2], ratios
 

@@ -108,14 +108,14 @@ def validate(intent: Path = typer.Argument(..., help="intent YAML file", autocom
     """Check an intent file; print every problem as FILE:LINE:COL: field: message."""
     from . import intent as intent_mod
     from . import plan as plan_mod
-    from .pipeline import few_collections
+    from .collector import few_collections, no_closing_collection
     with few_collections():
         lab = intent_mod.read_lab(intent, _display(intent))
         p = plan_mod.build(lab, scenarios=False)     # fault predictions warn about nothing; render makes them
     for w in p.warnings:
         _say(f"warning: {w}", err=True)
     typer.echo(f"{_display(intent)}: ok ({len(p.nodes)} nodes, {len(p.links)} links, {len(p.tunnels)} tunnels)")
-    _last_command()
+    no_closing_collection()
 
 
 @app.command()
@@ -127,6 +127,7 @@ def render(
 ) -> None:
     """Render the lab: topology, gateway configs, Linux scripts, README and expected.json."""
     from . import termout
+    from .collector import no_closing_collection
     from .pipeline import render_intent
     with termout.progress(f"rendering {_display(intent)}", threads=False):
         result = render_intent(intent, out, check=check, force=force, display=_display(intent))
@@ -141,15 +142,7 @@ def render(
     _warn_placeholder(result.out, result.files)
     for c in result.changed:
         typer.echo(f"  {c}")
-    _last_command()
-
-
-def _last_command() -> None:
-    """The process ends after this command: what it made is kept out of the interpreter's closing
-    garbage collection (a pass over every object of a big lab's plan; the memory goes with the
-    process anyway)."""
-    import gc
-    gc.freeze()
+    no_closing_collection()
 
 
 def _warn_placeholder(out: Path, files: Sequence[object]) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import intent, plan, render
+from .collector import few_collections
 
 
 @dataclass(frozen=True)
@@ -17,27 +16,6 @@ class RenderResult:
     files: list[render.RenderedFile]
     changed: list[str] = field(default_factory=list)
     diffs: list[str] = field(default_factory=list)
-
-
-@contextmanager
-def few_collections() -> Iterator[None]:
-    """A render makes millions of small objects and frees them itself (they hold few cycles): the
-    cyclic collector is off meanwhile. At its default pace (every 700 allocations) it cost a
-    200-site render a fifth of its time, and each pass over the young objects also touches the old
-    ones they hold, copying the pages the forked children share. Afterwards what survived joins
-    the oldest generation without a pass over it (freeze, unfreeze), so turning the collector
-    back on does not start with one over everything the render made."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        if not gc.get_freeze_count():             # else: what the program froze stays frozen
-            gc.freeze()
-            gc.unfreeze()
-        gc.enable()
 
 
 def render_intent(path: Path, out: Path | None = None, *, check: bool = False, force: bool = False,
